@@ -1,0 +1,1 @@
+"""Baseline methods, one module each; every module registers its methods on import."""

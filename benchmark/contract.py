@@ -1,0 +1,146 @@
+"""The method contract: the only part of the harness that methods import (with :mod:`benchmark.torch_utils`).
+
+A method is a dataclass whose fields are its hyper-parameters, with the paper's defaults (scikit-learn's
+estimator shape). ``fit(train, seed)`` learns from a :class:`TrainView` and returns self; learned state
+gets a trailing underscore; ``embed(modality, X)`` maps raw features of one modality into the common
+space; ``similarity(Zq, Zg)`` scores queries against the gallery (cosine unless overridden).
+
+A method never sees an unseen-class sample: the protocol builds the train view and checks it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+__all__ = [
+    "Method",
+    "TrainView",
+    "ZSBenchError",
+    "LeakageError",
+    "TrainingDiverged",
+    "cosine_similarity",
+    "check_finite_loss",
+    "register_method",
+]
+
+
+class ZSBenchError(Exception):
+    """An error whose message is a complete, one-line explanation for the user (no traceback shown)."""
+
+
+class LeakageError(ZSBenchError):
+    """A train view would contain a sample of an unseen class."""
+
+
+class TrainingDiverged(ZSBenchError):
+    """A loss became NaN or infinite; the run is stopped and no record is written."""
+
+
+@dataclass(frozen=True)
+class TrainView:
+    """What a method may learn from: seen-class training samples, and every class's name and embedding.
+
+    ``features[m]`` / ``labels[m]`` hold only seen-class samples of modality ``m``; labels are class ids
+    indexing ``class_names`` and ``class_embeddings`` (all classes: unseen class *names* are allowed side
+    information). ``validation`` has the same shape, for model selection on held-out seen-class samples.
+    When ``paired`` is true, row i of every modality is one item (image-text pairs), in both parts.
+    """
+
+    modalities: tuple[str, ...]
+    features: Mapping[str, np.ndarray]
+    labels: Mapping[str, np.ndarray]
+    class_names: tuple[str, ...]
+    class_embeddings: np.ndarray
+    seen_classes: np.ndarray
+    unseen_classes: np.ndarray
+    validation_features: Mapping[str, np.ndarray]
+    validation_labels: Mapping[str, np.ndarray]
+    paired: bool
+    tasks: tuple[tuple[str, str], ...]
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def embedding_dim(self) -> int:
+        return int(self.class_embeddings.shape[1])
+
+    def dim(self, modality: str) -> int:
+        return int(self.features[modality].shape[1])
+
+
+def cosine_similarity(zq: np.ndarray, zg: np.ndarray) -> np.ndarray:
+    """Cosine similarity matrix (queries x gallery), float32; zero vectors score 0."""
+    zq = np.asarray(zq, dtype=np.float32)
+    zg = np.asarray(zg, dtype=np.float32)
+    zq = zq / np.maximum(np.linalg.norm(zq, axis=1, keepdims=True), 1e-12)
+    zg = zg / np.maximum(np.linalg.norm(zg, axis=1, keepdims=True), 1e-12)
+    return zq @ zg.T
+
+
+def check_finite_loss(name: str, value: float, epoch: int, method: str) -> None:
+    if not math.isfinite(value):
+        raise TrainingDiverged(
+            f"{method}: loss '{name}' became {value} at epoch {epoch}; no record written "
+            f"(lower the learning rate or check the features for extreme values)"
+        )
+
+
+@dataclass
+class Method:
+    """Base class of every method. Subclasses are dataclasses; every field is a hyper-parameter."""
+
+    name: ClassVar[str] = "method"
+    #: Set by the runner before ``fit``; not a hyper-parameter and not part of the config.
+    device: ClassVar[str] = "cpu"
+    history_: list[dict[str, Any]] = field(default_factory=list, init=False, repr=False, compare=False)
+
+    def fit(self, train: TrainView, seed: int) -> Method:
+        raise NotImplementedError
+
+    def embed(self, modality: str, X: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def similarity(self, zq: np.ndarray, zg: np.ndarray) -> np.ndarray:
+        return cosine_similarity(zq, zg)
+
+    def get_params(self) -> dict[str, Any]:
+        """The hyper-parameters (constructor arguments) and their values."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init}
+
+    def log_epoch(self, epoch: int, **losses: float) -> None:
+        """Record one epoch's losses (kept in the run record) and stop on a non-finite one."""
+        for key, value in losses.items():
+            check_finite_loss(key, float(value), epoch, self.name)
+        self.history_.append({"epoch": epoch, **{k: float(v) for k, v in losses.items()}})
+
+
+#: name -> (method class, hyper-parameter overrides). Filled by :func:`register_method` at import time.
+METHOD_REGISTRY: dict[str, tuple[type[Method], dict[str, Any]]] = {}
+
+
+def register_method(name: str, cls: type[Method] | None = None, **overrides: Any):
+    """Register a method class under ``name``; ``overrides`` make a variant (an ablation, say).
+
+    Usable as a decorator (``@register_method("dadn")``) or as a call for variants
+    (``register_method("cfsa-no-cycle", CFSA, cycle_weight=0.0)``).
+    """
+
+    def add(method_cls: type[Method]) -> type[Method]:
+        names = {f.name for f in dataclasses.fields(method_cls) if f.init}
+        unknown = set(overrides) - names
+        if unknown:
+            raise TypeError(f"register_method({name!r}): {sorted(unknown)} are not hyper-parameters of {method_cls}")
+        if name in METHOD_REGISTRY and METHOD_REGISTRY[name][0] is not method_cls:
+            raise ValueError(f"method name {name!r} is registered twice")
+        METHOD_REGISTRY[name] = (method_cls, dict(overrides))
+        return method_cls
+
+    return add if cls is None else add(cls)

@@ -1,0 +1,219 @@
+"""One (method, dataset, seed) -> one run record; a grid runs every combination and resumes."""
+
+from __future__ import annotations
+
+import io
+import os
+import platform
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmark.contract import ZSBenchError
+from benchmark.datasets import load_dataset
+from benchmark.protocol import ZSDataset, build_train_view, evaluate
+from benchmark.registry import build_method
+from benchmark.store import ResultStore
+
+#: Embeddings are kept next to a record (for plots and re-scoring) when they take at most this much.
+MAX_SIDECAR_BYTES = 64 * 2**20
+
+
+@dataclass(frozen=True)
+class DatasetRequest:
+    name: str
+    synthetic: bool = False
+    split: str | None = None
+    scale: float | None = None
+    data_seed: int = 0
+
+    def load(self) -> ZSDataset:
+        return load_dataset(self.name, synthetic=self.synthetic, split=self.split, scale=self.scale,
+                            data_seed=self.data_seed)
+
+
+@dataclass
+class RunOutcome:
+    method: str
+    dataset: str
+    seed: int
+    status: str  # "done", "skipped", "busy"
+    path: Path
+    record: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class PeakRSS:
+    """Samples the process's resident memory in a thread; ``peak_mb`` is the peak above the start."""
+
+    def __init__(self, interval: float = 0.05):
+        self.interval = interval
+        self._stop = threading.Event()
+
+    @staticmethod
+    def rss_bytes() -> int:
+        try:
+            with open("/proc/self/statm") as handle:
+                return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, ValueError, IndexError):
+            import resource
+
+            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+    def __enter__(self) -> PeakRSS:
+        self.start = self.peak = self.rss_bytes()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+        return self
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.peak = max(self.peak, self.rss_bytes())
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self.rss_bytes())
+
+    @property
+    def peak_mb(self) -> float:
+        return (self.peak - self.start) / 2**20
+
+
+def library_versions() -> dict[str, str]:
+    import sklearn
+    import torch
+
+    from benchmark import __version__
+
+    return {"zsbench": __version__, "python": platform.python_version(), "numpy": np.__version__,
+            "torch": torch.__version__, "scikit-learn": sklearn.__version__}
+
+
+def git_commit() -> str | None:
+    """The project's commit (with ``+dirty`` when the work tree has changes), or None outside a checkout."""
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
+                                timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return commit + ("+dirty" if dirty else "")
+
+
+def run_identity(method_name: str, params: dict[str, Any], ds: ZSDataset, seed: int) -> dict[str, Any]:
+    """Everything that defines a run; its hash names the record."""
+    return {"method": method_name, "config": params, "dataset": ds.name, "source": ds.source,
+            "split": ds.split.name, "split_sha256": ds.split.sha256, "seed": int(seed),
+            "data": {k: v for k, v in ds.provenance.items()}, "eval_protocol": ds.eval_protocol}
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def run_one(method_spec: str, ds: ZSDataset, seed: int, store: ResultStore, params: dict[str, Any] | None = None,
+            force: bool = False, device: str = "cpu", on_event: Callable[[str], None] | None = None) -> RunOutcome:
+    name, method = build_method(method_spec, params)
+    method.device = device
+    full_params = method.get_params()
+    identity = run_identity(name, full_params, ds, seed)
+    path = store.path_for(identity)
+    if path.exists() and not force:
+        store.load(path)  # an unreadable record is an error, not a silent skip
+        return RunOutcome(name, ds.name, seed, "skipped", path)
+    with store.claim(path) as claimed:
+        if not claimed:
+            return RunOutcome(name, ds.name, seed, "busy", path)
+        if path.exists() and not force:
+            return RunOutcome(name, ds.name, seed, "skipped", path)
+        started = _now()
+        t0 = time.perf_counter()
+        with PeakRSS() as memory:
+            train = build_train_view(ds)
+            if on_event:
+                on_event(f"fit {name} seed {seed}")
+            method.fit(train, seed)
+            t_fit = time.perf_counter() - t0
+            metrics, details = evaluate(method, ds, keep_embeddings=True)
+            t_eval = time.perf_counter() - t0 - t_fit
+        record = {
+            "method": name,
+            "config": full_params,
+            "dataset": ds.record(),
+            "source": ds.source,
+            "split": ds.split.record(),
+            "seed": int(seed),
+            "metrics": metrics,
+            "metrics_info": details["tasks"],
+            "training_log": list(method.history_),
+            "timings": {"fit_s": round(t_fit, 3), "eval_s": round(t_eval, 3), "total_s": round(t_fit + t_eval, 3)},
+            "peak_memory_mb": round(memory.peak_mb, 1),
+            "device": device,
+            "versions": library_versions(),
+            "git_commit": git_commit(),
+            "started": started,
+            "finished": _now(),
+            "identity": identity,
+        }
+        if force:
+            store.supersede(path)
+        sidecar = _embeddings_sidecar(details.get("embeddings", {}))
+        if sidecar is not None:
+            store.write_atomic(path.with_suffix(".npz"), sidecar)
+            record["embeddings_file"] = path.with_suffix(".npz").name
+        store.save(path, record)
+    return RunOutcome(name, ds.name, seed, "done", path, record)
+
+
+def _embeddings_sidecar(embeddings: dict[str, tuple[np.ndarray, np.ndarray]]) -> bytes | None:
+    arrays = {}
+    for key, (Z, y) in embeddings.items():
+        arrays[f"{key}/embeddings"] = Z.astype(np.float32)
+        arrays[f"{key}/labels"] = y.astype(np.int32)
+    if not arrays or sum(a.nbytes for a in arrays.values()) > MAX_SIDECAR_BYTES:
+        return None
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def run_grid(methods: Sequence[str], datasets: Sequence[DatasetRequest], seeds: Sequence[int], results: str | Path,
+             force: bool = False, device: str = "cpu", params: dict[str, dict[str, Any]] | None = None,
+             on_outcome: Callable[[RunOutcome], None] | None = None,
+             on_event: Callable[[str], None] | None = None) -> list[RunOutcome]:
+    """Every (method, dataset, seed), dataset by dataset (each loaded once); finished records are skipped."""
+    store = ResultStore(results)
+    for spec in methods:  # fail on an unknown method before any dataset is built
+        build_method(spec, (params or {}).get(spec))
+    outcomes = []
+    for request in datasets:
+        if on_event:
+            on_event(f"load {request.name}{' (synthetic)' if request.synthetic else ''}")
+        ds = request.load()
+        for spec in methods:
+            for seed in seeds:
+                outcome = run_one(spec, ds, seed, store, (params or {}).get(spec), force, device, on_event)
+                outcomes.append(outcome)
+                if on_outcome:
+                    on_outcome(outcome)
+    return outcomes
+
+
+def parse_seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise ZSBenchError(f"--seeds must be comma-separated integers, got {text!r}") from None
+    if not seeds:
+        raise ZSBenchError("--seeds is empty")
+    return seeds

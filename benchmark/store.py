@@ -1,0 +1,124 @@
+"""The results store: one JSON record per run, written atomically, found again by its configuration.
+
+A record's file name carries a hash of everything that defines the run (method and hyper-parameters,
+dataset, source, split and its hash, data provenance, seed), so a rerun of the same grid finds the
+records it already has and skips them. A record is written to a temporary file in the same folder and
+renamed into place: a reader sees the whole record or none. A run in progress holds an exclusive lock on
+its claim file, so two grids sharing a folder never run the same configuration twice at once. ``--force``
+never destroys an older record: it is moved to ``superseded/`` first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from benchmark.contract import ZSBenchError
+
+SCHEMA_VERSION = 1
+
+
+def config_key(identity: dict[str, Any]) -> str:
+    """A short stable hash of the run's identity (canonical JSON)."""
+    blob = json.dumps(identity, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+class ResultStore:
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+
+    def path_for(self, identity: dict[str, Any]) -> Path:
+        folder = self.root / _safe(f"{identity['dataset']}-{identity['source']}") / _safe(identity["method"])
+        return folder / f"seed{identity['seed']}-{config_key(identity)}.json"
+
+    def load(self, path: Path) -> dict[str, Any] | None:
+        """The record at ``path``, or None when there is none (an unreadable file is reported, not hidden)."""
+        if not path.is_file():
+            return None
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError) as err:
+            raise ZSBenchError(
+                f"record {path} is unreadable ({err}); move it aside and rerun to regenerate it"
+            ) from None
+
+    def _writable_folder(self, folder: Path) -> None:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise ZSBenchError(f"cannot create results folder {folder}: {err.strerror}; pass --results DIR") from None
+        if not os.access(folder, os.W_OK):
+            raise ZSBenchError(f"results folder {folder} is not writable; fix its permissions or pass --results DIR")
+
+    @contextlib.contextmanager
+    def claim(self, path: Path) -> Iterator[bool]:
+        """Hold an exclusive lock for running ``path``'s configuration; yields False if another holds it."""
+        self._writable_folder(path.parent)
+        lock_path = path.with_suffix(".lock")
+        with open(lock_path, "a+") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+        with contextlib.suppress(OSError):
+            lock_path.unlink()
+
+    def write_atomic(self, path: Path, data: bytes) -> None:
+        self._writable_folder(path.parent)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            with open(tmp, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except OSError as err:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise ZSBenchError(f"could not write {path}: {err.strerror or err}; earlier records are untouched") from None
+
+    def supersede(self, path: Path) -> Path | None:
+        """Move an existing record (and its sidecars) to ``superseded/`` before a forced rerun."""
+        if not path.exists():
+            return None
+        target_dir = path.parent / "superseded"
+        target_dir.mkdir(exist_ok=True)
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        moved = target_dir / f"{path.stem}.{stamp}{path.suffix}"
+        for sidecar in path.parent.glob(f"{path.stem}.*"):
+            if sidecar != path and sidecar.suffix in (".npz",):
+                os.replace(sidecar, target_dir / f"{path.stem}.{stamp}{sidecar.suffix}")
+        os.replace(path, moved)
+        return moved
+
+    def save(self, path: Path, record: dict[str, Any]) -> None:
+        record = {"schema_version": SCHEMA_VERSION, **record}
+        self.write_atomic(path, (json.dumps(record, indent=1, sort_keys=False, default=str) + "\n").encode())
+
+    def records(self) -> Iterator[tuple[Path, dict[str, Any]]]:
+        """Every record under the root (superseded ones excluded), in a stable order."""
+        if not self.root.exists():
+            return
+        for path in sorted(self.root.rglob("*.json")):
+            if "superseded" in path.parts:
+                continue
+            record = self.load(path)
+            if record is not None and "schema_version" in record:
+                yield path, record

@@ -1,0 +1,70 @@
+"""Small torch helpers shared by methods: seeding, devices, MLPs, batching, inference."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = ["seed_everything", "resolve_device", "mlp", "minibatches", "to_tensor", "predict", "make_generator"]
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, numpy and torch, and ask torch for deterministic kernels."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def make_generator(seed: int) -> np.random.Generator:
+    return np.random.default_rng(seed)
+
+
+def resolve_device(device: str | None) -> torch.device:
+    """``auto`` picks CUDA when present; anything else is passed to torch."""
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def mlp(sizes: Sequence[int], activation: type[nn.Module] = nn.ReLU, final_activation: nn.Module | None = None,
+        dropout: float = 0.0) -> nn.Sequential:
+    """Linear layers between consecutive ``sizes`` with ``activation`` (and dropout) between them."""
+    layers: list[nn.Module] = []
+    for i, (d_in, d_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        layers.append(nn.Linear(d_in, d_out))
+        if i < len(sizes) - 2:
+            layers.append(activation())
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+    if final_activation is not None:
+        layers.append(final_activation)
+    return nn.Sequential(*layers)
+
+
+def minibatches(n: int, batch_size: int, rng: np.random.Generator, drop_last: bool = False) -> Iterator[np.ndarray]:
+    """Shuffled index batches covering 0..n-1 once."""
+    order = rng.permutation(n)
+    stop = n - (n % batch_size) if drop_last and n >= batch_size else n
+    for start in range(0, stop, batch_size):
+        yield order[start:start + batch_size]
+
+
+def to_tensor(x: np.ndarray, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    return torch.as_tensor(np.ascontiguousarray(x), dtype=dtype, device=device)
+
+
+@torch.no_grad()
+def predict(module: nn.Module, X: np.ndarray, device: torch.device | str = "cpu", batch_size: int = 4096) -> np.ndarray:
+    """Run ``module`` in eval mode over ``X`` in batches; float32 numpy out."""
+    was_training = module.training
+    module.eval()
+    out = [module(to_tensor(X[i:i + batch_size], device)).float().cpu().numpy() for i in range(0, len(X), batch_size)]
+    module.train(was_training)
+    if not out:
+        return np.zeros((0, 0), dtype=np.float32)
+    return np.concatenate(out).astype(np.float32, copy=False)

@@ -1,0 +1,1 @@
+"""CFSA: Correlated Features Synthesis and Alignment (Xu et al., SIGIR 2020)."""
