@@ -38,6 +38,7 @@ def normalized(v: np.ndarray) -> np.ndarray:
 @dataclass
 class SemanticRegression(Method):
     name = "semantic-regression"
+    quick_params = {"hidden": 32, "epochs": 3}
     hidden: int = 512
     epochs: int = 40
     batch_size: int = 128

@@ -61,9 +61,9 @@ def run(methods, datasets, synthetic, split, scale, seeds, results, force, devic
 
 
 def _print_outcomes(outcomes) -> None:
-    table = Table(title="runs")
-    for column in ("dataset", "source", "method", "seed", "status", "task", "mAP@all", "P@100", "time (s)"):
-        table.add_column(column)
+    table = Table(title="runs (unseen classes)")
+    for column in ("dataset", "method", "seed", "status", "task", "mAP@all", "P@100", "s"):
+        table.add_column(column, overflow="fold")
     for o in outcomes:
         record = o.record
         if record is None:
@@ -71,11 +71,13 @@ def _print_outcomes(outcomes) -> None:
 
             record = ResultStore(o.path.parent).load(o.path) or {}
         for task_name, values in record.get("metrics", {}).items():
-            table.add_row(o.dataset, record.get("source", "?"), o.method, str(o.seed), o.status, task_name,
+            table.add_row(f"{o.dataset} ({record.get('source', '?')})", o.method, str(o.seed), o.status, task_name,
                           f"{values['mAP@all']:.4f}", f"{values.get('P@100', float('nan')):.4f}",
                           f"{record.get('timings', {}).get('total_s', 0):.1f}")
     console.print(table)
-    console.print(f"records in {outcomes[0].path.parents[2]}" if outcomes else "no runs")
+    counts = {status: sum(o.status == status for o in outcomes) for status in ("done", "skipped", "busy")}
+    summary = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
+    console.print(f"{summary or 'no runs'}; records in {outcomes[0].path.parents[2]}" if outcomes else "no runs")
 
 
 @cli.command("methods")

@@ -98,6 +98,9 @@ class Method:
     """Base class of every method. Subclasses are dataclasses; every field is a hyper-parameter."""
 
     name: ClassVar[str] = "method"
+    #: Hyper-parameter overrides for a seconds-long smoke configuration, used by the contract test suite
+    #: (the way scikit-learn's checks shrink estimators); never used for reported runs.
+    quick_params: ClassVar[dict[str, Any]] = {}
     #: Set by the runner before ``fit``; not a hyper-parameter and not part of the config.
     device: ClassVar[str] = "cpu"
     history_: list[dict[str, Any]] = field(default_factory=list, init=False, repr=False, compare=False)
@@ -120,6 +123,9 @@ class Method:
         for key, value in losses.items():
             check_finite_loss(key, float(value), epoch, self.name)
         self.history_.append({"epoch": epoch, **{k: float(v) for k, v in losses.items()}})
+        hook = getattr(self, "epoch_hook_", None)  # set by the runner to show training progress
+        if hook is not None:
+            hook(epoch, self.history_[-1])
 
 
 #: name -> (method class, hyper-parameter overrides). Filled by :func:`register_method` at import time.

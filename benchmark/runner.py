@@ -141,8 +141,12 @@ def run_one(method_spec: str, ds: ZSDataset, seed: int, store: ResultStore, para
         with PeakRSS() as memory:
             train = build_train_view(ds)
             if on_event:
-                on_event(f"fit {name} seed {seed}")
+                on_event(f"{ds.name}: fit {name} seed {seed}")
+                method.epoch_hook_ = lambda epoch, losses: on_event(
+                    f"{ds.name}: fit {name} seed {seed}, epoch {epoch + 1}: "
+                    + " ".join(f"{k}={v:.3g}" for k, v in losses.items() if k != "epoch"))
             method.fit(train, seed)
+            method.epoch_hook_ = None
             t_fit = time.perf_counter() - t0
             metrics, details = evaluate(method, ds, keep_embeddings=True)
             t_eval = time.perf_counter() - t0 - t_fit

@@ -1,0 +1,94 @@
+"""Runner and store: records with provenance, atomic writes, resume, forced reruns that lose nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from benchmark.contract import ZSBenchError
+from benchmark.runner import run_one
+from benchmark.store import SCHEMA_VERSION, ResultStore
+
+
+def test_record_has_the_schema_fields(tmp_path, tiny_sketch):
+    outcome = run_one("semantic-regression", tiny_sketch, 0, ResultStore(tmp_path), params={"epochs": 2, "hidden": 16})
+    assert outcome.status == "done"
+    record = json.loads(outcome.path.read_text())
+    for key in ("schema_version", "method", "config", "dataset", "source", "split", "seed", "metrics", "timings",
+                "peak_memory_mb", "versions", "git_commit", "started", "finished", "training_log"):
+        assert key in record, key
+    assert record["schema_version"] == SCHEMA_VERSION
+    assert record["source"] == "synthetic" and record["split"]["sha256"] == "0" * 64
+    assert record["config"]["epochs"] == 2 and len(record["training_log"]) == 2
+    assert set(record["metrics"]) == {"sketch->image"}
+    assert set(record["metrics"]["sketch->image"]) == {"mAP@all", "mAP@100", "P@100", "mAP@200", "P@200"}
+    assert (outcome.path.parent / record["embeddings_file"]).is_file()
+
+
+def test_rerun_skips_and_force_keeps_the_old_record(tmp_path, tiny_sketch):
+    store = ResultStore(tmp_path)
+    first = run_one("random", tiny_sketch, 0, store)
+    again = run_one("random", tiny_sketch, 0, store)
+    assert again.status == "skipped" and again.path == first.path
+    forced = run_one("random", tiny_sketch, 0, store, force=True)
+    assert forced.status == "done"
+    superseded = list((first.path.parent / "superseded").glob("*.json"))
+    assert len(superseded) == 1
+    assert json.loads(superseded[0].read_text())["started"] == first.record["started"]
+    assert len(list(store.records())) == 1
+
+
+def test_different_configuration_gets_its_own_record(tmp_path, tiny_sketch):
+    store = ResultStore(tmp_path)
+    a = run_one("random", tiny_sketch, 0, store)
+    b = run_one("random", tiny_sketch, 0, store, params={"dim": 8})
+    c = run_one("random", tiny_sketch, 1, store)
+    assert len({a.path, b.path, c.path}) == 3
+
+
+def test_failed_write_leaves_no_partial_record(tmp_path, tiny_sketch, monkeypatch):
+    store = ResultStore(tmp_path)
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", disk_full)
+    with pytest.raises(ZSBenchError, match="No space left on device"):
+        run_one("random", tiny_sketch, 0, store)
+    assert not list(tmp_path.rglob("*.json")) and not list(tmp_path.rglob("*.tmp"))
+
+
+def test_a_method_that_fails_mid_training_writes_nothing(tmp_path, tiny_sketch, monkeypatch):
+    from baselines.semantic_regression import SemanticRegression
+
+    def exploding_step(self, epoch, **losses):
+        raise ZSBenchError("semantic-regression: loss 'mse_sketch' became nan at epoch 0; no record written")
+
+    monkeypatch.setattr(SemanticRegression, "log_epoch", exploding_step)
+    with pytest.raises(ZSBenchError, match="became nan"):
+        run_one("semantic-regression", tiny_sketch, 0, ResultStore(tmp_path), params={"epochs": 1, "hidden": 8})
+    assert not list(tmp_path.rglob("*.json"))
+
+
+def test_unreadable_record_is_reported_not_skipped(tmp_path, tiny_sketch):
+    store = ResultStore(tmp_path)
+    path = run_one("random", tiny_sketch, 0, store).path
+    path.write_text("{ truncated")
+    with pytest.raises(ZSBenchError, match="unreadable"):
+        run_one("random", tiny_sketch, 0, store)
+
+
+def test_claim_is_exclusive(tmp_path):
+    store = ResultStore(tmp_path)
+    path = tmp_path / "d" / "m" / "seed0-x.json"
+    with store.claim(path) as first, store.claim(path) as second:
+        assert first and not second
+
+
+def test_results_folder_that_is_a_file_is_a_clear_error(tmp_path, tiny_sketch):
+    blocker = tmp_path / "results"
+    blocker.write_text("not a folder")
+    with pytest.raises(ZSBenchError, match="cannot create results folder"):
+        run_one("random", tiny_sketch, 0, ResultStore(blocker))
