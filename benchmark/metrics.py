@@ -75,9 +75,15 @@ def _descending_keys(scores: np.ndarray) -> np.ndarray:
     if not exact32:
         _, dense = np.unique(-scores, return_inverse=True)
         return dense.reshape(scores.shape).astype(np.uint32)
-    bits = (scores.astype(np.float32) + np.float32(0.0)).view(np.uint32)  # + 0.0 folds -0.0 into 0.0
-    ascending = np.where(bits >> 31, ~bits, bits | np.uint32(0x80000000))
-    return ~ascending
+    # Adding 0.0 folds -0.0 into +0.0. For a float's bits u: a positive float's lower 31 bits are flipped
+    # (larger score -> smaller key, top bit 0), a negative float's bits are kept (top bit 1, more negative
+    # -> larger key). In place, with one temporary.
+    bits = np.add(scores, np.float32(0.0), dtype=np.float32).view(np.uint32)
+    flip = bits >> np.uint32(31)
+    flip -= np.uint32(1)
+    flip &= np.uint32(0x7FFFFFFF)
+    bits ^= flip
+    return bits
 
 
 def _chunk_metrics(scores: np.ndarray, q_lab: np.ndarray, g_lab: np.ndarray, ks: Sequence[int]):

@@ -151,3 +151,15 @@ def test_bad_input_is_a_clear_error(scores, q_lab, g_lab, message):
 def test_average_must_be_known():
     with pytest.raises(ValueError, match="micro"):
         retrieval_metrics(np.zeros((1, 2)), np.array([0]), np.array([0, 1]), average="weighted")
+
+
+def test_sort_keys_order_like_the_scores_and_tie_signed_zeros():
+    from benchmark.metrics import _descending_keys
+
+    rng = np.random.default_rng(5)
+    x = np.concatenate([rng.standard_normal(500) * 10.0 ** rng.integers(-30, 30, 500),
+                        [0.0, -0.0, np.inf, -np.inf, 1e-45, -1e-45]]).astype(np.float32)[None, :]
+    keys = _descending_keys(x)[0]
+    order = np.argsort(keys, kind="stable")
+    assert np.all(np.diff(x[0][order]) <= 0)
+    assert (keys[x[0] == 0] == keys[x[0] == 0][0]).all()
