@@ -25,39 +25,49 @@ def _split_list(text: str) -> list[str]:
 
 
 @cli.command()
-@click.option("--methods", required=True, help="Comma-separated method names, or module:Class for your own.")
-@click.option("--dataset", "datasets", required=True, help="Comma-separated dataset names.")
+@click.option("--methods", default=None, help="Comma-separated method names, or module:Class for your own.")
+@click.option("--dataset", "datasets", default=None, help="Comma-separated dataset names.")
 @click.option("--synthetic", is_flag=True, help="Use the synthetic stand-in (real class names and splits).")
 @click.option("--split", default=None, help="Named zero-shot split (default: the dataset's default).")
 @click.option("--scale", type=float, default=None, help="Synthetic stand-in size as a fraction of the real counts.")
-@click.option("--seeds", default="0", show_default=True, help="Comma-separated seeds.")
-@click.option("--results", default="results/runs", show_default=True, help="Folder of run records.")
+@click.option("--seeds", default=None, help="Comma-separated seeds (default 0, or the grid file's).")
+@click.option("--results", default=None, help="Folder of run records (default results/runs, or the grid file's).")
 @click.option("--force", is_flag=True, help="Rerun existing records (older ones move to superseded/).")
-@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, or auto.")
-def run(methods, datasets, synthetic, split, scale, seeds, results, force, device) -> None:
-    """Run every (method, dataset, seed) and write one JSON record each."""
+@click.option("--device", default=None, help="cpu, cuda, or auto (default cpu, or the grid file's).")
+@click.option("--config", "config", default=None, type=click.Path(dir_okay=False),
+              help="A grid file (TOML): methods with hyper-parameters, datasets, seeds; replaces the flags above.")
+@click.option("--jobs", default=1, show_default=True, type=int, help="Runs at once (local worker processes).")
+@click.option("--executor", type=click.Choice(["serial", "processes", "ray"]), default=None,
+              help="Where runs execute (default: serial, or processes when --jobs > 1).")
+@click.option("--address", default=None, help="Ray cluster address for --executor ray (default: start Ray here).")
+def run(methods, datasets, synthetic, split, scale, seeds, results, force, device, config, jobs, executor,
+        address) -> None:
+    """Run every (method, dataset, seed) and write one JSON record each; rerunning resumes."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from benchmark.runner import DatasetRequest, parse_seeds, run_grid
+    from benchmark.executors import run_grid_with
+    from benchmark.gridconfig import grid_from_cli
 
-    method_list, dataset_list, seed_list = _split_list(methods), _split_list(datasets), parse_seeds(seeds)
-    requests = [DatasetRequest(d, synthetic=synthetic, split=split, scale=scale) for d in dataset_list]
-    total = len(method_list) * len(dataset_list) * len(seed_list)
+    grid = grid_from_cli(config, methods, datasets, synthetic, split, scale, seeds, device)
+    results = results or grid.results or "results/runs"
+    executor = executor or ("processes" if jobs > 1 else "serial")
     rows = []
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=True) as progress:
-        task = progress.add_task("runs", total=total)
+        task = progress.add_task(f"runs ({executor})", total=len(grid.tasks()))
 
         def on_event(message: str) -> None:
             progress.update(task, description=message)
 
-        def on_outcome(outcome) -> None:
+        def on_result(result) -> None:
             progress.advance(task)
-            rows.append(outcome)
+            rows.append(result)
 
-        run_grid(method_list, requests, seed_list, results, force=force, device=device,
-                 on_outcome=on_outcome, on_event=on_event)
-    _print_outcomes(rows)
+        report = run_grid_with(grid, results, executor=executor, jobs=jobs, address=address, force=force,
+                               on_result=on_result, on_event=on_event)
+    _print_outcomes([r for r in report.results if r.status != "failed"])
+    console.print(f"{len(report.results)} runs in {report.wall_s:.1f} s ({executor}, {jobs} job(s))")
+    report.raise_for_failures()
 
 
 def _print_outcomes(outcomes) -> None:
