@@ -72,6 +72,12 @@ class ZSDataset:
                 )
             if y.size and (y.min() < 0 or y.max() >= n_classes):
                 raise ZSBenchError(f"{where}: {m} labels must lie in 0..{n_classes - 1}, found {y.min()}..{y.max()}")
+            empty = np.flatnonzero(np.bincount(y, minlength=n_classes) == 0)
+            if empty.size:  # an empty unseen class would silently drop out of the scores
+                raise ZSBenchError(
+                    f"{where}: class {self.class_names[empty[0]]!r} has no {m} items ({empty.size} empty class(es)); "
+                    f"add its items or drop it from the class list and split"
+                )
             bad = ~np.isfinite(X).all(axis=1)
             if bad.any():
                 rows = np.flatnonzero(bad)
