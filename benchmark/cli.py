@@ -40,8 +40,10 @@ def _split_list(text: str) -> list[str]:
 @click.option("--executor", type=click.Choice(["serial", "processes", "ray"]), default=None,
               help="Where runs execute (default: serial, or processes when --jobs > 1).")
 @click.option("--address", default=None, help="Ray cluster address for --executor ray (default: start Ray here).")
+@click.option("--threads", default=None, type=int,
+              help="torch/BLAS threads per run; the same value gives bit-identical records on every executor.")
 def run(methods, datasets, synthetic, split, scale, seeds, results, force, device, config, jobs, executor,
-        address) -> None:
+        address, threads) -> None:
     """Run every (method, dataset, seed) and write one JSON record each; rerunning resumes."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -64,7 +66,7 @@ def run(methods, datasets, synthetic, split, scale, seeds, results, force, devic
             rows.append(result)
 
         report = run_grid_with(grid, results, executor=executor, jobs=jobs, address=address, force=force,
-                               on_result=on_result, on_event=on_event)
+                               threads=threads, on_result=on_result, on_event=on_event)
     _print_outcomes([r for r in report.results if r.status != "failed"])
     console.print(f"{len(report.results)} runs in {report.wall_s:.1f} s ({executor}, {jobs} job(s))")
     report.raise_for_failures()

@@ -71,16 +71,40 @@ def one_line(err: BaseException) -> str:
     return message if isinstance(err, ZSBenchError) else f"{type(err).__name__}: {message}"
 
 
+@contextlib.contextmanager
+def thread_limit(threads: int | None) -> Iterator[None]:
+    """Run with ``threads`` torch and BLAS threads (None: as the process is set up).
+
+    Floating-point sums split over threads can differ in the last bits with the thread count, so runs
+    that must match bit for bit across executors (serial uses every core, each of N workers its share,
+    a Ray task one) are given the same count.
+    """
+    if threads is None:
+        yield
+        return
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with threadpool_limits(limits=threads):
+            yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def run_task(task: GridTask, results: str, force: bool, device: str, grid: dict[str, Any] | None,
-             on_event: Callable[[str], None] | None = None) -> TaskResult:
+             on_event: Callable[[str], None] | None = None, threads: int | None = None) -> TaskResult:
     """Run one task in this process; any failure becomes a ``failed`` result (no record is written)."""
     from benchmark.runner import run_one
 
     t0 = time.perf_counter()
     try:
         ds = _dataset(task.dataset)
-        outcome = run_one(task.method, ds, task.seed, ResultStore(results), task.params or None, force, device,
-                          on_event, grid=grid)
+        with thread_limit(threads):
+            outcome = run_one(task.method, ds, task.seed, ResultStore(results), task.params or None, force, device,
+                              on_event, grid=grid)
     except Exception as err:  # noqa: BLE001 - a failed run must not stop the rest of the grid
         return TaskResult(task.index, task.method, task.dataset.name, task.seed, "failed", None, one_line(err),
                           time.perf_counter() - t0)
@@ -102,21 +126,25 @@ def _lost(task: GridTask, err: BaseException) -> TaskResult:
 
 # --- the executors ---------------------------------------------------------------------------------------
 
-def _serial(tasks, results, force, device, grid, on_event) -> Iterator[TaskResult]:
-    for task in tasks:
-        yield run_task(task, results, force, device, grid, on_event)
+def _serial(threads: int | None) -> Callable[..., Iterator[TaskResult]]:
+    def execute(tasks, results, force, device, grid, on_event) -> Iterator[TaskResult]:
+        for task in tasks:
+            yield run_task(task, results, force, device, grid, on_event, threads)
+
+    return execute
 
 
-def _processes(jobs: int) -> Callable[..., Iterator[TaskResult]]:
+def _processes(jobs: int, threads: int | None) -> Callable[..., Iterator[TaskResult]]:
     def execute(tasks, results, force, device, grid, on_event) -> Iterator[TaskResult]:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
-        threads = max(1, (os.cpu_count() or 1) // jobs)
+        share = max(1, (os.cpu_count() or 1) // jobs)
         # spawn: a fork of a process that already started torch threads can deadlock.
         with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=_init_worker, initargs=(threads,)) as pool:
-            futures = {pool.submit(run_task, task, results, force, device, grid): task for task in tasks}
+                                 initializer=_init_worker, initargs=(threads or share,)) as pool:
+            futures = {pool.submit(run_task, task, results, force, device, grid, None, threads): task
+                       for task in tasks}
             for future in as_completed(futures):
                 try:
                     yield future.result()
@@ -126,11 +154,11 @@ def _processes(jobs: int) -> Callable[..., Iterator[TaskResult]]:
     return execute
 
 
-def _ray(jobs: int | None, address: str | None) -> Callable[..., Iterator[TaskResult]]:
+def _ray(jobs: int | None, address: str | None, threads: int | None) -> Callable[..., Iterator[TaskResult]]:
     def execute(tasks, results, force, device, grid, on_event) -> Iterator[TaskResult]:
         with ray_session(address, jobs) as ray:
-            remote_task = ray.remote(num_cpus=1)(run_task)
-            refs = {remote_task.remote(task, results, force, device, grid): task for task in tasks}
+            remote_task = ray.remote(num_cpus=threads or 1)(run_task)
+            refs = {remote_task.remote(task, results, force, device, grid, None, threads): task for task in tasks}
             pending = list(refs)
             while pending:
                 finished, pending = ray.wait(pending, num_returns=1)
@@ -173,15 +201,18 @@ def ray_session(address: str | None, num_cpus: int | None = None):
         ray.shutdown()
 
 
-def make_executor(name: str, jobs: int = 1, address: str | None = None) -> Callable[..., Iterator[TaskResult]]:
+def make_executor(name: str, jobs: int = 1, address: str | None = None,
+                  threads: int | None = None) -> Callable[..., Iterator[TaskResult]]:
     if jobs < 1:
         raise ZSBenchError(f"--jobs must be at least 1, got {jobs}")
+    if threads is not None and threads < 1:
+        raise ZSBenchError(f"--threads must be at least 1, got {threads}")
     if name == "serial":
-        return _serial
+        return _serial(threads)
     if name == "processes":
-        return _processes(jobs)
+        return _processes(jobs, threads)
     if name == "ray":
-        return _ray(jobs if jobs > 1 else None, address)
+        return _ray(jobs if jobs > 1 else None, address, threads)
     raise ZSBenchError(f"unknown executor {name!r}; choose one of {', '.join(EXECUTORS)}")
 
 
@@ -232,12 +263,12 @@ def remove_stale_temps(root: str | Path, min_age_s: float = STALE_TEMP_AGE_S) ->
 
 
 def run_grid_with(grid: Grid, results: str | Path, executor: str = "serial", jobs: int = 1,
-                  address: str | None = None, force: bool = False,
+                  address: str | None = None, force: bool = False, threads: int | None = None,
                   on_result: Callable[[TaskResult], None] | None = None,
                   on_event: Callable[[str], None] | None = None) -> GridReport:
     """Run every task of ``grid``; results come back in the grid's order whatever order they finished in."""
     grid.check()
-    execute = make_executor(executor, jobs, address)
+    execute = make_executor(executor, jobs, address, threads)
     store = ResultStore(results)
     store._writable_folder(store.root)  # a read-only or misplaced results folder fails before any run
     remove_stale_temps(store.root)

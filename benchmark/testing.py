@@ -37,14 +37,15 @@ class RidgeProjection(Method):
                 handle.write(f"{self.name} {seed}\n")
         rng = np.random.default_rng(seed)
         targets = train.class_embeddings / np.linalg.norm(train.class_embeddings, axis=1, keepdims=True)
-        self.projections_, self.weights_ = {}, {}
+        self.projections_, self.weights_, losses = {}, {}, {}
         for m in train.modalities:
             P = (rng.standard_normal((train.dim(m), self.proj_dim)) / np.sqrt(train.dim(m))).astype(np.float32)
             H = (train.features[m] @ P).astype(np.float64)
             T = targets[train.labels[m]]
             W = np.linalg.solve(H.T @ H + self.ridge * np.eye(self.proj_dim), H.T @ T)
             self.projections_[m], self.weights_[m] = P, W
-            self.log_epoch(0, **{f"mse_{m}": float(np.mean((H @ W - T) ** 2))})
+            losses[f"mse_{m}"] = float(np.mean((H @ W - T) ** 2))
+        self.log_epoch(0, **losses)
         time.sleep(self.delay_s)
         return self
 
