@@ -149,9 +149,12 @@ def datasets_info(name: str) -> None:
         console.print(f"notes: {spec.notes}")
 
 
-@cli.group()
-def perf() -> None:
-    """Benchmarks that print figures."""
+@cli.group(invoke_without_command=True)
+@click.pass_context
+def perf(ctx) -> None:
+    """Benchmarks that print figures (no subcommand: the whole suite, as `perf all`)."""
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(perf_all_cmd)
 
 
 @perf.command("metrics")
@@ -171,6 +174,48 @@ def perf_metrics_cmd(queries, gallery, classes, sklearn_queries) -> None:
                                  f" (from {r.sklearn_queries_timed} queries)")
     table.add_row(f"{r.engine_s:.3f}", sk, f"{r.ratio:.1f}x", f"{r.peak_extra_mb:.0f}", f"{r.max_abs_diff:.2e}")
     console.print(table)
+
+
+# --- scale and reliability commands ---
+
+@perf.command("all")
+@click.option("--repeats", default=3, show_default=True, help="Runs per figure (the table shows the median).")
+@click.option("--out", default="results/perf.md", show_default=True, help="Markdown file for the figures.")
+@click.option("--gallery/--no-gallery", default=True, show_default=True,
+              help="Measure evaluation memory on large galleries (Sketchy scale and 10k x 100k; about a minute).")
+def perf_all_cmd(repeats, out, gallery) -> None:
+    """Metric engine, training throughput, an end-to-end grid and large-gallery memory; writes results/perf.md."""
+    from benchmark.perf_suite import GALLERY_SCALES, run_suite, write_markdown
+
+    if repeats < 1:
+        raise ZSBenchError(f"--repeats must be at least 1, got {repeats}")
+    with console.status("measuring") as status:
+        report = run_suite(repeats, GALLERY_SCALES if gallery else None,
+                           on_figure=lambda f: status.update(f"measured: {f.name.strip()}"))
+    _print_perf(report)
+    console.print(f"written to {write_markdown(report, out)}")
+
+
+@perf.command("memory")
+@click.option("--queries", default=15229, show_default=True)
+@click.option("--gallery", default=17101, show_default=True)
+def perf_memory_cmd(queries, gallery) -> None:
+    """Peak extra resident memory of evaluation on a random gallery (dim 64), in a fresh process."""
+    from benchmark.perf_suite import PerfReport, gallery_memory_figures
+
+    figures = gallery_memory_figures({f"{queries} x {gallery}": (queries, gallery)})
+    _print_perf(PerfReport({}, {}, figures))
+
+
+def _print_perf(report) -> None:
+    table = Table(title="zsbench perf (median of runs)")
+    for column in ("figure", "median", "unit", "runs"):
+        table.add_column(column)
+    for f in report.figures:
+        table.add_row(f.name, f"{f.median:.4g}", f.unit, ", ".join(f"{v:.4g}" for v in f.values))
+    console.print(table)
+    if report.machine:
+        console.print(", ".join(f"{k}: {v}" for k, v in report.machine.items()))
 
 
 def main() -> None:
