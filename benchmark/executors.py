@@ -95,7 +95,8 @@ def thread_limit(threads: int | None) -> Iterator[None]:
 
 
 def run_task(task: GridTask, results: str, force: bool, device: str, grid: dict[str, Any] | None,
-             on_event: Callable[[str], None] | None = None, threads: int | None = None) -> TaskResult:
+             on_event: Callable[[str], None] | None = None, threads: int | None = None,
+             map_blocks: Callable | None = None) -> TaskResult:
     """Run one task in this process; any failure becomes a ``failed`` result (no record is written)."""
     from benchmark.runner import run_one
 
@@ -104,7 +105,7 @@ def run_task(task: GridTask, results: str, force: bool, device: str, grid: dict[
         ds = _dataset(task.dataset)
         with thread_limit(threads):
             outcome = run_one(task.method, ds, task.seed, ResultStore(results), task.params or None, force, device,
-                              on_event, grid=grid)
+                              on_event, grid=grid, map_blocks=map_blocks)
     except Exception as err:  # noqa: BLE001 - a failed run must not stop the rest of the grid
         return TaskResult(task.index, task.method, task.dataset.name, task.seed, "failed", None, one_line(err),
                           time.perf_counter() - t0)
@@ -158,7 +159,8 @@ def _ray(jobs: int | None, address: str | None, threads: int | None) -> Callable
     def execute(tasks, results, force, device, grid, on_event) -> Iterator[TaskResult]:
         with ray_session(address, jobs) as ray:
             remote_task = ray.remote(num_cpus=threads or 1)(run_task)
-            refs = {remote_task.remote(task, results, force, device, grid, None, threads): task for task in tasks}
+            refs = {remote_task.remote(task, results, force, device, grid, None, threads, map_blocks_on_ray): task
+                    for task in tasks}
             pending = list(refs)
             while pending:
                 finished, pending = ray.wait(pending, num_returns=1)
@@ -168,6 +170,28 @@ def _ray(jobs: int | None, address: str | None, threads: int | None) -> Callable
                     yield _lost(refs[finished[0]], err)
 
     return execute
+
+
+def _score_block(score_block, Zq, yq, Zg, yg):
+    return score_block(Zq, yq, Zg, yg)
+
+
+def map_blocks_on_ray(score_block, Zq, yq, Zg, yg, rows: int) -> list:
+    """Spread an evaluation's query blocks over Ray workers (see :func:`benchmark.protocol.evaluate`).
+
+    The gallery and the scoring function go to the object store once; each worker holds one block of
+    scores at a time, so the memory bound per worker is the serial one. A single block is scored here.
+    """
+    from benchmark.protocol import map_blocks_here
+
+    starts = range(0, Zq.shape[0], rows)
+    if len(starts) < 2:
+        return map_blocks_here(score_block, Zq, yq, Zg, yg, rows)
+    import ray
+
+    remote = ray.remote(num_cpus=1)(_score_block)
+    fn_ref, gallery_ref, labels_ref = ray.put(score_block), ray.put(Zg), ray.put(yg)
+    return ray.get([remote.remote(fn_ref, Zq[s:s + rows], yq[s:s + rows], gallery_ref, labels_ref) for s in starts])
 
 
 @contextlib.contextmanager

@@ -123,9 +123,10 @@ def _now() -> str:
 
 def run_one(method_spec: str, ds: ZSDataset, seed: int, store: ResultStore, params: dict[str, Any] | None = None,
             force: bool = False, device: str = "cpu", on_event: Callable[[str], None] | None = None,
-            grid: dict[str, Any] | None = None) -> RunOutcome:
+            grid: dict[str, Any] | None = None, map_blocks: Callable | None = None) -> RunOutcome:
     """``grid`` (the resolved grid configuration that asked for this run) is kept in the record as provenance;
-    it is not part of the run's identity, so the same run asked for by two grids is one record."""
+    it is not part of the run's identity, so the same run asked for by two grids is one record.
+    ``map_blocks`` is passed to :func:`benchmark.protocol.evaluate` (where query blocks are scored)."""
     name, method = build_method(method_spec, params)
     method.device = device
     full_params = method.get_params()
@@ -147,7 +148,7 @@ def run_one(method_spec: str, ds: ZSDataset, seed: int, store: ResultStore, para
                 on_event(f"fit {name} seed {seed}")
             method.fit(train, seed)
             t_fit = time.perf_counter() - t0
-            metrics, details = evaluate(method, ds, keep_embeddings=True)
+            metrics, details = evaluate(method, ds, keep_embeddings=True, map_blocks=map_blocks)
             t_eval = time.perf_counter() - t0 - t_fit
         record = {
             "method": name,

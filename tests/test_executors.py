@@ -89,6 +89,23 @@ def test_local_ray_gives_the_serial_records(tmp_path, grid_file, serial_one_thre
     assert not ray.is_initialized(), "the Ray the command started is stopped at the end"
 
 
+@pytest.mark.slow  # starting Ray takes about 20 s on two cores
+@pytest.mark.skipif(importlib.util.find_spec("ray") is None,
+                    reason="Ray is not installed (pip install 'zsbench[ray]'); block scoring on Ray is untested here")
+def test_query_blocks_spread_over_ray_workers_give_the_serial_metrics():
+    from benchmark.executors import map_blocks_on_ray, ray_session, thread_limit
+    from benchmark.perf_suite import Precomputed, gallery_dataset
+    from benchmark.protocol import evaluate
+
+    ds = gallery_dataset(600, 2000, dim=16, n_unseen=6)
+    block_bytes = 4 * 2000 * 50  # 50 queries a block: 12 blocks
+    with thread_limit(1):  # as a Ray task with one CPU: the same sums, so the same last bits
+        here, _ = evaluate(Precomputed(), ds, block_bytes=block_bytes)
+    with ray_session(None, 2):
+        spread, _ = evaluate(Precomputed(), ds, block_bytes=block_bytes, map_blocks=map_blocks_on_ray)
+    assert json.dumps(spread) == json.dumps(here)
+
+
 def test_results_come_back_in_grid_order_and_a_failure_does_not_stop_the_grid(tmp_path):
     grid = grid_from_cli(None, "benchmark.testing:RaisesMidTraining,benchmark.testing:RidgeProjection",
                          "wikipedia", True, None, 0.05, "0,1", None)
