@@ -63,11 +63,10 @@ def _assert_same_records(a: Path, b: Path) -> None:
                 assert np.array_equal(za[key], zb[key]), (name, key)
 
 
-def test_the_same_grid_twice_gives_byte_identical_metrics(tmp_path, grid_file):
-    first = run_grid_with(load_grid(grid_file), tmp_path / "first")
-    second = run_grid_with(load_grid(grid_file), tmp_path / "second")
-    assert [r.status for r in first.results] == [r.status for r in second.results] == ["done"] * 4
-    _assert_same_records(tmp_path / "first", tmp_path / "second")
+def test_the_same_grid_twice_gives_byte_identical_metrics(tmp_path, grid_file, serial_one_thread):
+    second = run_grid_with(load_grid(grid_file), tmp_path, threads=1)
+    assert [r.status for r in second.results] == ["done"] * 4
+    _assert_same_records(serial_one_thread, tmp_path)
 
 
 @pytest.mark.slow  # two spawned workers import torch and build the dataset: about 20 s on two cores
@@ -130,9 +129,8 @@ def test_the_committed_smoke_grid_resolves():
     assert resolved["seeds"] == [0, 1] and len(grid.tasks()) == 8
 
 
-def test_a_grid_file_run_keeps_the_resolved_grid_in_every_record(tmp_path, grid_file):
-    run_grid_with(load_grid(grid_file), tmp_path / "runs")
-    records = _records(tmp_path / "runs")
+def test_a_grid_file_run_keeps_the_resolved_grid_in_every_record(grid_file, serial_one_thread):
+    records = _records(serial_one_thread)
     expected = load_grid(grid_file).resolved()
     assert records and all(r["grid"] == json.loads(json.dumps(expected)) for r in records.values())
     assert all(r["grid"]["file_sha256"] for r in records.values())

@@ -25,7 +25,7 @@ GRID = f"""
 seeds = {list(range(N_SEEDS))}
 [[methods]]
 name = "benchmark.testing:RidgeProjection"
-params = {{ delay_s = 0.3 }}
+params = {{ delay_s = 0.25 }}
 [[datasets]]
 name = "wikipedia"
 synthetic = true
@@ -97,6 +97,7 @@ def test_sigkill_halfway_then_rerun_gives_the_uninterrupted_records(tmp_path, gr
     assert not list(killed.rglob("*.lock")), "a rerun leaves no lock files behind"
 
 
+@pytest.mark.slow  # two grids, one in a fresh interpreter: about 15 s on two busy cores
 def test_two_grids_on_one_folder_run_each_configuration_once(tmp_path, grid_file, monkeypatch):
     """One grid in another process, one here, started together on the same results folder."""
     results, fit_log = tmp_path / "shared", tmp_path / "fits.log"
