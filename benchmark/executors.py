@@ -113,11 +113,22 @@ def run_task(task: GridTask, results: str, force: bool, device: str, grid: dict[
                       wall_s=time.perf_counter() - t0)
 
 
-def _init_worker(threads: int) -> None:
-    """Give each local worker its share of the cores (N workers x all cores would oversubscribe them)."""
+def _init_worker(threads: int, driver_pid: int) -> None:
+    """Give each local worker its share of the cores (N workers x all cores would oversubscribe them), and
+    end it when the driver dies (killed, SIGKILL included): orphans would go on computing for nobody.
+    Ending mid-run loses only that run in flight; its temporary file is never read as a record."""
+    import threading
+
     import torch
 
     torch.set_num_threads(threads)
+
+    def watch_driver() -> None:
+        while os.getppid() == driver_pid:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch_driver, daemon=True, name="zsbench-driver-watch").start()
 
 
 def _lost(task: GridTask, err: BaseException) -> TaskResult:
@@ -143,7 +154,7 @@ def _processes(jobs: int, threads: int | None) -> Callable[..., Iterator[TaskRes
         share = max(1, (os.cpu_count() or 1) // jobs)
         # spawn: a fork of a process that already started torch threads can deadlock.
         with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=_init_worker, initargs=(threads or share,)) as pool:
+                                 initializer=_init_worker, initargs=(threads or share, os.getpid())) as pool:
             futures = {pool.submit(run_task, task, results, force, device, grid, None, threads): task
                        for task in tasks}
             for future in as_completed(futures):
