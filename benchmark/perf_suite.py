@@ -69,8 +69,11 @@ def machine_info() -> dict[str, str]:
     except (ValueError, OSError, AttributeError):
         pass
     affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {"cpu": cpu, "cores": f"{os.cpu_count()} ({affinity} usable)", "memory": memory,
+    info = {"cpu": cpu, "cores": f"{os.cpu_count()} ({affinity} usable)", "memory": memory,
             "os": f"{platform.system()} {platform.release()}", "python": platform.python_version()}
+    if hasattr(os, "getloadavg"):  # other work on the machine skews every figure: say how much there was
+        info["load average at start (1, 5, 15 min)"] = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return info
 
 
 def versions() -> dict[str, str]:
