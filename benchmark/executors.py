@@ -243,6 +243,8 @@ def make_executor(name: str, jobs: int = 1, address: str | None = None,
     if threads is not None and threads < 1:
         raise ZSBenchError(f"--threads must be at least 1, got {threads}")
     if name == "serial":
+        if jobs > 1:
+            raise ZSBenchError(f"--jobs {jobs} needs --executor processes or ray; serial runs one at a time")
         return _serial(threads)
     if name == "processes":
         return _processes(jobs, threads)

@@ -174,5 +174,7 @@ def test_executor_arguments_are_checked():
         make_executor("processes", 0)
     with pytest.raises(ZSBenchError, match="unknown executor"):
         make_executor("dask")
+    with pytest.raises(ZSBenchError, match="--jobs 2 needs --executor processes or ray"):
+        make_executor("serial", 2)
     with pytest.raises(ZSBenchError, match="--threads must be at least 1"):
         make_executor("serial", 1, threads=0)
