@@ -6,6 +6,7 @@ import sys
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from benchmark.contract import ZSBenchError
@@ -25,39 +26,51 @@ def _split_list(text: str) -> list[str]:
 
 
 @cli.command()
-@click.option("--methods", required=True, help="Comma-separated method names, or module:Class for your own.")
-@click.option("--dataset", "datasets", required=True, help="Comma-separated dataset names.")
+@click.option("--methods", default=None, help="Comma-separated method names, or module:Class for your own.")
+@click.option("--dataset", "datasets", default=None, help="Comma-separated dataset names.")
 @click.option("--synthetic", is_flag=True, help="Use the synthetic stand-in (real class names and splits).")
 @click.option("--split", default=None, help="Named zero-shot split (default: the dataset's default).")
 @click.option("--scale", type=float, default=None, help="Synthetic stand-in size as a fraction of the real counts.")
-@click.option("--seeds", default="0", show_default=True, help="Comma-separated seeds.")
-@click.option("--results", default="results/runs", show_default=True, help="Folder of run records.")
+@click.option("--seeds", default=None, help="Comma-separated seeds (default 0, or the grid file's).")
+@click.option("--results", default=None, help="Folder of run records (default results/runs, or the grid file's).")
 @click.option("--force", is_flag=True, help="Rerun existing records (older ones move to superseded/).")
-@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, or auto.")
-def run(methods, datasets, synthetic, split, scale, seeds, results, force, device) -> None:
-    """Run every (method, dataset, seed) and write one JSON record each."""
+@click.option("--device", default=None, help="cpu, cuda, or auto (default cpu, or the grid file's).")
+@click.option("--config", "config", default=None, type=click.Path(dir_okay=False),
+              help="A grid file (TOML): methods with hyper-parameters, datasets, seeds; replaces the flags above.")
+@click.option("--jobs", default=1, show_default=True, type=int, help="Runs at once (local worker processes).")
+@click.option("--executor", type=click.Choice(["serial", "processes", "ray"]), default=None,
+              help="Where runs execute (default: serial, or processes when --jobs > 1).")
+@click.option("--address", default=None, help="Ray cluster address for --executor ray (default: start Ray here).")
+@click.option("--threads", default=None, type=int,
+              help="torch/BLAS threads per run; the same value gives bit-identical records on every executor.")
+def run(methods, datasets, synthetic, split, scale, seeds, results, force, device, config, jobs, executor,
+        address, threads) -> None:
+    """Run every (method, dataset, seed) and write one JSON record each; rerunning resumes."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from benchmark.runner import DatasetRequest, parse_seeds, run_grid
+    from benchmark.executors import run_grid_with
+    from benchmark.gridconfig import grid_from_cli
 
-    method_list, dataset_list, seed_list = _split_list(methods), _split_list(datasets), parse_seeds(seeds)
-    requests = [DatasetRequest(d, synthetic=synthetic, split=split, scale=scale) for d in dataset_list]
-    total = len(method_list) * len(dataset_list) * len(seed_list)
+    grid = grid_from_cli(config, methods, datasets, synthetic, split, scale, seeds, device)
+    results = results or grid.results or "results/runs"
+    executor = executor or ("processes" if jobs > 1 else "serial")
     rows = []
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=True) as progress:
-        task = progress.add_task("runs", total=total)
+        task = progress.add_task(f"runs ({executor})", total=len(grid.tasks()))
 
         def on_event(message: str) -> None:
             progress.update(task, description=message)
 
-        def on_outcome(outcome) -> None:
+        def on_result(result) -> None:
             progress.advance(task)
-            rows.append(outcome)
+            rows.append(result)
 
-        run_grid(method_list, requests, seed_list, results, force=force, device=device,
-                 on_outcome=on_outcome, on_event=on_event)
-    _print_outcomes(rows)
+        report = run_grid_with(grid, results, executor=executor, jobs=jobs, address=address, force=force,
+                               threads=threads, on_result=on_result, on_event=on_event)
+    _print_outcomes([r for r in report.results if r.status != "failed"])
+    console.print(f"{len(report.results)} runs in {report.wall_s:.1f} s ({executor}, {jobs} job(s))")
+    report.raise_for_failures()
 
 
 def _print_outcomes(outcomes) -> None:
@@ -138,9 +151,12 @@ def datasets_info(name: str) -> None:
         console.print(f"notes: {spec.notes}")
 
 
-@cli.group()
-def perf() -> None:
-    """Benchmarks that print figures."""
+@cli.group(invoke_without_command=True)
+@click.pass_context
+def perf(ctx) -> None:
+    """Benchmarks that print figures (no subcommand: the whole suite, as `perf all`)."""
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(perf_all_cmd)
 
 
 @perf.command("metrics")
@@ -162,11 +178,53 @@ def perf_metrics_cmd(queries, gallery, classes, sklearn_queries) -> None:
     console.print(table)
 
 
+# --- scale and reliability commands ---
+
+@perf.command("all")
+@click.option("--repeats", default=3, show_default=True, help="Runs per figure (the table shows the median).")
+@click.option("--out", default="results/perf.md", show_default=True, help="Markdown file for the figures.")
+@click.option("--gallery/--no-gallery", default=True, show_default=True,
+              help="Measure evaluation memory on large galleries (Sketchy scale and 10k x 100k; about a minute).")
+def perf_all_cmd(repeats, out, gallery) -> None:
+    """Metric engine, training throughput, an end-to-end grid and large-gallery memory; writes results/perf.md."""
+    from benchmark.perf_suite import GALLERY_SCALES, run_suite, write_markdown
+
+    if repeats < 1:
+        raise ZSBenchError(f"--repeats must be at least 1, got {repeats}")
+    with console.status("measuring") as status:
+        report = run_suite(repeats, GALLERY_SCALES if gallery else None,
+                           on_figure=lambda f: status.update(f"measured: {f.name.strip()}"))
+    _print_perf(report)
+    console.print(f"written to {write_markdown(report, out)}")
+
+
+@perf.command("memory")
+@click.option("--queries", default=15229, show_default=True)
+@click.option("--gallery", default=17101, show_default=True)
+def perf_memory_cmd(queries, gallery) -> None:
+    """Peak extra resident memory of evaluation on a random gallery (dim 64), in a fresh process."""
+    from benchmark.perf_suite import PerfReport, gallery_memory_figures
+
+    figures = gallery_memory_figures({f"{queries} x {gallery}": (queries, gallery)})
+    _print_perf(PerfReport({}, {}, figures))
+
+
+def _print_perf(report) -> None:
+    table = Table(title="zsbench perf (median of runs)")
+    for column in ("figure", "median", "unit", "runs"):
+        table.add_column(column)
+    for f in report.figures:
+        table.add_row(f.name, f"{f.median:.4g}", f.unit, ", ".join(f"{v:.4g}" for v in f.values))
+    console.print(table)
+    if report.machine:
+        console.print(", ".join(f"{k}: {v}" for k, v in report.machine.items()))
+
+
 def main() -> None:
     try:
         cli.main(standalone_mode=False)
     except ZSBenchError as err:
-        err_console.print(f"[red]error:[/red] {err}", highlight=False, soft_wrap=True)
+        err_console.print(f"[red]error:[/red] {escape(str(err))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except click.exceptions.Abort:
         err_console.print("aborted")
@@ -175,7 +233,7 @@ def main() -> None:
         err.show()
         sys.exit(err.exit_code)
     except ValueError as err:
-        err_console.print(f"[red]error:[/red] {err}", highlight=False, soft_wrap=True)
+        err_console.print(f"[red]error:[/red] {escape(str(err))}", highlight=False, soft_wrap=True)
         sys.exit(2)
 
 

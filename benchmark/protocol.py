@@ -8,6 +8,7 @@ metric engine, a block of queries at a time so the score matrix is never held wh
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,6 +73,12 @@ class ZSDataset:
                 )
             if y.size and (y.min() < 0 or y.max() >= n_classes):
                 raise ZSBenchError(f"{where}: {m} labels must lie in 0..{n_classes - 1}, found {y.min()}..{y.max()}")
+            empty = np.flatnonzero(np.bincount(y, minlength=n_classes) == 0)
+            if empty.size:  # an empty unseen class would silently drop out of the scores
+                raise ZSBenchError(
+                    f"{where}: class {self.class_names[empty[0]]!r} has no {m} items ({empty.size} empty class(es)); "
+                    f"add its items or drop it from the class list and split"
+                )
             bad = ~np.isfinite(X).all(axis=1)
             if bad.any():
                 rows = np.flatnonzero(bad)
@@ -162,12 +169,23 @@ def check_no_leakage(view: TrainView, unseen_classes: np.ndarray) -> None:
                 )
 
 
+def _block_metrics(similarity, ks, Zq: np.ndarray, yq: np.ndarray, Zg: np.ndarray, yg: np.ndarray):
+    return per_query_metrics(np.asarray(similarity(Zq, Zg), dtype=np.float32), yq, yg, ks)
+
+
+def map_blocks_here(score_block, Zq, yq, Zg, yg, rows: int) -> list:
+    """Score the query blocks one after the other in this process."""
+    return [score_block(Zq[s:s + rows], yq[s:s + rows], Zg, yg) for s in range(0, Zq.shape[0], rows)]
+
+
 def evaluate(method: Method, ds: ZSDataset, ks=DEFAULT_KS, block_bytes: int = 256 * 2**20,
-             keep_embeddings: bool = False) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
+             keep_embeddings: bool = False, map_blocks=None) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
     """Score every task on the unseen classes. Returns (task -> metric -> value, details).
 
     Details hold per-task info (query/gallery counts, queries without relevant items) and, when asked,
     the unseen-class embeddings and labels per modality and part (for plots and re-scoring).
+    ``map_blocks`` (default :func:`map_blocks_here`) scores the query blocks, elsewhere if it likes
+    (``benchmark.executors`` spreads them over Ray workers); results come back in block order.
     """
     q_part, g_part = _query_gallery_parts(ds.eval_protocol)
     cache: dict[tuple[str, str | None], tuple[np.ndarray, np.ndarray]] = {}
@@ -192,8 +210,8 @@ def evaluate(method: Method, ds: ZSDataset, ks=DEFAULT_KS, block_bytes: int = 25
         Zq, yq = embedded(q_mod, q_part)
         Zg, yg = embedded(g_mod, g_part)
         rows = max(1, block_bytes // (4 * max(1, Zg.shape[0])))
-        blocks = [per_query_metrics(np.asarray(method.similarity(Zq[s:s + rows], Zg), dtype=np.float32),
-                                    yq[s:s + rows], yg, ks) for s in range(0, Zq.shape[0], rows)]
+        score_block = functools.partial(_block_metrics, method.similarity, ks)
+        blocks = (map_blocks or map_blocks_here)(score_block, Zq, yq, Zg, yg, rows)
         per_query = {k: np.concatenate([b[0][k] for b in blocks]) for k in blocks[0][0]}
         n_rel = np.concatenate([b[1] for b in blocks])
         keep = n_rel > 0

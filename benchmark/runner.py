@@ -122,7 +122,11 @@ def _now() -> str:
 
 
 def run_one(method_spec: str, ds: ZSDataset, seed: int, store: ResultStore, params: dict[str, Any] | None = None,
-            force: bool = False, device: str = "cpu", on_event: Callable[[str], None] | None = None) -> RunOutcome:
+            force: bool = False, device: str = "cpu", on_event: Callable[[str], None] | None = None,
+            grid: dict[str, Any] | None = None, map_blocks: Callable | None = None) -> RunOutcome:
+    """``grid`` (the resolved grid configuration that asked for this run) is kept in the record as provenance;
+    it is not part of the run's identity, so the same run asked for by two grids is one record.
+    ``map_blocks`` is passed to :func:`benchmark.protocol.evaluate` (where query blocks are scored)."""
     name, method = build_method(method_spec, params)
     method.device = device
     full_params = method.get_params()
@@ -148,7 +152,7 @@ def run_one(method_spec: str, ds: ZSDataset, seed: int, store: ResultStore, para
             method.fit(train, seed)
             method.epoch_hook_ = None
             t_fit = time.perf_counter() - t0
-            metrics, details = evaluate(method, ds, keep_embeddings=True)
+            metrics, details = evaluate(method, ds, keep_embeddings=True, map_blocks=map_blocks)
             t_eval = time.perf_counter() - t0 - t_fit
         record = {
             "method": name,
@@ -169,13 +173,20 @@ def run_one(method_spec: str, ds: ZSDataset, seed: int, store: ResultStore, para
             "finished": _now(),
             "identity": identity,
         }
+        if grid is not None:
+            record["grid"] = grid
         if force:
             store.supersede(path)
         sidecar = _embeddings_sidecar(details.get("embeddings", {}))
         if sidecar is not None:
             store.write_atomic(path.with_suffix(".npz"), sidecar)
             record["embeddings_file"] = path.with_suffix(".npz").name
-        store.save(path, record)
+        try:
+            store.save(path, record)
+        except ZSBenchError:
+            if sidecar is not None:  # a sidecar without its record would be a partial result
+                path.with_suffix(".npz").unlink(missing_ok=True)
+            raise
     return RunOutcome(name, ds.name, seed, "done", path, record)
 
 

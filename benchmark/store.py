@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -64,7 +65,13 @@ class ResultStore:
 
     @contextlib.contextmanager
     def claim(self, path: Path) -> Iterator[bool]:
-        """Hold an exclusive lock for running ``path``'s configuration; yields False if another holds it."""
+        """Hold an exclusive lock for running ``path``'s configuration; yields False if another holds it.
+
+        The lock file is removed while still locked, so a grid that locked an already removed lock file
+        (it opened it just before the removal) sees that the path now names another file and reports busy:
+        otherwise it and a grid that created a fresh lock file could both run the same configuration.
+        A killed holder's lock is released by the kernel, so a rerun claims the configuration again.
+        """
         self._writable_folder(path.parent)
         lock_path = path.with_suffix(".lock")
         with open(lock_path, "a+") as handle:
@@ -74,17 +81,27 @@ class ResultStore:
                 yield False
                 return
             try:
+                current = os.stat(lock_path)
+            except FileNotFoundError:
+                current = None
+            if current is None or current.st_ino != os.fstat(handle.fileno()).st_ino:
+                yield False
+                return
+            try:
                 yield True
             finally:
+                with contextlib.suppress(OSError):
+                    lock_path.unlink()
                 fcntl.flock(handle, fcntl.LOCK_UN)
-        with contextlib.suppress(OSError):
-            lock_path.unlink()
 
     def write_atomic(self, path: Path, data: bytes) -> None:
         self._writable_folder(path.parent)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        # Hidden, with a name no reader globs for (``*.json``); unique per writer, and locked while written
+        # so that a cleaner can tell a killed writer's leftover from a live one (see ``remove_stale_temps``).
+        tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
         try:
             with open(tmp, "wb") as handle:
+                fcntl.flock(handle, fcntl.LOCK_EX)
                 handle.write(data)
                 handle.flush()
                 os.fsync(handle.fileno())

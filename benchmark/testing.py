@@ -1,0 +1,77 @@
+"""Small methods for tests and the perf suite: fast and deterministic, and ones that fail on purpose.
+
+They are not registered (they would clutter ``zsbench methods``); use them as ``benchmark.testing:Name``,
+which every executor's workers can import.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from benchmark.contract import Method, TrainView
+
+#: When set, every ``fit`` appends a line "<method> <seed>" to this file (tests count runs with it).
+FIT_LOG_ENV = "ZSBENCH_TEST_FIT_LOG"
+
+
+@dataclass
+class RidgeProjection(Method):
+    """A seeded random projection of each modality, then ridge regression onto its class embeddings.
+
+    Closed form, so a fit takes milliseconds; ``delay_s`` stretches it to give tests time to kill a grid.
+    """
+
+    name = "ridge-projection"
+    proj_dim: int = 64
+    ridge: float = 1.0
+    delay_s: float = 0.0
+
+    def fit(self, train: TrainView, seed: int) -> RidgeProjection:
+        log = os.environ.get(FIT_LOG_ENV)
+        if log:
+            with open(log, "a") as handle:
+                handle.write(f"{self.name} {seed}\n")
+        rng = np.random.default_rng(seed)
+        targets = train.class_embeddings / np.linalg.norm(train.class_embeddings, axis=1, keepdims=True)
+        self.projections_, self.weights_, losses = {}, {}, {}
+        for m in train.modalities:
+            P = (rng.standard_normal((train.dim(m), self.proj_dim)) / np.sqrt(train.dim(m))).astype(np.float32)
+            H = (train.features[m] @ P).astype(np.float64)
+            T = targets[train.labels[m]]
+            W = np.linalg.solve(H.T @ H + self.ridge * np.eye(self.proj_dim), H.T @ T)
+            self.projections_[m], self.weights_[m] = P, W
+            losses[f"mse_{m}"] = float(np.mean((H @ W - T) ** 2))
+        self.log_epoch(0, **losses)
+        time.sleep(self.delay_s)
+        return self
+
+    def embed(self, modality: str, X: np.ndarray) -> np.ndarray:
+        H = (np.asarray(X, dtype=np.float32) @ self.projections_[modality]).astype(np.float64)
+        return (H @ self.weights_[modality]).astype(np.float32)
+
+
+@dataclass
+class RaisesMidTraining(RidgeProjection):
+    """Fails after its first epoch, the way a method with a bug does."""
+
+    name = "raises-mid-training"
+
+    def fit(self, train: TrainView, seed: int) -> RaisesMidTraining:
+        self.log_epoch(0, loss=1.0)
+        raise RuntimeError("simulated failure in epoch 1")
+
+
+@dataclass
+class NaNEmbeddings(RidgeProjection):
+    """Trains, then embeds some items as NaN (a diverged network that no loss check caught)."""
+
+    name = "nan-embeddings"
+
+    def embed(self, modality: str, X: np.ndarray) -> np.ndarray:
+        Z = super().embed(modality, X)
+        Z[::7] = np.nan
+        return Z
