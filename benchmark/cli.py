@@ -34,14 +34,17 @@ def _split_list(text: str) -> list[str]:
 @click.option("--results", default="results/runs", show_default=True, help="Folder of run records.")
 @click.option("--force", is_flag=True, help="Rerun existing records (older ones move to superseded/).")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, or auto.")
-def run(methods, datasets, synthetic, split, scale, seeds, results, force, device) -> None:
+@click.option("--semantics", default=None,
+              help="Class semantics: glove (default), minilm, or a file (word2vec text, .npy matrix or dict).")
+def run(methods, datasets, synthetic, split, scale, seeds, results, force, device, semantics) -> None:
     """Run every (method, dataset, seed) and write one JSON record each."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from benchmark.runner import DatasetRequest, parse_seeds, run_grid
 
     method_list, dataset_list, seed_list = _split_list(methods), _split_list(datasets), parse_seeds(seeds)
-    requests = [DatasetRequest(d, synthetic=synthetic, split=split, scale=scale) for d in dataset_list]
+    requests = [DatasetRequest(d, synthetic=synthetic, split=split, scale=scale, semantics=semantics)
+                for d in dataset_list]
     total = len(method_list) * len(dataset_list) * len(seed_list)
     rows = []
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
