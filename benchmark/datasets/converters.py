@@ -131,7 +131,8 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
 
     ALLOWED = {("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "_reconstruct"),
                ("numpy._core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "scalar"),
-               ("numpy._core.multiarray", "scalar"), ("builtins", "list"), ("__builtin__", "list")}
+               ("numpy._core.multiarray", "scalar"), ("builtins", "list"), ("__builtin__", "list"),
+               ("_codecs", "encode")}  # protocol-2 pickles store array bytes through _codecs.encode
 
     def find_class(self, module, name):
         if (module, name) in self.ALLOWED:
