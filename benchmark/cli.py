@@ -116,6 +116,10 @@ def datasets_list() -> None:
     for spec in SPECS.values():
         splits = [spec.default_split] + [s for s in spec.splits if s != spec.default_split]
         prepared = (data_root() / spec.name / "manifest.json").is_file()
+        if spec.source == "embedded":
+            from benchmark.datasets.emoji import is_built
+
+            prepared = is_built()
         table.add_row(spec.name, spec.kind, ", ".join(f"{m} {d}" for m, d in spec.modalities.items()),
                       str(len(spec.class_names)), ", ".join(splits), "yes" if prepared else "no")
     console.print(table)

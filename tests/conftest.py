@@ -81,7 +81,8 @@ def dadn_folder(tmp_path) -> Path:
         np.savetxt(folder / f"img_{part}_fea.txt", img, fmt="%.6f")
         np.savetxt(folder / f"txt_{part}_fea.txt", txt, fmt="%.6f")
         for mod in ("img", "txt"):
-            (folder / f"{mod}_{part}_list.txt").write_text("".join(f"{mod}_{part}_{i}.jpg {c}\n" for i, c in enumerate(y)))
+            rows = "".join(f"{mod}_{part}_{i}.jpg {c}\n" for i, c in enumerate(y))
+            (folder / f"{mod}_{part}_list.txt").write_text(rows)
     np.savetxt(folder / "cate_fea.txt", np.random.default_rng(3).standard_normal((n, 300)), fmt="%.6f")
     return folder
 
