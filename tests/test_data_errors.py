@@ -135,3 +135,10 @@ def test_tampered_registry_split_is_an_error(tmp_path, monkeypatch):
     path.write_text(path.read_text().replace('"sound"', '"sounds"'))
     monkeypatch.setattr(specs, "SPLITS_DIR", copy)
     _raises("restore it", get_spec("emoji").split)
+
+
+def test_corrupt_image_names_the_file(sake_folder, small_extractor):
+    broken = next(sake_folder.rglob("*.jpg"))
+    broken.write_bytes(b"not an image")
+    _raises(f"{broken.name}: cannot decode image", prepare_dataset, "tu-berlin", sake_folder,
+            extractor=small_extractor)

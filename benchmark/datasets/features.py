@@ -136,11 +136,12 @@ class FeatureExtractor:
 
     def __call__(self, items: Sequence[bytes] | Sequence[Callable[[], bytes]],
                  progress: Callable[[int], None] | None = None) -> np.ndarray:
-        """``items``: image bytes, or callables returning them (read lazily). ``progress(n)`` after each n done."""
-        import torch
+        """``items``: image bytes, or callables returning them (read lazily). ``progress(n)`` after each n done.
 
+        Streams: at most one batch of decoded images is held at a time, whatever the number of items.
+        """
         out = np.zeros((len(items), self.backbone.dim), dtype=np.float32)
-        pending: list[tuple[int, str, bytes]] = []
+        pending: list[tuple[int, str, np.ndarray]] = []
         for i, item in enumerate(items):
             data = item() if callable(item) else item
             digest = hashlib.sha256(data).hexdigest()
@@ -150,23 +151,33 @@ class FeatureExtractor:
                 self.hits += 1
                 if progress:
                     progress(1)
-            else:
-                pending.append((i, digest, data))
+                continue
+            try:
+                array = image_array(data, self.backbone.size)
+            except ZSBenchError as err:
+                raise ZSBenchError(f"{getattr(item, 'source', f'item {i}')}: {err}") from None
+            pending.append((i, digest, array))
+            if len(pending) == self.batch_size:
+                self._flush(pending, out, progress)
         if pending:
-            net = _network(self.backbone)
-            for start in range(0, len(pending), self.batch_size):
-                chunk = pending[start:start + self.batch_size]
-                batch = np.stack([image_array(data, self.backbone.size) for _, _, data in chunk])
-                with torch.inference_mode():
-                    feats = net(torch.from_numpy(_normalise(batch, self.backbone))).numpy().astype(np.float32)
-                for (i, digest, _), feat in zip(chunk, feats, strict=True):
-                    out[i] = feat
-                    if self.use_cache:
-                        self._store(digest, feat)
-                self.computed += len(chunk)
-                if progress:
-                    progress(len(chunk))
+            self._flush(pending, out, progress)
         return out
+
+    def _flush(self, pending: list, out: np.ndarray, progress) -> None:
+        import torch
+
+        net = _network(self.backbone)
+        batch = np.stack([array for _, _, array in pending])
+        with torch.inference_mode():
+            feats = net(torch.from_numpy(_normalise(batch, self.backbone))).numpy().astype(np.float32)
+        for (i, digest, _), feat in zip(pending, feats, strict=True):
+            out[i] = feat
+            if self.use_cache:
+                self._store(digest, feat)
+        self.computed += len(pending)
+        if progress:
+            progress(len(pending))
+        pending.clear()
 
     def _store(self, digest: str, feat: np.ndarray) -> None:
         path = self._cache_path(digest)
@@ -184,4 +195,5 @@ def file_reader(path: Path) -> Callable[[], bytes]:
         except OSError as err:
             raise ZSBenchError(f"cannot read image {path} ({err.strerror})") from None
 
+    read.source = str(path)
     return read
