@@ -231,7 +231,7 @@ def datasets_check(name: str, split) -> None:
     from benchmark.datasets.prepared import MANIFEST, check_prepared
     from benchmark.datasets.specs import SPECS, get_spec
 
-    if name not in SPECS and (Path(name) / MANIFEST).is_file():
+    if name not in SPECS and Path(name).is_dir():
         summary = check_prepared(Path(name), None, split)
     else:
         spec = get_spec(name)

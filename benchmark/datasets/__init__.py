@@ -24,7 +24,7 @@ def load_dataset(name: str, synthetic: bool = False, split: str | None = None, s
     from benchmark.datasets.prepared import MANIFEST, load_prepared
     from benchmark.datasets.specs import SPECS, get_spec
 
-    if name not in SPECS and (Path(name) / MANIFEST).is_file():
+    if name not in SPECS and Path(name).is_dir():
         if synthetic:
             raise ZSBenchError(f"--synthetic applies to registered datasets, not the folder {name}")
         return load_prepared(Path(name), None, split, semantics)
