@@ -272,8 +272,12 @@ def datasets_prepare(name, source, fmt, out, semantics, label_base, classes_file
 
     spec = get_spec(name)
     if spec.source == "embedded":
+        from benchmark.datasets.emoji import ensure_emoji
+        from benchmark.datasets.prepared import check_prepared
+
         _build_embedded([name], False, semantics, rebuild=rebuild)
-        datasets_check.callback(name, None)
+        _print_check(check_prepared(ensure_emoji(semantics)[0], spec))
+        console.print("[green]ok[/green]")
         return
     if source is None:
         raise ZSBenchError(f"prepare {name} needs --from PATH (the downloaded data: {spec.homepage}; formats: "
