@@ -43,17 +43,21 @@ def _split_list(text: str) -> list[str]:
 @click.option("--address", default=None, help="Ray cluster address for --executor ray (default: start Ray here).")
 @click.option("--threads", default=None, type=int,
               help="torch/BLAS threads per run; the same value gives bit-identical records on every executor.")
+@click.option("--semantics", default=None,
+              help="Class semantics: glove (default), minilm, or a file (word2vec text, .npy matrix or dict).")
 def run(methods, datasets, synthetic, split, scale, seeds, results, force, device, config, jobs, executor,
-        address, threads) -> None:
+        address, threads, semantics) -> None:
     """Run every (method, dataset, seed) and write one JSON record each; rerunning resumes."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from benchmark.executors import run_grid_with
     from benchmark.gridconfig import grid_from_cli
 
-    grid = grid_from_cli(config, methods, datasets, synthetic, split, scale, seeds, device)
+    grid = grid_from_cli(config, methods, datasets, synthetic, split, scale, seeds, device, semantics)
     results = results or grid.results or "results/runs"
     executor = executor or ("processes" if jobs > 1 else "serial")
+    for request in grid.datasets:
+        _build_embedded([request.name], request.synthetic, request.semantics)
     rows = []
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=True) as progress:
@@ -110,7 +114,7 @@ def methods_cmd() -> None:
 @cli.group("datasets", invoke_without_command=True)
 @click.pass_context
 def datasets_group(ctx) -> None:
-    """List the datasets (subcommands: list, info)."""
+    """List the datasets (subcommands: list, info, check, prepare)."""
     if ctx.invoked_subcommand is None:
         ctx.invoke(datasets_list)
 
@@ -127,6 +131,10 @@ def datasets_list() -> None:
     for spec in SPECS.values():
         splits = [spec.default_split] + [s for s in spec.splits if s != spec.default_split]
         prepared = (data_root() / spec.name / "manifest.json").is_file()
+        if spec.source == "embedded":
+            from benchmark.datasets.emoji import is_built
+
+            prepared = is_built()
         table.add_row(spec.name, spec.kind, ", ".join(f"{m} {d}" for m, d in spec.modalities.items()),
                       str(len(spec.class_names)), ", ".join(splits), "yes" if prepared else "no")
     console.print(table)
@@ -149,6 +157,8 @@ def datasets_info(name: str) -> None:
         console.print(f"  unseen: {', '.join(split.unseen)}")
     if spec.notes:
         console.print(f"notes: {spec.notes}")
+    console.print(f"prepare: zsbench datasets prepare {spec.name}" + ("" if spec.source == "embedded" else
+                  " --from PATH (see docs/data.md)") + f"; check: zsbench datasets check {spec.name}")
 
 
 @cli.group(invoke_without_command=True)
@@ -218,6 +228,130 @@ def _print_perf(report) -> None:
     console.print(table)
     if report.machine:
         console.print(", ".join(f"{k}: {v}" for k, v in report.machine.items()))
+
+
+# --- data commands ---
+def _progress_callback(progress, tasks: dict):
+    def update(modality: str, done: int, total: int) -> None:
+        if modality not in tasks:
+            tasks[modality] = progress.add_task(modality, total=total)
+        progress.update(tasks[modality], completed=done, total=total)
+    return update
+
+
+def _data_progress():
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=err_console, transient=True)
+
+
+def _build_embedded(dataset_names, synthetic: bool, semantics: str | None, rebuild: bool = False) -> None:
+    """Build an embedded dataset on first use with a progress bar (before the run's own bar starts)."""
+    from benchmark.datasets.specs import SPECS
+
+    for name in dataset_names:
+        spec = SPECS.get(name)
+        if synthetic or spec is None or spec.source != "embedded":
+            continue
+        from benchmark.datasets.emoji import cache_folder, ensure_emoji, is_built, text_encoder_for
+
+        if is_built(semantics) and not rebuild:
+            continue
+        err_console.print(f"{name}: first use, building it in {cache_folder(text_encoder_for(semantics))}")
+        with _data_progress() as progress:
+            folder, _ = ensure_emoji(semantics, _progress_callback(progress, {}), rebuild=rebuild)
+        err_console.print(f"{name}: built in {folder}")
+
+
+def _print_check(summary: dict) -> None:
+    split = summary["split"]
+    table = Table(title=f"{summary['name']} ({summary['source']}): {summary['classes']} classes, split "
+                        f"{split['name']} {split['n_seen']} seen / {split['n_unseen']} unseen, "
+                        f"sha256 {split['sha256'][:12]}...")
+    for column in ("modality", "items", "dim", "seen items", "unseen items", "empty classes"):
+        table.add_column(column)
+    for m, info in summary["modalities"].items():
+        table.add_row(m, str(info["items"]), str(info["dim"]), str(info["seen_items"]), str(info["unseen_items"]),
+                      ", ".join(info["empty_classes"]) or "-")
+    console.print(table)
+    console.print(f"semantics: {summary['semantics']}")
+    if summary.get("dedup"):
+        console.print(f"duplicates removed: {summary['dedup']}")
+
+
+@datasets_group.command("check")
+@click.argument("name")
+@click.option("--split", default=None, help="Named zero-shot split (default: the dataset's default).")
+def datasets_check(name: str, split) -> None:
+    """Validate a prepared dataset (a registered name or a folder): shapes, dtypes, values, labels, split hash."""
+    from pathlib import Path
+
+    from benchmark.datasets import data_root
+    from benchmark.datasets.prepared import MANIFEST, check_prepared
+    from benchmark.datasets.specs import SPECS, get_spec
+
+    if name not in SPECS and Path(name).is_dir():
+        summary = check_prepared(Path(name), None, split)
+    else:
+        spec = get_spec(name)
+        if spec.source == "embedded":
+            from benchmark.datasets.emoji import ensure_emoji
+
+            _build_embedded([name], False, None)
+            folder, _ = ensure_emoji()
+        else:
+            folder = data_root() / name
+            if not (folder / MANIFEST).is_file():
+                raise ZSBenchError(f"no prepared {name} data in {folder}/; run `zsbench datasets prepare {name} "
+                                   f"--from PATH` first")
+        summary = check_prepared(folder, spec, split)
+    _print_check(summary)
+    console.print("[green]ok[/green]")
+
+
+@datasets_group.command("prepare")
+@click.argument("name")
+@click.option("--from", "source", default=None, help="Folder holding the dataset in one public layout.")
+@click.option("--format", "fmt", default=None, help="sake-lists, cvae-npy, dscmr-mat, acmr-pkl or dadn-txt "
+                                                    "(default: detected).")
+@click.option("--out", default=None, help="Output folder (default: $ZSBENCH_DATA/NAME, else ./data/NAME).")
+@click.option("--semantics", default=None, help="glove (default), minilm, or a file of class vectors.")
+@click.option("--label-base", type=click.Choice(["0", "1"]), default=None,
+              help="Integer labels start at 0 or 1 (default: detected).")
+@click.option("--classes", "classes_file", default=None, help="Class names in integer-label order, one a line.")
+@click.option("--backbone", default="efficientnet-lite0", show_default=True,
+              help="Feature extractor for raw images: efficientnet-lite0, vgg16 or resnet50 (with --weights).")
+@click.option("--weights", default=None, help="Local torchvision weights file for vgg16/resnet50.")
+@click.option("--image-size", type=int, default=None, help="Input size for feature extraction (default 224).")
+@click.option("--rebuild", is_flag=True, help="Embedded datasets: build again even when cached.")
+def datasets_prepare(name, source, fmt, out, semantics, label_base, classes_file, backbone, weights, image_size,
+                     rebuild) -> None:
+    """Convert a dataset from its public format (or build an embedded one) and check the result."""
+    from benchmark.datasets.specs import get_spec
+
+    spec = get_spec(name)
+    if spec.source == "embedded":
+        from benchmark.datasets.emoji import ensure_emoji
+        from benchmark.datasets.prepared import check_prepared
+
+        _build_embedded([name], False, semantics, rebuild=rebuild)
+        _print_check(check_prepared(ensure_emoji(semantics)[0], spec))
+        console.print("[green]ok[/green]")
+        return
+    if source is None:
+        raise ZSBenchError(f"prepare {name} needs --from PATH (the downloaded data: {spec.homepage}; formats: "
+                           f"{spec.formats})")
+    from benchmark.datasets.features import FeatureExtractor, make_backbone
+    from benchmark.datasets.prepare import prepare_dataset
+
+    extractor = FeatureExtractor(make_backbone(backbone, image_size, weights))
+    with _data_progress() as progress:
+        summary = prepare_dataset(name, source, out, fmt, semantics, None if label_base is None else int(label_base),
+                                  classes_file, extractor, _progress_callback(progress, {}))
+    console.print(f"prepared {name} from {source} ({summary['format']}) into {summary['folder']}")
+    _print_check(summary)
+    console.print("[green]ok[/green]")
 
 
 def main() -> None:

