@@ -25,24 +25,26 @@ def _split_list(text: str) -> list[str]:
 
 
 @cli.command()
-@click.option("--methods", required=True, help="Comma-separated method names, or module:Class for your own.")
-@click.option("--dataset", "datasets", required=True, help="Comma-separated dataset names.")
+@click.option("--methods", required=True,
+              help="Comma-separated method names, module:Class for your own, or 'all' for every registered one.")
+@click.option("--dataset", "datasets", required=True, help="Comma-separated dataset names, or 'all'.")
 @click.option("--synthetic", is_flag=True, help="Use the synthetic stand-in (real class names and splits).")
-@click.option("--split", default=None, help="Named zero-shot split (default: the dataset's default).")
+@click.option("--split", default=None,
+              help="Named zero-shot split (default: the dataset's default), or 'all' for every split.")
 @click.option("--scale", type=float, default=None, help="Synthetic stand-in size as a fraction of the real counts.")
 @click.option("--seeds", default="0", show_default=True, help="Comma-separated seeds.")
 @click.option("--results", default="results/runs", show_default=True, help="Folder of run records.")
 @click.option("--force", is_flag=True, help="Rerun existing records (older ones move to superseded/).")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, or auto.")
 def run(methods, datasets, synthetic, split, scale, seeds, results, force, device) -> None:
-    """Run every (method, dataset, seed) and write one JSON record each."""
+    """Run every (method, dataset, seed) and write one JSON record each; existing records are kept (resume)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from benchmark.runner import DatasetRequest, parse_seeds, run_grid
+    from benchmark.runner import dataset_requests, expand_methods, parse_seeds, run_grid
 
-    method_list, dataset_list, seed_list = _split_list(methods), _split_list(datasets), parse_seeds(seeds)
-    requests = [DatasetRequest(d, synthetic=synthetic, split=split, scale=scale) for d in dataset_list]
-    total = len(method_list) * len(dataset_list) * len(seed_list)
+    method_list, seed_list = expand_methods(_split_list(methods)), parse_seeds(seeds)
+    requests = dataset_requests(_split_list(datasets), synthetic=synthetic, split=split, scale=scale)
+    total = len(method_list) * len(requests) * len(seed_list)
     rows = []
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=True) as progress:
@@ -65,6 +67,9 @@ def _print_outcomes(outcomes) -> None:
     for column in ("dataset", "source", "method", "seed", "status", "task", "mAP@all", "P@100", "time (s)"):
         table.add_column(column)
     for o in outcomes:
+        if o.status in ("unsupported", "failed"):
+            table.add_row(o.dataset, "", o.method, str(o.seed), o.status, o.extra.get("reason", ""), "", "", "")
+            continue
         record = o.record
         if record is None:
             from benchmark.store import ResultStore

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmark.contract import ZSBenchError
+from benchmark.contract import TrainingDiverged, ZSBenchError
 from benchmark.datasets import load_dataset
 from benchmark.protocol import ZSDataset, build_train_view, evaluate
 from benchmark.registry import build_method
@@ -44,7 +44,7 @@ class RunOutcome:
     method: str
     dataset: str
     seed: int
-    status: str  # "done", "skipped", "busy"
+    status: str  # "done", "skipped" (record exists), "busy", "unsupported" or "failed" (extra["reason"] says why)
     path: Path
     record: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -131,6 +131,10 @@ def run_one(method_spec: str, ds: ZSDataset, seed: int, store: ResultStore, para
     if path.exists() and not force:
         store.load(path)  # an unreadable record is an error, not a silent skip
         return RunOutcome(name, ds.name, seed, "skipped", path)
+    train = build_train_view(ds)
+    reason = method.supports(train)
+    if reason:
+        return RunOutcome(name, ds.name, seed, "unsupported", path, extra={"reason": reason})
     with store.claim(path) as claimed:
         if not claimed:
             return RunOutcome(name, ds.name, seed, "busy", path)
@@ -139,7 +143,6 @@ def run_one(method_spec: str, ds: ZSDataset, seed: int, store: ResultStore, para
         started = _now()
         t0 = time.perf_counter()
         with PeakRSS() as memory:
-            train = build_train_view(ds)
             if on_event:
                 on_event(f"fit {name} seed {seed}")
             method.fit(train, seed)
@@ -191,7 +194,11 @@ def run_grid(methods: Sequence[str], datasets: Sequence[DatasetRequest], seeds: 
              force: bool = False, device: str = "cpu", params: dict[str, dict[str, Any]] | None = None,
              on_outcome: Callable[[RunOutcome], None] | None = None,
              on_event: Callable[[str], None] | None = None) -> list[RunOutcome]:
-    """Every (method, dataset, seed), dataset by dataset (each loaded once); finished records are skipped."""
+    """Every (method, dataset, seed), dataset by dataset (each loaded once); finished records are skipped.
+
+    A pair a method does not support, or a run whose training diverges, is reported (status "unsupported"
+    or "failed" with its reason) and the grid goes on, so a rerun resumes with what is left.
+    """
     store = ResultStore(results)
     for spec in methods:  # fail on an unknown method before any dataset is built
         build_method(spec, (params or {}).get(spec))
@@ -202,11 +209,56 @@ def run_grid(methods: Sequence[str], datasets: Sequence[DatasetRequest], seeds: 
         ds = request.load()
         for spec in methods:
             for seed in seeds:
-                outcome = run_one(spec, ds, seed, store, (params or {}).get(spec), force, device, on_event)
+                try:
+                    outcome = run_one(spec, ds, seed, store, (params or {}).get(spec), force, device, on_event)
+                except TrainingDiverged as err:
+                    outcome = RunOutcome(spec, ds.name, seed, "failed", store.root, extra={"reason": str(err)})
                 outcomes.append(outcome)
                 if on_outcome:
                     on_outcome(outcome)
     return outcomes
+
+
+#: The word that stands for every registered method, dataset or split.
+ALL = "all"
+
+
+def expand_methods(specs: Sequence[str]) -> list[str]:
+    """``all`` becomes every registered method (sorted); other names are kept, in order, once each."""
+    from benchmark.registry import available_methods
+
+    expanded: list[str] = []
+    for spec in specs:
+        for name in (available_methods() if spec == ALL else [spec]):
+            if name not in expanded:
+                expanded.append(name)
+    return expanded
+
+
+def dataset_requests(names: Sequence[str], synthetic: bool = False, split: str | None = None,
+                     scale: float | None = None) -> list[DatasetRequest]:
+    """``all`` becomes every registered dataset; split ``all`` runs each dataset on every one of its splits.
+
+    With several datasets a named split must exist in each of them (split names are per dataset).
+    """
+    from benchmark.datasets.specs import SPECS, get_spec
+
+    expanded: list[str] = []
+    for name in names:
+        for dataset in (list(SPECS) if name == ALL else [name]):
+            if dataset not in expanded:
+                expanded.append(dataset)
+    requests = []
+    for dataset in expanded:
+        spec = get_spec(dataset)
+        if split == ALL:
+            requests.extend(DatasetRequest(dataset, synthetic, s, scale) for s in spec.splits)
+            continue
+        if split is not None and split not in spec.splits and len(expanded) > 1:
+            raise ZSBenchError(f"dataset {dataset!r} has no split {split!r} (its splits: {', '.join(spec.splits)}); "
+                               f"leave --split out for each dataset's default, or pass --split all")
+        requests.append(DatasetRequest(dataset, synthetic, split, scale))
+    return requests
 
 
 def parse_seeds(text: str) -> list[int]:
