@@ -67,20 +67,24 @@ def _print_outcomes(outcomes) -> None:
     for column in ("dataset", "source", "method", "seed", "status", "task", "mAP@all", "P@100", "time (s)"):
         table.add_column(column)
     for o in outcomes:
-        if o.status in ("unsupported", "failed"):
-            table.add_row(o.dataset, "", o.method, str(o.seed), o.status, o.extra.get("reason", ""), "", "", "")
+        if o.status in ("unsupported", "failed", "busy"):
+            reason = o.extra.get("reason", "another run holds this configuration")
+            table.add_row(o.dataset, "", o.method, str(o.seed), o.status, reason, "", "", "")
             continue
         record = o.record
         if record is None:
             from benchmark.store import ResultStore
 
             record = ResultStore(o.path.parent).load(o.path) or {}
+        split_name = record.get("split", {}).get("name", "")
+        dataset = f"{o.dataset} ({split_name})" if split_name else o.dataset
         for task_name, values in record.get("metrics", {}).items():
-            table.add_row(o.dataset, record.get("source", "?"), o.method, str(o.seed), o.status, task_name,
+            table.add_row(dataset, record.get("source", "?"), o.method, str(o.seed), o.status, task_name,
                           f"{values['mAP@all']:.4f}", f"{values.get('P@100', float('nan')):.4f}",
                           f"{record.get('timings', {}).get('total_s', 0):.1f}")
     console.print(table)
-    console.print(f"records in {outcomes[0].path.parents[2]}" if outcomes else "no runs")
+    written = [o for o in outcomes if o.status in ("done", "skipped")]
+    console.print(f"records in {written[0].path.parents[2]}" if written else "no records")
 
 
 @cli.command("methods")
