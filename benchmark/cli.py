@@ -26,10 +26,12 @@ def _split_list(text: str) -> list[str]:
 
 
 @cli.command()
-@click.option("--methods", default=None, help="Comma-separated method names, or module:Class for your own.")
-@click.option("--dataset", "datasets", default=None, help="Comma-separated dataset names.")
+@click.option("--methods", default=None,
+              help="Comma-separated method names, module:Class for your own, or 'all' for every registered one.")
+@click.option("--dataset", "datasets", default=None, help="Comma-separated dataset names, or 'all'.")
 @click.option("--synthetic", is_flag=True, help="Use the synthetic stand-in (real class names and splits).")
-@click.option("--split", default=None, help="Named zero-shot split (default: the dataset's default).")
+@click.option("--split", default=None,
+              help="Named zero-shot split (default: the dataset's default), or 'all' for every split.")
 @click.option("--scale", type=float, default=None, help="Synthetic stand-in size as a fraction of the real counts.")
 @click.option("--seeds", default=None, help="Comma-separated seeds (default 0, or the grid file's).")
 @click.option("--results", default=None, help="Folder of run records (default results/runs, or the grid file's).")
@@ -72,29 +74,36 @@ def run(methods, datasets, synthetic, split, scale, seeds, results, force, devic
 
         report = run_grid_with(grid, results, executor=executor, jobs=jobs, address=address, force=force,
                                threads=threads, on_result=on_result, on_event=on_event)
-    _print_outcomes([r for r in report.results if r.status != "failed"])
+    _print_outcomes(report.results)
     console.print(f"{len(report.results)} runs in {report.wall_s:.1f} s ({executor}, {jobs} job(s))")
     report.raise_for_failures()
 
 
 def _print_outcomes(outcomes) -> None:
+    """One row per task of each run; runs without a record (unsupported, failed) show their reason."""
     table = Table(title="runs (unseen classes)")
     for column in ("dataset", "method", "seed", "status", "task", "mAP@all", "P@100", "s"):
         table.add_column(column, overflow="fold")
     for o in outcomes:
+        if o.path is None or o.status in ("unsupported", "failed", "busy"):
+            table.add_row(o.dataset, o.method, str(o.seed), o.status, o.error or "", "", "", "")
+            continue
         record = o.record
         if record is None:
             from benchmark.store import ResultStore
 
             record = ResultStore(o.path.parent).load(o.path) or {}
+        label = f"{o.dataset} ({record.get('source', '?')}, {record.get('split', {}).get('name', '?')})"
         for task_name, values in record.get("metrics", {}).items():
-            table.add_row(f"{o.dataset} ({record.get('source', '?')})", o.method, str(o.seed), o.status, task_name,
+            table.add_row(label, o.method, str(o.seed), o.status, task_name,
                           f"{values['mAP@all']:.4f}", f"{values.get('P@100', float('nan')):.4f}",
                           f"{record.get('timings', {}).get('total_s', 0):.1f}")
     console.print(table)
-    counts = {status: sum(o.status == status for o in outcomes) for status in ("done", "skipped", "busy")}
-    summary = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
-    console.print(f"{summary or 'no runs'}; records in {outcomes[0].path.parents[2]}" if outcomes else "no runs")
+    statuses = ("done", "skipped", "busy", "unsupported", "failed")
+    counts = {status: sum(o.status == status for o in outcomes) for status in statuses}
+    summary = ", ".join(f"{n} {status}" for status, n in counts.items() if n) or "no runs"
+    written = [o for o in outcomes if o.path is not None and o.status in ("done", "skipped")]
+    console.print(f"{summary}; records in {written[0].path.parents[2]}" if written else summary)
 
 
 @cli.command("methods")

@@ -114,6 +114,12 @@ class Method:
     def similarity(self, zq: np.ndarray, zg: np.ndarray) -> np.ndarray:
         return cosine_similarity(zq, zg)
 
+    def supports(self, train: TrainView) -> str | None:
+        """None when this method can learn from ``train``; otherwise a one-line reason, and the runner skips
+        the (method, dataset) pair with that reason instead of running it. Every method supports every
+        dataset unless it overrides this (CCA needs paired items, say)."""
+        return None
+
     def get_params(self) -> dict[str, Any]:
         """The hyper-parameters (constructor arguments) and their values."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init}

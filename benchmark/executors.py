@@ -43,7 +43,7 @@ class TaskResult:
     method: str
     dataset: str
     seed: int
-    status: str  # done, skipped, busy, failed
+    status: str  # done, skipped, busy, unsupported, failed (error says why)
     path: Path | None
     error: str | None = None
     wall_s: float = 0.0
@@ -109,6 +109,9 @@ def run_task(task: GridTask, results: str, force: bool, device: str, grid: dict[
     except Exception as err:  # noqa: BLE001 - a failed run must not stop the rest of the grid
         return TaskResult(task.index, task.method, task.dataset.name, task.seed, "failed", None, one_line(err),
                           time.perf_counter() - t0)
+    if outcome.status == "unsupported":  # no record: the method cannot run this dataset, and says why
+        return TaskResult(task.index, outcome.method, outcome.dataset, outcome.seed, outcome.status, None,
+                          outcome.extra.get("reason"), time.perf_counter() - t0)
     return TaskResult(task.index, outcome.method, outcome.dataset, outcome.seed, outcome.status, outcome.path,
                       wall_s=time.perf_counter() - t0)
 

@@ -114,9 +114,10 @@ class Grid:
 def grid_from_flags(methods: list[str], datasets: list[str], seeds: list[int], synthetic: bool = False,
                     split: str | None = None, scale: float | None = None, device: str = "cpu",
                     semantics: str | None = None) -> Grid:
-    return Grid(methods=[MethodEntry(m) for m in methods],
-                datasets=[DatasetRequest(d, synthetic=synthetic, split=split, scale=scale, semantics=semantics)
-                          for d in datasets],
+    from benchmark.runner import dataset_requests, expand_methods
+
+    return Grid(methods=[MethodEntry(m) for m in expand_methods(methods)],
+                datasets=dataset_requests(datasets, synthetic=synthetic, split=split, scale=scale, semantics=semantics),
                 seeds=list(seeds), device=device)
 
 

@@ -45,7 +45,7 @@ class RunOutcome:
     method: str
     dataset: str
     seed: int
-    status: str  # "done", "skipped", "busy"
+    status: str  # "done", "skipped" (record exists), "busy", "unsupported" or "failed" (extra["reason"] says why)
     path: Path
     record: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -136,6 +136,10 @@ def run_one(method_spec: str, ds: ZSDataset, seed: int, store: ResultStore, para
     if path.exists() and not force:
         store.load(path)  # an unreadable record is an error, not a silent skip
         return RunOutcome(name, ds.name, seed, "skipped", path)
+    train = build_train_view(ds)
+    reason = method.supports(train)
+    if reason:
+        return RunOutcome(name, ds.name, seed, "unsupported", path, extra={"reason": reason})
     with store.claim(path) as claimed:
         if not claimed:
             return RunOutcome(name, ds.name, seed, "busy", path)
@@ -144,7 +148,6 @@ def run_one(method_spec: str, ds: ZSDataset, seed: int, store: ResultStore, para
         started = _now()
         t0 = time.perf_counter()
         with PeakRSS() as memory:
-            train = build_train_view(ds)
             if on_event:
                 on_event(f"{ds.name}: fit {name} seed {seed}")
                 method.epoch_hook_ = lambda epoch, losses: on_event(
@@ -203,26 +206,49 @@ def _embeddings_sidecar(embeddings: dict[str, tuple[np.ndarray, np.ndarray]]) ->
     return buffer.getvalue()
 
 
-def run_grid(methods: Sequence[str], datasets: Sequence[DatasetRequest], seeds: Sequence[int], results: str | Path,
-             force: bool = False, device: str = "cpu", params: dict[str, dict[str, Any]] | None = None,
-             on_outcome: Callable[[RunOutcome], None] | None = None,
-             on_event: Callable[[str], None] | None = None) -> list[RunOutcome]:
-    """Every (method, dataset, seed), dataset by dataset (each loaded once); finished records are skipped."""
-    store = ResultStore(results)
-    for spec in methods:  # fail on an unknown method before any dataset is built
-        build_method(spec, (params or {}).get(spec))
-    outcomes = []
-    for request in datasets:
-        if on_event:
-            on_event(f"load {request.name}{' (synthetic)' if request.synthetic else ''}")
-        ds = request.load()
-        for spec in methods:
-            for seed in seeds:
-                outcome = run_one(spec, ds, seed, store, (params or {}).get(spec), force, device, on_event)
-                outcomes.append(outcome)
-                if on_outcome:
-                    on_outcome(outcome)
-    return outcomes
+#: The word that expands to every registered method, dataset or split.
+ALL = "all"
+
+
+def expand_methods(specs: Sequence[str]) -> list[str]:
+    """``all`` becomes every registered method (sorted); other names are kept, in order, once each."""
+    from benchmark.registry import available_methods
+
+    expanded: list[str] = []
+    for spec in specs:
+        for name in (available_methods() if spec == ALL else [spec]):
+            if name not in expanded:
+                expanded.append(name)
+    return expanded
+
+
+def dataset_requests(names: Sequence[str], synthetic: bool = False, split: str | None = None,
+                     scale: float | None = None, semantics: str | None = None) -> list[DatasetRequest]:
+    """``all`` becomes every registered dataset; split ``all`` runs each dataset on every one of its splits.
+
+    With several datasets a named split must exist in each of them (split names are per dataset).
+    """
+    from benchmark.datasets.specs import SPECS, get_spec
+
+    expanded: list[str] = []
+    for name in names:
+        for dataset in (list(SPECS) if name == ALL else [name]):
+            if dataset not in expanded:
+                expanded.append(dataset)
+    requests = []
+    for dataset in expanded:
+        if dataset not in SPECS and Path(dataset).is_dir():  # a prepared folder of the user's own
+            requests.append(DatasetRequest(dataset, synthetic, split, scale, semantics=semantics))
+            continue
+        spec = get_spec(dataset)
+        if split == ALL:
+            requests.extend(DatasetRequest(dataset, synthetic, s, scale, semantics=semantics) for s in spec.splits)
+            continue
+        if split is not None and split not in spec.splits and len(expanded) > 1:
+            raise ZSBenchError(f"dataset {dataset!r} has no split {split!r} (its splits: {', '.join(spec.splits)}); "
+                               f"leave --split out for each dataset's default, or pass --split all")
+        requests.append(DatasetRequest(dataset, synthetic, split, scale, semantics=semantics))
+    return requests
 
 
 def parse_seeds(text: str) -> list[int]:
