@@ -1,0 +1,89 @@
+"""Precision-recall curves per dataset and task, one curve per method.
+
+Scores are recomputed from the embedding sidecars with cosine similarity (a method's own similarity is not
+stored with its record). Each query's curve is the interpolated precision (the highest precision at that
+recall or beyond) on a fixed recall grid; curves are averaged over queries, then over a method's seeds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from benchmark.report.records import GroupKey, Run
+from benchmark.report.sidecars import cosine_scores, load_sidecar, task_arrays
+from benchmark.report.variants import rank
+
+RECALL_GRID = np.linspace(0.0, 1.0, 51)
+
+
+def interpolated_pr(ranked_rel: np.ndarray, n_relevant: np.ndarray, grid: np.ndarray = RECALL_GRID) -> np.ndarray:
+    """Per query, the interpolated precision at each recall level of ``grid`` (queries without relevant: NaN)."""
+    n_q, n_g = ranked_rel.shape
+    precision = np.cumsum(ranked_rel, axis=1) / np.arange(1, n_g + 1)
+    envelope = np.maximum.accumulate(precision[:, ::-1], axis=1)[:, ::-1]
+    out = np.full((n_q, grid.size), np.nan)
+    for q in range(n_q):
+        r = int(n_relevant[q])
+        if r == 0:
+            continue
+        at_hits = envelope[q, np.flatnonzero(ranked_rel[q])]  # precision envelope at the j-th relevant item
+        j = np.clip(np.ceil(grid * r).astype(int), 1, r) - 1
+        out[q] = at_hits[j]
+    return out
+
+
+def mean_curve(Zq, yq, Zg, yg, grid: np.ndarray = RECALL_GRID, max_pairs: int = 4_000_000) -> np.ndarray:
+    rows = max(1, max_pairs // max(1, yg.size))
+    curves = []
+    for s in range(0, yq.size, rows):
+        ranked_rel, _, n_rel = rank(cosine_scores(Zq[s:s + rows], Zg), yq[s:s + rows], yg)
+        curves.append(interpolated_pr(ranked_rel, n_rel, grid))
+    return np.nanmean(np.concatenate(curves), axis=0)
+
+
+def method_curves(runs: list[Run], task: str, eval_protocol: str) -> dict[str, tuple[np.ndarray, int]]:
+    """method label -> (mean curve over its seeds, number of seeds with a sidecar)."""
+    per_label: dict[str, list[np.ndarray]] = {}
+    for run in runs:
+        if task not in run.metrics:
+            continue
+        sidecar = load_sidecar(run)
+        if sidecar is None:
+            continue
+        per_label.setdefault(run.label, []).append(mean_curve(*task_arrays(sidecar, task, eval_protocol)))
+    return {label: (np.mean(curves, axis=0), len(curves)) for label, curves in sorted(per_label.items())}
+
+
+def plot_pr_curves(key: GroupKey, runs: list[Run], task: str, out_dir: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves = method_curves(runs, task, key.eval_protocol)
+    if not curves:
+        return []
+    fig, ax = plt.subplots(figsize=(6.0, 4.8))
+    styles = ("-", "--", "-.", ":")
+    for i, (label, (curve, n_seeds)) in enumerate(curves.items()):
+        ax.plot(RECALL_GRID, curve, linestyle=styles[(i // 10) % len(styles)], linewidth=1.8,
+                label=f"{label} ({n_seeds} seed{'s' if n_seeds != 1 else ''})")
+    ax.set_xlabel("recall")
+    ax.set_ylabel("interpolated precision")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.set_title(f"{key.dataset} ({key.source}), {task}, unseen classes", fontsize=11)
+    ax.legend(fontsize=9, loc="upper right")
+    fig.text(0.5, 0.01, "cosine similarity on the stored embeddings; mean over queries, then seeds", ha="center",
+             fontsize=8, color="0.3")
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = f"pr-{key.slug}-{task.replace('->', '2')}"
+    paths = [out_dir / f"{stem}.png", out_dir / f"{stem}.pdf"]
+    fig.savefig(paths[0], dpi=110)
+    fig.savefig(paths[1])
+    plt.close(fig)
+    return paths
