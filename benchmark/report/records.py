@@ -67,8 +67,11 @@ class Run:
     group: GroupKey
     metrics: dict[str, dict[str, float]]
     finished: str = ""
-    label: str = ""  # the row label, set by :func:`group_runs`
+    label: str = ""  # the row label: the method name, with a config hash when :func:`group_runs` needs one
     record: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self.label = self.label or self.method
 
     @property
     def embeddings_path(self) -> Path | None:

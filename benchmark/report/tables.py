@@ -204,25 +204,49 @@ def to_csv(table: Table) -> str:
     return buffer.getvalue()
 
 
-def to_rich(table: Table):
-    from rich.table import Table as RichTable
+def split_columns(table: Table, max_columns: int = 6) -> list[Table]:
+    """The table cut into tables of whole column groups with at most ``max_columns`` columns (for a console)."""
+    if len(table.columns) <= max_columns or not table.column_groups:
+        return [table]
+    pieces, start, chunk = [], 0, []
+    for header, width in table.column_groups + [("", 0)]:
+        if width == 0 or (chunk and sum(w for _, w in chunk) + width > max_columns):
+            stop = start + sum(w for _, w in chunk)
+            sections = [Section(s.label, [Row(r.label, r.cells[start:stop], r.seeds) for r in s.rows])
+                        for s in table.sections]
+            pieces.append(Table(table.key, table.title, table.caption, table.columns[start:stop], sections,
+                                list(chunk), table.row_header, table.meta, table.higher_is_better))
+            start, chunk = stop, []
+        if width:
+            chunk.append((header, width))
+    return pieces
 
-    rich_table = RichTable(title=table.title, caption=table.caption, caption_justify="left", show_lines=False)
-    groups = table.full_groups()
-    headers = table.full_columns()
-    if groups:  # rich has no spanning headers: prefix each column with its group
-        prefixes = [header for header, width in groups for _ in range(width)]
-        headers = [f"{p}\n{h}" if p else h for p, h in zip(prefixes, headers, strict=True)]
-    for i, header in enumerate(headers):
-        rich_table.add_column(header, justify="left" if i == 0 else "right")
-    for section in table.sections:
-        if section.label:
-            rich_table.add_row(f"[italic]{section.label}[/italic]", *[""] * (len(headers) - 1))
-        for row in section.rows:
-            cells = [f"[bold green]{c.text()}[/bold green]" if c.best else c.text() for c in row.cells]
-            rich_table.add_row(row.label, *([row.seeds] if table.has_seeds else []), *cells)
-        rich_table.add_section()
-    return rich_table
+
+def to_rich(table: Table):
+    """A rich renderable: one rich table per section (its label as title), wide tables cut by column group."""
+    from rich.console import Group
+    from rich.table import Table as RichTable
+    from rich.text import Text
+
+    out = [Text(table.title, style="bold"), Text(table.caption, style="dim")]
+    for piece in split_columns(table, max_columns=4):
+        groups = piece.full_groups()
+        headers = piece.full_columns()
+        if groups:  # rich has no spanning headers: prefix each column with its group
+            prefixes = [header for header, width in groups for _ in range(width)]
+            headers = [f"{p}\n{h}" if p else h for p, h in zip(prefixes, headers, strict=True)]
+        for section in piece.sections:
+            rows = [row for row in section.rows if not all(c.empty for c in row.cells)]
+            if not rows:  # a console has no room for rows of dashes (the files keep them)
+                continue
+            rich_table = RichTable(title=section.label or None, title_style="italic", title_justify="left")
+            for i, header in enumerate(headers):
+                rich_table.add_column(header, justify="left" if i == 0 else "right")
+            for row in rows:
+                cells = [f"[bold green]{c.text()}[/bold green]" if c.best else c.text() for c in row.cells]
+                rich_table.add_row(row.label, *([row.seeds] if piece.has_seeds else []), *cells)
+            out.append(rich_table)
+    return Group(*out)
 
 
 def to_html(table: Table) -> str:
