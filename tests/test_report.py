@@ -265,5 +265,36 @@ def test_report_html_is_well_formed_and_links_only_existing_files(tmp_path):
         assert (out / name).is_file()
     # the good method separates the classes: its re-scored numbers beat the random one's
     table = result.sensitivity[0]
-    by_method = {s.label: s.rows[0].cells[0].mean for s in table.sections}
-    assert by_method["good"] > by_method["random"] + 0.2
+    recorded = {s.label: s.rows[0].cells[0].mean for s in table.sections}
+    assert recorded == {"good": pytest.approx(0.8), "random": pytest.approx(0.3)}
+    rescored = {s.label: s.rows[1].cells[0].mean for s in table.sections}
+    assert [s.rows[1].label.split()[0] for s in table.sections] == ["zsbench", "zsbench"]
+    assert rescored["good"] > rescored["random"] + 0.2
+
+
+def test_report_command(tmp_path):
+    from click.testing import CliRunner
+
+    from benchmark.cli import cli
+
+    runs_dir = tmp_path / "runs"
+    ResultStore(runs_dir).save(runs_dir / "wikipedia-synthetic" / "m1" / "seed0-x.json", record())
+    outcome = CliRunner().invoke(cli, ["report", "--results", str(runs_dir), "--out", str(tmp_path / "out"),
+                                       "--paper", "--no-plots"])
+    assert outcome.exit_code == 0, outcome.output
+    assert "SYNTHETIC" in outcome.output and "JFSE" in outcome.output
+    assert (tmp_path / "out" / "tables" / "paper-image-text.tex").is_file()
+    outcome = CliRunner().invoke(cli, ["report", "--results", str(tmp_path / "none")])
+    assert isinstance(outcome.exception, ZSBenchError)
+
+
+def test_ablation_table_lists_cfsa_variants_only():
+    from benchmark.report.paper import ablation_table
+
+    runs = runs_of(with_map(0.5, method="cfsa"), with_map(0.4, method="cfsa-no-cycle"),
+                   with_map(0.3, method="semantic-regression"))
+    table = ablation_table(group_runs(runs))
+    (section,) = table.sections
+    assert [r.label for r in section.rows] == ["cfsa", "cfsa-no-cycle"]
+    assert table.column_groups == [("Wikipedia", 1)]
+    assert section.rows[0].cells[0].mean == pytest.approx(0.5) and section.rows[0].cells[0].best

@@ -142,8 +142,9 @@ def build_report(results: str | Path, out: str | Path, paper: bool = False, repo
 
     all_tables = result.comparison + result.paper + result.sensitivity
     _combined(all_tables, out_dir)
-    summary = (f"{len(runs)} run records from {results} in {len(groups)} comparable group(s). Combined files: "
-               "report.md, report.tex, report.csv.")
+    summary = f"{len(runs)} run records from {results} in {len(groups)} comparable group(s)."
+    combined = {name: out_dir / f"report.{suffix}" for name, suffix in (("Markdown", "md"), ("LaTeX", "tex"),
+                                                                         ("CSV", "csv"))}
     result.html = out_dir / "report.html"
-    result.html.write_text(render_html(parts, out_dir, "zsbench report", summary))
+    result.html.write_text(render_html(parts, out_dir, "zsbench report", summary, combined))
     return result

@@ -52,7 +52,9 @@ def method_curves(runs: list[Run], task: str, eval_protocol: str) -> dict[str, t
         sidecar = load_sidecar(run)
         if sidecar is None:
             continue
-        per_label.setdefault(run.label, []).append(mean_curve(*task_arrays(sidecar, task, eval_protocol)))
+        arrays = task_arrays(sidecar, task, eval_protocol)
+        if arrays is not None:
+            per_label.setdefault(run.label, []).append(mean_curve(*arrays))
     return {label: (np.mean(curves, axis=0), len(curves)) for label, curves in sorted(per_label.items())}
 
 

@@ -55,9 +55,12 @@ def _link(path: Path, out_dir: Path, text: str) -> str:
     return f'<a href="{escape(path.relative_to(out_dir).as_posix())}">{escape(text)}</a>'
 
 
-def render_html(parts: list[Part], out_dir: Path, title: str, summary: str) -> str:
+def render_html(parts: list[Part], out_dir: Path, title: str, summary: str,
+                files: dict[str, Path] | None = None) -> str:
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    body = [f"<h1>{escape(title)}</h1>", f"<p>{escape(summary)}</p>", f'<p class="note">generated {stamp}</p>',
+    links = " · ".join(_link(path, out_dir, text) for text, path in (files or {}).items() if path.is_file())
+    body = [f"<h1>{escape(title)}</h1>", f"<p>{escape(summary)}</p>",
+            f'<p class="note">generated {stamp}' + (f"; every table in one file: {links}" if links else "") + "</p>",
             "<nav>" + "".join(f'<a href="#{_anchor(p.title)}">{escape(p.title)}</a>' for p in parts) + "</nav>"]
     for part in parts:
         body.append(f'<h2 id="{_anchor(part.title)}">{escape(part.title)}</h2>')

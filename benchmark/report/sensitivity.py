@@ -12,23 +12,26 @@ from collections import defaultdict
 
 import numpy as np
 
-from benchmark.report.records import METRICS, GroupKey, Run
+from benchmark.report.records import METRICS, GroupKey, Run, Stat
 from benchmark.report.sidecars import cosine_scores, load_sidecar, task_arrays
 from benchmark.report.tables import Cell, Row, Section, Table
 from benchmark.report.variants import CONVENTIONS, REFERENCE_CONVENTION, rescore
 
+RECORDED = "recorded"
+
 
 def rescored_runs(runs: list[Run], task: str, eval_protocol: str) -> dict[str, list[dict[str, dict[str, float]]]]:
-    """method label -> one {convention -> metric -> value} per seed with a sidecar."""
+    """method label -> one {convention -> metric -> value} per seed with a sidecar, plus the recorded values."""
     out: dict[str, list[dict[str, dict[str, float]]]] = defaultdict(list)
     for run in runs:
         if task not in run.metrics:
             continue
         sidecar = load_sidecar(run)
-        if sidecar is None:
+        arrays = None if sidecar is None else task_arrays(sidecar, task, eval_protocol)
+        if arrays is None:
             continue
-        Zq, yq, Zg, yg = task_arrays(sidecar, task, eval_protocol)
-        out[run.label].append(rescore(cosine_scores(Zq, Zg), yq, yg))
+        Zq, yq, Zg, yg = arrays
+        out[run.label].append({RECORDED: run.metrics[task], **rescore(cosine_scores(Zq, Zg), yq, yg)})
     return dict(sorted(out.items()))
 
 
@@ -38,7 +41,8 @@ def sensitivity_table(key: GroupKey, runs: list[Run], task: str, metrics: tuple[
         return None
     sections = []
     for label, seeds in per_method.items():
-        rows = []
+        recorded = [Cell.of(Stat.of([s[RECORDED].get(metric) for s in seeds])) for metric in metrics]
+        rows = [Row("recorded (the method's own similarity)", recorded, str(len(seeds)))]
         for convention in CONVENTIONS:
             cells = []
             for metric in metrics:
@@ -53,7 +57,9 @@ def sensitivity_table(key: GroupKey, runs: list[Run], task: str, metrics: tuple[
         sections.append(Section(label, rows))
     caption = (f"Metric-convention sensitivity, {task} on {key.caption()}. The same stored embeddings, scored by "
                "cosine similarity, under each peer convention (REFERENCE s.5); mean over seeds, in brackets the "
-               f"difference to the {REFERENCE_CONVENTION} row. Ties are broken by a fixed random gallery order.")
+               f"difference to the {REFERENCE_CONVENTION} row. The recorded row is the run record's own numbers (the "
+               "method's similarity); it equals the zsbench row when the method scores by cosine. Ties are broken "
+               "by a fixed random gallery order.")
     notes = [f"{c.name}: {c.description}." for c in CONVENTIONS]
     return Table(key=f"sensitivity-{key.slug}-{task.replace('->', '2')}",
                  title=f"metric conventions: {key.dataset} ({key.source}) {task}", caption=caption,

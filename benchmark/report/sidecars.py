@@ -72,13 +72,18 @@ def cosine_scores(queries: np.ndarray, gallery: np.ndarray) -> np.ndarray:
 
 
 def task_arrays(sidecar: Sidecar, task: str, eval_protocol: str):
-    """(query embeddings, query labels, gallery embeddings, gallery labels) for a task like ``image->text``."""
+    """(query embeddings, query labels, gallery embeddings, gallery labels) for a task like ``image->text``.
+
+    None when the two modalities' embeddings differ in width.
+    """
     if eval_protocol not in QUERY_GALLERY_PARTS:
         raise ZSBenchError(f"sidecar {sidecar.path}: unknown evaluation protocol {eval_protocol!r}")
     q_part, g_part = QUERY_GALLERY_PARTS[eval_protocol]
     q_mod, g_mod = task.split("->")
     Zq, yq = sidecar.get(q_mod, q_part)
     Zg, yg = sidecar.get(g_mod, g_part)
+    if Zq.shape[1] != Zg.shape[1]:
+        return None  # no common space to compare by cosine (the method scores with its own similarity)
     return Zq, yq, Zg, yg
 
 
