@@ -67,7 +67,8 @@ def plot_pr_curves(key: GroupKey, runs: list[Run], task: str, out_dir: Path) -> 
     curves = method_curves(runs, task, key.eval_protocol)
     if not curves:
         return []
-    fig, ax = plt.subplots(figsize=(6.0, 4.8))
+    legend_rows = -(-len(curves) // 2)
+    fig, ax = plt.subplots(figsize=(6.4, 4.6 + 0.25 * legend_rows))
     styles = ("-", "--", "-.", ":")
     for i, (label, (curve, n_seeds)) in enumerate(curves.items()):
         ax.plot(RECALL_GRID, curve, linestyle=styles[(i // 10) % len(styles)], linewidth=1.8,
@@ -78,10 +79,14 @@ def plot_pr_curves(key: GroupKey, runs: list[Run], task: str, out_dir: Path) -> 
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
     ax.set_title(f"{key.dataset} ({key.source}), {task}, unseen classes", fontsize=11)
-    ax.legend(fontsize=9, loc="upper right")
+    # below the axes: inside, a legend would hide the curves of good methods (high precision, top right)
+    height = fig.get_figheight()
+    note_frac, legend_frac = 0.3 / height, (0.25 * legend_rows + 0.15) / height
+    fig.legend(*ax.get_legend_handles_labels(), loc="lower center", bbox_to_anchor=(0.5, note_frac), ncol=2,
+               fontsize=9, frameon=False)
     fig.text(0.5, 0.01, "cosine similarity on the stored embeddings; mean over queries, then seeds", ha="center",
-             fontsize=8, color="0.3")
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
+             va="bottom", fontsize=8, color="0.3")
+    fig.tight_layout(rect=(0, note_frac + legend_frac, 1, 1))
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = f"pr-{key.slug}-{task.replace('->', '2')}"
     paths = [out_dir / f"{stem}.png", out_dir / f"{stem}.pdf"]

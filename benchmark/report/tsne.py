@@ -4,7 +4,8 @@ openTSNE is used rather than scikit-learn's TSNE because it measured several tim
 machine (2 shared cores, 50-d embeddings, one thread each): 1,200 points 5.5 s against 46.9 s, 3,600 points
 21.0 s against 87.8 s (docs/report.md). The map is of L2-normalised embeddings, since retrieval ranks by
 cosine similarity. Each method's panel uses its lowest seed that has a sidecar, a fixed t-SNE seed and at
-most ``per_class`` items per class and modality, drawn with a fixed generator; the figure says so.
+most ``per_class`` items per class and modality (fewer when many classes would exceed
+``MAX_POINTS_PER_MODALITY``), drawn with a fixed generator; the figure states the number used.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ TSNE_SEED = 0
 PER_CLASS = 40
 MARKERS = ("o", "^", "s", "D", "v")
 MAX_LEGEND_CLASSES = 20
+MAX_POINTS_PER_MODALITY = 2000  # keeps one panel near 20 s of openTSNE here, whatever the number of classes
 
 
 @dataclass
@@ -100,6 +102,8 @@ def plot_tsne(key: GroupKey, runs: list[Run], out_dir: Path, per_class: int = PE
     from matplotlib.lines import Line2D
 
     modalities = sorted({m for run in runs for m in _modalities(run)})
+    n_classes = max((len(np.unique(_first_labels(run))) for run in runs if run.embeddings_path), default=1)
+    per_class = min(per_class, max(10, MAX_POINTS_PER_MODALITY // max(1, n_classes)))
     panels = panels_for(runs, modalities, per_class)
     if not panels:
         return []
@@ -147,6 +151,11 @@ def plot_tsne(key: GroupKey, runs: list[Run], out_dir: Path, per_class: int = PE
     fig.savefig(paths[1])
     plt.close(fig)
     return paths
+
+
+def _first_labels(run: Run) -> np.ndarray:
+    sidecar = load_sidecar(run)
+    return next(iter(next(iter(sidecar.arrays.values())).values()))[1] if sidecar and sidecar.arrays else np.zeros(1)
 
 
 def _modalities(run: Run) -> list[str]:
