@@ -140,7 +140,8 @@ _LATEX_SPECIAL = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{
 
 
 def latex_escape(text: str) -> str:
-    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text).replace("->", r"$\to$")
+    text = "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text).replace("->", r"$\to$")
+    return text.replace("±", r"$\pm$").replace("–", "--")
 
 
 def _latex_cell(cell: Cell) -> str:
