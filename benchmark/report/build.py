@@ -106,9 +106,10 @@ def build_report(results: str | Path, out: str | Path, paper: bool = False, repo
         parts.append(part)
 
     if plots:
-        from benchmark.report.curves import plot_pr_curves
+        from benchmark.report.curves import method_colours, plot_pr_curves
         from benchmark.report.tsne import plot_tsne
 
+        colours = method_colours(run.label for members in groups.values() for run in members)
         tsne_part = Part("t-SNE maps", "Common-space embeddings of unseen-class test items, all modalities in "
                          "one map per method.")
         pr_part = Part("Precision-recall curves", "Interpolated precision against recall, one curve per method, "
@@ -120,7 +121,7 @@ def build_report(results: str | Path, out: str | Path, paper: bool = False, repo
                 tsne_part.figures.append(Figure(f"t-SNE, {key.caption()}", paths[0], paths[1]))
             for task in tasks_of(members):
                 say(f"PR curves {key.dataset} ({key.source}) {task}")
-                paths = plot_pr_curves(key, members, task, figures_dir)
+                paths = plot_pr_curves(key, members, task, figures_dir, colours)
                 if paths:
                     pr_part.figures.append(Figure(f"Precision-recall, {task}, {key.caption()}", paths[0], paths[1]))
         parts += [tsne_part, pr_part]

@@ -58,20 +58,31 @@ def method_curves(runs: list[Run], task: str, eval_protocol: str) -> dict[str, t
     return {label: (np.mean(curves, axis=0), len(curves)) for label, curves in sorted(per_label.items())}
 
 
-def plot_pr_curves(key: GroupKey, runs: list[Run], task: str, out_dir: Path) -> list[Path]:
+def method_colours(labels) -> dict[str, tuple]:
+    """One colour per method label, the same in every figure of a report (labels sorted, tab10 then tab20)."""
+    import matplotlib.pyplot as plt
+
+    labels = sorted(set(labels))
+    cmap = plt.get_cmap("tab10" if len(labels) <= 10 else "tab20")
+    return {label: cmap(i % cmap.N) for i, label in enumerate(labels)}
+
+
+def plot_pr_curves(key: GroupKey, runs: list[Run], task: str, out_dir: Path,
+                   colours: dict[str, tuple] | None = None) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     curves = method_curves(runs, task, key.eval_protocol)
+    colours = colours or method_colours(curves)
     if not curves:
         return []
     legend_rows = -(-len(curves) // 2)
     fig, ax = plt.subplots(figsize=(6.4, 4.6 + 0.25 * legend_rows))
     styles = ("-", "--", "-.", ":")
     for i, (label, (curve, n_seeds)) in enumerate(curves.items()):
-        ax.plot(RECALL_GRID, curve, linestyle=styles[(i // 10) % len(styles)], linewidth=1.8,
+        ax.plot(RECALL_GRID, curve, linestyle=styles[(i // 10) % len(styles)], linewidth=1.8, color=colours[label],
                 label=f"{label} ({n_seeds} seed{'s' if n_seeds != 1 else ''})")
     ax.set_xlabel("recall")
     ax.set_ylabel("interpolated precision")
