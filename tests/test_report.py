@@ -194,6 +194,9 @@ def test_paper_tables_keep_reported_and_measured_apart():
     assert any("synthetic" in note and SHA[:12] in note for note in table.notes)
     md = to_markdown(table)
     assert md.index("As reported") < md.index("SYNTHETIC")
+    tex = to_latex(table)
+    assert "\\begin{table*}" in tex and "\\resizebox{\\textwidth}" in tex and "\\cmidrule(lr){3-5}" in tex
+    assert tex.count("{") - tex.count("\\{") == tex.count("}") - tex.count("\\}")
     sketch = sketch_table(groups, numbers)
     assert sketch.sections[1].rows[0].cells[2].mean == pytest.approx(0.6)
 

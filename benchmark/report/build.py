@@ -46,7 +46,8 @@ def write_table(table: Table, folder: Path) -> dict[str, Path]:
 
 def _combined(tables: list[Table], out_dir: Path) -> None:
     (out_dir / "report.md").write_text("# zsbench report\n\n" + "\n".join(to_markdown(t) for t in tables))
-    (out_dir / "report.tex").write_text("% needs \\usepackage{booktabs}\n" + "\n".join(to_latex(t) for t in tables))
+    (out_dir / "report.tex").write_text("% needs \\usepackage{booktabs} and \\usepackage{graphicx}\n"
+                                        + "\n".join(to_latex(t) for t in tables))
     csv_parts = [to_csv(t) for t in tables]
     # one CSV: the header of the widest table, every table's lines under it (missing fields empty)
     import csv

@@ -154,13 +154,16 @@ def _latex_cell(cell: Cell) -> str:
 
 
 def to_latex(table: Table) -> str:
-    """A booktabs ``table`` float; needs ``\\usepackage{booktabs}`` in the preamble."""
+    """A booktabs ``table`` float; needs ``\\usepackage{booktabs}`` (and graphicx for wide tables)."""
     cols = table.full_columns()
     spec = "l" + ("r" if table.has_seeds else "") + "c" * len(table.columns)
-    float_env = "table*" if len(cols) > 8 else "table"  # wide tables span both columns of a paper
+    wide = len(cols) > 8  # spans both columns of a paper and is scaled to the text width (needs graphicx)
+    float_env = "table*" if wide else "table"
     out = [f"\\begin{{{float_env}}}[t]", "\\centering", "\\small",
-           f"\\caption{{{latex_escape(table.caption)}}}", f"\\label{{tab:{table.key}}}",
-           f"\\begin{{tabular}}{{{spec}}}", "\\toprule"]
+           f"\\caption{{{latex_escape(table.caption)}}}", f"\\label{{tab:{table.key}}}"]
+    if wide:
+        out.append("\\resizebox{\\textwidth}{!}{%")
+    out += [f"\\begin{{tabular}}{{{spec}}}", "\\toprule"]
     if table.column_groups:
         heads, rules, start = [], [], 1
         for header, width in table.full_groups():
@@ -179,7 +182,7 @@ def to_latex(table: Table) -> str:
             cells = [latex_escape(row.label)] + ([row.seeds] if table.has_seeds else []) + [
                 _latex_cell(c) for c in row.cells]
             out.append(" & ".join(cells) + " \\\\")
-    out += ["\\bottomrule", "\\end{tabular}"]
+    out += ["\\bottomrule", "\\end{tabular}" + ("}" if wide else "")]
     for note in table.notes:
         out.append(f"\\par\\smallskip\\footnotesize {latex_escape(note)}")
     out += [f"\\end{{{float_env}}}", ""]
