@@ -301,3 +301,10 @@ def test_ablation_table_lists_cfsa_variants_only():
     assert [r.label for r in section.rows] == ["cfsa", "cfsa-no-cycle"]
     assert table.column_groups == [("Wikipedia", 1)]
     assert section.rows[0].cells[0].mean == pytest.approx(0.5) and section.rows[0].cells[0].best
+
+
+def test_a_foreign_record_is_named_in_the_error(tmp_path):
+    bad = tmp_path / "runs" / "x" / "seed0-y.json"
+    ResultStore(tmp_path / "runs").save(bad, {"method": "m1", "metrics": {}})
+    with pytest.raises(ZSBenchError, match="seed0-y.json"):
+        load_runs(tmp_path / "runs")
