@@ -12,6 +12,8 @@ Output folder layout::
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,10 +51,7 @@ def _combined(tables: list[Table], out_dir: Path) -> None:
     (out_dir / "report.tex").write_text("% needs \\usepackage{booktabs} and \\usepackage{graphicx}\n"
                                         + "\n".join(to_latex(t) for t in tables))
     csv_parts = [to_csv(t) for t in tables]
-    # one CSV: the header of the widest table, every table's lines under it (missing fields empty)
-    import csv
-    import io
-
+    # one CSV: the union of the tables' headers, every table's lines under it (missing fields empty)
     rows, header = [], []
     for part in csv_parts:
         reader = list(csv.DictReader(io.StringIO(part)))
