@@ -363,6 +363,32 @@ def datasets_prepare(name, source, fmt, out, semantics, label_base, classes_file
     console.print("[green]ok[/green]")
 
 
+# --- report commands ---
+@cli.command("report")
+@click.option("--results", default="results/runs", show_default=True, help="Folder of run records.")
+@click.option("--out", default="results/report", show_default=True, help="Folder the report is written to.")
+@click.option("--paper", is_flag=True, help="Also lay out the CFSA paper's tables beside the reported numbers.")
+@click.option("--reported", default=None, help="Reported-numbers file (.csv or .json); default results/reported.csv.")
+@click.option("--no-plots", is_flag=True, help="Skip the t-SNE maps and precision-recall curves.")
+@click.option("--no-sensitivity", is_flag=True, help="Skip re-scoring under the peers' metric conventions.")
+@click.option("--per-class", default=40, show_default=True, help="t-SNE: at most this many items per class, modality.")
+def report_cmd(results, out, paper, reported, no_plots, no_sensitivity, per_class) -> None:
+    """Tables (console, Markdown, LaTeX, CSV), paper tables, t-SNE, PR curves and report.html from the records."""
+    from benchmark.report.build import build_report
+    from benchmark.report.tables import to_rich
+
+    with console.status("building the report") as status:
+        result = build_report(results, out, paper=paper, reported=reported, plots=not no_plots,
+                              sensitivity=not no_sensitivity, per_class=per_class,
+                              on_event=lambda message: status.update(message))
+    for table in result.paper if paper else result.comparison:
+        console.print(to_rich(table))
+        for note in table.notes:
+            console.print(f"  {note}", highlight=False, style="dim")
+    console.print(f"{len(result.comparison)} comparison, {len(result.paper)} paper and {len(result.sensitivity)} "
+                  f"sensitivity tables, {len(result.figures)} figures; open {result.html}")
+
+
 def main() -> None:
     try:
         cli.main(standalone_mode=False)

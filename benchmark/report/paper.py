@@ -1,0 +1,201 @@
+"""The CFSA paper's comparisons, laid out with numbers measured here beside numbers "as reported".
+
+Reported numbers live in a data file (``results/reported.csv``: table, dataset, method, task, metric, value,
+source), one line per number with the publication it comes from. They were obtained on other features,
+splits and metric variants (REFERENCE s.5), so they sit in their own section of each table and are never
+ranked against measured rows. Measured rows come in one section per data source, whose label says it, so a
+number measured on a synthetic stand-in can never be read as the paper's.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from benchmark.contract import ZSBenchError
+from benchmark.report.records import GroupKey, Run, Stat
+from benchmark.report.tables import Cell, Row, Section, Table, seed_range
+
+IMAGE_TEXT_DATASETS = (("wikipedia", "Wikipedia"), ("pascal-sentences", "Pascal Sentences"),
+                       ("nus-wide", "NUS-WIDE"), ("xmedianet", "PKU XMediaNet"))
+IMAGE_TEXT_COLUMNS = (("image->text", "Img2Txt"), ("text->image", "Txt2Img"), ("average", "Avg"))
+SKETCH_DATASETS = (("sketchy", "Sketchy"), ("tu-berlin", "TU-Berlin"))
+SKETCH_COLUMNS = (("mAP@all", "mAP@all"), ("P@100", "P@100"))
+SKETCH_TASK = "sketch->image"
+ABLATION_METHODS = ("cfsa", "cfsa-no-synthesis", "cfsa-no-cycle", "cfsa-no-align")
+
+SOURCE_LABELS = {
+    "synthetic": "Measured here: SYNTHETIC stand-in data, not the paper's data",
+    "embedded": "Measured here: EMBEDDED emoji data, not the paper's data",
+    "real": "Measured here: REAL data (features as noted below)",
+}
+REPORTED_LABEL = "As reported in the papers (not measured here; sources below)"
+
+
+def default_reported_path() -> Path:
+    return Path(__file__).resolve().parents[2] / "results" / "reported.csv"
+
+
+@dataclass(frozen=True)
+class ReportedNumber:
+    table: str
+    dataset: str
+    method: str
+    task: str
+    metric: str
+    value: float
+    source: str
+
+
+def load_reported(path: str | Path | None = None) -> list[ReportedNumber]:
+    """The reported numbers from a ``.csv`` or ``.json`` (a list of objects with the same fields)."""
+    path = Path(path) if path else default_reported_path()
+    if not path.is_file():
+        raise ZSBenchError(f"reported-numbers file {path} not found; pass --reported PATH (results/reported.csv "
+                           f"in a zsbench checkout)")
+    try:
+        if path.suffix == ".json":
+            rows = json.loads(path.read_text())
+        else:
+            with open(path, newline="") as handle:
+                rows = list(csv.DictReader(handle))
+        numbers = [ReportedNumber(r["table"], r["dataset"], r["method"], r["task"], r["metric"], float(r["value"]),
+                                  r["source"]) for r in rows]
+    except (KeyError, ValueError, TypeError) as err:
+        raise ZSBenchError(f"reported-numbers file {path} is malformed ({err}); each row needs table, dataset, "
+                           f"method, task, metric, value, source") from None
+    missing = [n for n in numbers if not n.source.strip()]
+    if missing:
+        raise ZSBenchError(f"reported-numbers file {path}: {len(missing)} number(s) without a source; "
+                           f"every reported number must name its publication")
+    return numbers
+
+
+def _reported_section(numbers: list[ReportedNumber], table: str,
+                      columns: list[tuple[str, str, str]]) -> tuple[Section, list[str]]:
+    """Rows of reported numbers; ``columns`` are (dataset, task, metric) triples."""
+    values: dict[str, dict[tuple[str, str, str], float]] = defaultdict(dict)
+    sources = []
+    for n in numbers:
+        if n.table == table:
+            values[n.method][(n.dataset, n.task, n.metric)] = n.value
+            if n.source not in sources:
+                sources.append(n.source)
+    rows = [Row(method, [Cell(per.get(col)) for col in columns]) for method, per in values.items()]
+    return Section(REPORTED_LABEL, rows), sources
+
+
+def _value(run: Run, task: str, metric: str) -> float | None:
+    """One run's value; task ``average`` is the mean over the group's tasks, as the papers' Avg column."""
+    if task == "average":
+        values = [m[metric] for m in run.metrics.values() if metric in m]
+        return float(np.mean(values)) if values else None
+    return run.metrics.get(task, {}).get(metric)
+
+
+def _pick_groups(groups: dict[GroupKey, list[Run]], source: str, datasets: list[str],
+                 wanted: set[str] | None) -> dict[str, tuple[GroupKey, list[Run]]]:
+    """Per dataset, the group of this source with the most (wanted) runs; ties go to the first in order."""
+    picked: dict[str, tuple[GroupKey, list[Run]]] = {}
+    for key, runs in groups.items():
+        if key.source != source or key.dataset not in datasets:
+            continue
+        runs = [r for r in runs if wanted is None or r.method in wanted]
+        if runs and (key.dataset not in picked or len(runs) > len(picked[key.dataset][1])):
+            picked[key.dataset] = (key, runs)
+    return picked
+
+
+def _measured_sections(groups, datasets: list[str], columns: list[tuple[str, str, str]],
+                       wanted: set[str] | None = None) -> tuple[list[Section], list[str]]:
+    sections, notes = [], []
+    for source in ("real", "embedded", "synthetic"):
+        picked = _pick_groups(groups, source, datasets, wanted)
+        if not picked:
+            continue
+        labels = sorted({r.label for _, runs in picked.values() for r in runs})
+        rows = []
+        for label in labels:
+            stats: list[Stat | None] = []
+            for dataset, task, metric in columns:
+                runs = [r for r in picked.get(dataset, (None, []))[1] if r.label == label]
+                stats.append(Stat.of([_value(r, task, metric) for r in runs]))
+            rows.append(Row(label, [Cell.of(s) for s in stats], seed_range(stats)))
+        sections.append(Section(SOURCE_LABELS.get(source, f"Measured here, data source: {source}"), rows))
+        for dataset in datasets:
+            if dataset in picked:
+                key = picked[dataset][0]
+                others = sum(1 for k in groups if k.source == source and k.dataset == dataset) - 1
+                notes.append(f"[{source}] {key.caption()}"
+                             + (f" ({others} other configuration(s) of this dataset are in the comparison tables)"
+                                if others else ""))
+    return sections, notes
+
+
+def _paper_table(key: str, title: str, caption: str, datasets, column_defs, reported_table: str | None,
+                 numbers, groups, wanted=None, extra_notes=()) -> Table:
+    columns = [(d, task, metric) for d, _ in datasets for task, metric in column_defs]
+    sections, notes = [], []
+    if reported_table:
+        reported, sources = _reported_section(numbers, reported_table, columns)
+        sections.append(reported)
+        notes.append(f"Reported rows: {'; '.join(sources)}. They were obtained on other features, splits and metric "
+                      f"conventions (REFERENCE s.5) and are not the same measurement as the rows below.")
+    measured, measured_notes = _measured_sections(groups, [d for d, _ in datasets], columns, wanted)
+    notes += measured_notes
+    if not measured:
+        notes.append("No runs measured here for these datasets yet.")
+    sections += measured
+    header = [label for _, label in column_defs]
+    table = Table(key=key, title=title, caption=caption, columns=header * len(datasets), sections=sections,
+                  column_groups=[(label, len(column_defs)) for _, label in datasets],
+                  notes=[*extra_notes, *notes], meta={"paper_table": key})
+    return table.mark_best()
+
+
+def image_text_table(groups, numbers) -> Table:
+    col_defs = [(task, "mAP@all") for task, _ in IMAGE_TEXT_COLUMNS]
+    table = _paper_table(
+        "paper-image-text", "Image-text retrieval, unseen classes (mAP@all)",
+        "Zero-shot image-text retrieval on unseen classes, mAP@all: Img2Txt, Txt2Img and their average. "
+        "Reported rows and each data source's measured rows are separate sections; best per column is marked "
+        "within a section only. Measured: mean ± sample std over seeds; Avg is the per-seed mean of the two tasks.",
+        IMAGE_TEXT_DATASETS, col_defs, "image-text", numbers, groups)
+    table.columns = [label for _ in IMAGE_TEXT_DATASETS for _, label in IMAGE_TEXT_COLUMNS]
+    return table
+
+
+def sketch_table(groups, numbers) -> Table:
+    col_defs = [(SKETCH_TASK, metric) for metric, _ in SKETCH_COLUMNS]
+    return _paper_table(
+        "paper-sketch", "Sketch-based image retrieval, unseen classes (mAP@all, P@100)",
+        "Zero-shot sketch -> image retrieval on unseen classes, mAP@all and P@100. Reported rows and each data "
+        "source's measured rows are separate sections; best per column is marked within a section only.",
+        SKETCH_DATASETS, col_defs, "sketch", numbers, groups,
+        extra_notes=["CFSA's own sketch numbers were not found in any reachable source (REFERENCE s.6)."])
+
+
+def ablation_table(groups) -> Table:
+    present = {r.method for runs in groups.values() for r in runs}
+    wanted = set(ABLATION_METHODS) | {m for m in present if m.startswith("cfsa")}
+    datasets = [(d, label) for d, label in IMAGE_TEXT_DATASETS + SKETCH_DATASETS
+                if any(k.dataset == d and any(r.method in wanted for r in runs) for k, runs in groups.items())]
+    datasets += sorted({(k.dataset, k.dataset) for k, runs in groups.items()
+                        if k.dataset not in {d for d, _ in IMAGE_TEXT_DATASETS + SKETCH_DATASETS}
+                        and any(r.method in wanted for r in runs)})
+    return _paper_table(
+        "paper-ablation", "CFSA ablation (mAP@all, mean over the dataset's tasks)",
+        f"CFSA and its ablated variants ({', '.join(ABLATION_METHODS)}): mAP@all averaged over each dataset's "
+        "retrieval tasks per seed, then mean ± sample std over seeds.",
+        datasets, [("average", "mAP@all")], None, [], groups, wanted,
+        extra_notes=["No reported ablation numbers: the CFSA paper's full text is not reachable (REFERENCE s.2), "
+                     "so only measured rows are shown."])
+
+
+def paper_tables(groups: dict[GroupKey, list[Run]], numbers: list[ReportedNumber]) -> list[Table]:
+    return [image_text_table(groups, numbers), sketch_table(groups, numbers), ablation_table(groups)]
