@@ -45,7 +45,8 @@ def label_space_loss(logits: torch.Tensor, onehot: torch.Tensor) -> torch.Tensor
     return ((logits - onehot) ** 2).sum(dim=1).sqrt().mean()
 
 
-def common_space_loss(za: torch.Tensor, zb: torch.Tensor, onehot_a: torch.Tensor, onehot_b: torch.Tensor) -> torch.Tensor:
+def common_space_loss(za: torch.Tensor, zb: torch.Tensor, onehot_a: torch.Tensor,
+                      onehot_b: torch.Tensor) -> torch.Tensor:
     """Sum over (a,a), (a,b), (b,b) of mean(log(1 + e^theta) - S theta), theta = cosine / 2."""
 
     def half_cosine(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -101,7 +102,8 @@ class DSCMR(Method):
         Xb = to_tensor(self.scalers_[b](train.features[b][ib]), self.device_)
         n_labels = len(train.seen_classes)
         onehot = F.one_hot(torch.as_tensor(seen_class_index(train)[y]), n_labels).float().to(self.device_)
-        self.net_ = DSCMRNet({a: train.dim(a), b: train.dim(b)}, self.hidden, self.common_dim, n_labels).to(self.device_)
+        dims = {a: train.dim(a), b: train.dim(b)}
+        self.net_ = DSCMRNet(dims, self.hidden, self.common_dim, n_labels).to(self.device_)
         optimizer = torch.optim.Adam(self.net_.parameters(), lr=self.lr, betas=(self.beta1, self.beta2))
         for epoch in range(self.epochs):
             sums = np.zeros(4)
@@ -110,7 +112,8 @@ class DSCMR(Method):
                 idx_t = torch.as_tensor(idx, device=self.device_)
                 za, zb = self.net_.common(a, Xa[idx_t]), self.net_.common(b, Xb[idx_t])
                 lab = onehot[idx_t]
-                term1 = label_space_loss(self.net_.classifier(za), lab) + label_space_loss(self.net_.classifier(zb), lab)
+                term1 = (label_space_loss(self.net_.classifier(za), lab)
+                         + label_space_loss(self.net_.classifier(zb), lab))
                 term2 = common_space_loss(za, zb, lab, lab)
                 term3 = invariance_loss(za, zb)
                 loss = term1 + self.alpha * term2 + self.beta * term3

@@ -180,7 +180,8 @@ def test_cca_matches_sklearn_on_a_toy_case():
     z = rng.standard_normal((n, 2))
     Xa = np.c_[2 * z[:, 0] + 0.3 * rng.standard_normal(n), z[:, 1] + 0.8 * rng.standard_normal(n),
                rng.standard_normal((n, 3))]
-    Xb = np.c_[z[:, 0] + 0.5 * rng.standard_normal(n), rng.standard_normal((n, 2)), z[:, 1] - 0.6 * rng.standard_normal(n)]
+    Xb = np.c_[z[:, 0] + 0.5 * rng.standard_normal(n), rng.standard_normal((n, 2)),
+               z[:, 1] - 0.6 * rng.standard_normal(n)]
     Xa, Xb = Xa - Xa.mean(0), Xb - Xb.mean(0)
     Wa, Wb, corr = fit_cca(Xa, Xb, n_components=2, reg=0.0)
     sk = SklearnCCA(n_components=2, scale=False, max_iter=5000, tol=1e-12).fit(Xa, Xb)
