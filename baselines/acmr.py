@@ -1,0 +1,157 @@
+"""``acmr``: Adversarial Cross-Modal Retrieval (Wang, Yang, Xu, Hanjalic, Shen; ACM MM 2017).
+
+Paper: B. Wang et al., "Adversarial Cross-Modal Retrieval", ACM Multimedia 2017; TensorFlow release
+sunpeng981712364/ACMR_demo (read for architecture and defaults; this is our own PyTorch implementation).
+
+Implemented, following the paper and its triplet release:
+  - feature projectors into a common space (tanh layers): image-like modalities d -> 512 -> 100 -> 40,
+    the text modality d -> 40 -> 100 -> 40 (the release's sizes, common dimension 40);
+  - label prediction (the paper's intra-modal discrimination): one linear softmax classifier shared by
+    both modalities' projections, cross-entropy, weight 100 (the release's weight);
+  - structure preservation (the paper's inter-modal invariance): a triplet loss per direction,
+    max(0, margin + alpha * d(anchor, positive) - d(anchor, negative)) with d = half the squared
+    Euclidean distance summed over the batch, margin 0.1, alpha 5 (the release's form and values); the
+    positive is the anchor's paired item of the other modality, the negative the other-modality item of
+    the most similar (cosine, in the anchor's input feature space) batch sample of a different class;
+  - a modality classifier (40 -> 20 -> 10 -> 2, linear layers as released) trained to tell the
+    modalities apart, while the projectors are trained against it through a gradient-reversal layer whose
+    factor ramps as 2 / (1 + exp(-10 p)) - 1 over training (p = epoch / epochs), as in the release.
+One Adam optimiser (lr 1e-4, beta1 0.5), batch 64. The projection is the embedding; cosine retrieval.
+
+Zero-shot use: ACMR has no class embeddings; the label classifier covers the seen classes only and the
+projectors embed unseen-class items with what they learned on seen classes (as the papers did).
+
+Deviations: (1) the release optimises the projectors on the embedding loss only and the modality
+classifier on its own loss, so the adversarial gradient never reaches the projectors; we pass it through
+the gradient-reversal layer, which is the min-max the paper describes. (2) Hard negatives are restricted
+to different-class samples by masking same-class ones out (the release multiplies similarities by a 0/1
+mask, which can pick a same-class sample when all other similarities are negative). (3) Fixed
+``epochs=30`` by default (CPU-friendly; the release's count is not stated in the paper), no test-set
+model selection. (4) Features are z-scored with training statistics. (5) Unpaired data: same-class
+samples are paired deterministically from the run seed (:func:`baselines.pairing.cross_modal_pairs`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from baselines.pairing import cross_modal_pairs, seen_class_index, two_modalities
+from baselines.semantic_regression import Standardizer
+from benchmark.contract import Method, TrainView, register_method
+from benchmark.torch_utils import minibatches, mlp, predict, resolve_device, seed_everything, to_tensor
+
+
+class GradientReversal(torch.autograd.Function):
+    """Identity forward; multiplies the gradient by -factor backward."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, factor: float) -> torch.Tensor:
+        ctx.factor = factor
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return -ctx.factor * grad, None
+
+
+def reversal_factor(epoch: int, epochs: int) -> float:
+    p = epoch / max(epochs, 1)
+    return float(2.0 / (1.0 + np.exp(-10.0 * p)) - 1.0)
+
+
+def half_sq_distance(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """sum((x - y)^2) / 2 over the whole batch (TensorFlow's l2_loss, as the release uses)."""
+    return 0.5 * ((x - y) ** 2).sum()
+
+
+def triplet_loss(anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor, margin: float,
+                 alpha: float) -> torch.Tensor:
+    """max(0, margin + alpha * d(anchor, positive) - d(anchor, negative)), batch-level as released."""
+    return F.relu(margin + alpha * half_sq_distance(anchor, positive) - half_sq_distance(anchor, negative))
+
+
+def hardest_other_class(X: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Per row, the index of the most cosine-similar row of a different class (itself if none)."""
+    Xn = F.normalize(X, dim=1)
+    sim = Xn @ Xn.T
+    same = labels[:, None] == labels[None, :]
+    sim = sim.masked_fill(same, float("-inf"))
+    best = sim.argmax(dim=1)
+    no_other = same.all(dim=1)
+    return torch.where(no_other, torch.arange(len(X), device=X.device), best)
+
+
+def modality_loss(logits_a: torch.Tensor, logits_b: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of the modality classifier: a-samples are class 0, b-samples class 1."""
+    zeros = torch.zeros(len(logits_a), dtype=torch.long, device=logits_a.device)
+    ones = torch.ones(len(logits_b), dtype=torch.long, device=logits_b.device)
+    return F.cross_entropy(logits_a, zeros) + F.cross_entropy(logits_b, ones)
+
+
+@register_method("acmr")
+@dataclass
+class ACMR(Method):
+    name = "acmr"
+    common_dim: int = 40
+    image_hidden: tuple[int, ...] = (512, 100)
+    text_hidden: tuple[int, ...] = (40, 100)
+    label_weight: float = 100.0
+    margin: float = 0.1
+    alpha: float = 5.0
+    lr: float = 1e-4
+    beta1: float = 0.5
+    batch_size: int = 64
+    epochs: int = 30
+
+    def _projector(self, modality: str, dim: int) -> nn.Sequential:
+        hidden = self.text_hidden if modality == "text" else self.image_hidden
+        return mlp([dim, *hidden, self.common_dim], activation=nn.Tanh, final_activation=nn.Tanh())
+
+    def fit(self, train: TrainView, seed: int) -> ACMR:
+        seed_everything(seed)
+        rng = np.random.default_rng(seed)
+        self.device_ = resolve_device(self.device)
+        a, b = two_modalities(train, self.name)
+        ia, ib, y = cross_modal_pairs(train, seed)
+        self.scalers_ = {m: Standardizer(train.features[m]) for m in (a, b)}
+        Xa = to_tensor(self.scalers_[a](train.features[a][ia]), self.device_)
+        Xb = to_tensor(self.scalers_[b](train.features[b][ib]), self.device_)
+        Y = torch.as_tensor(seen_class_index(train)[y], device=self.device_)
+        self.projectors_ = nn.ModuleDict({a: self._projector(a, train.dim(a)), b: self._projector(b, train.dim(b))})
+        self.projectors_.to(self.device_)
+        label_classifier = nn.Linear(self.common_dim, len(train.seen_classes)).to(self.device_)
+        modality_classifier = mlp([self.common_dim, self.common_dim // 2, self.common_dim // 4, 2],
+                                  activation=nn.Identity).to(self.device_)
+        params = [*self.projectors_.parameters(), *label_classifier.parameters(), *modality_classifier.parameters()]
+        optimizer = torch.optim.Adam(params, lr=self.lr, betas=(self.beta1, 0.999))
+        for epoch in range(self.epochs):
+            factor = reversal_factor(epoch, self.epochs)
+            sums, batches = np.zeros(4), 0
+            for idx in minibatches(len(y), self.batch_size, rng, drop_last=True):
+                idx_t = torch.as_tensor(idx, device=self.device_)
+                xa, xb, yb = Xa[idx_t], Xb[idx_t], Y[idx_t]
+                za, zb = self.projectors_[a](xa), self.projectors_[b](xb)
+                label = (F.cross_entropy(label_classifier(za), yb) + F.cross_entropy(label_classifier(zb), yb))
+                neg_for_a = hardest_other_class(xa, yb)  # image anchor -> text of the most similar other-class image
+                neg_for_b = hardest_other_class(xb, yb)
+                triplet = (triplet_loss(za, zb, zb[neg_for_a], self.margin, self.alpha)
+                           + triplet_loss(zb, za, za[neg_for_b], self.margin, self.alpha))
+                adversarial = modality_loss(modality_classifier(GradientReversal.apply(za, factor)),
+                                            modality_classifier(GradientReversal.apply(zb, factor)))
+                loss = self.label_weight * label + triplet + adversarial
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                sums += [loss.item(), label.item(), triplet.item(), adversarial.item()]
+                batches += 1
+            sums /= max(batches, 1)
+            self.log_epoch(epoch, loss=sums[0], label=sums[1], triplet=sums[2], modality=sums[3])
+        return self
+
+    def embed(self, modality: str, X: np.ndarray) -> np.ndarray:
+        return predict(self.projectors_[modality], self.scalers_[modality](X), self.device_)

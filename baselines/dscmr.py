@@ -1,0 +1,131 @@
+"""``dscmr``: Deep Supervised Cross-Modal Retrieval (Zhen, Hu, Wang, Peng; CVPR 2019).
+
+Paper and code: L. Zhen et al., "Deep Supervised Cross-modal Retrieval", CVPR 2019; public PyTorch code
+penghu-cs/DSCMR (read for the architecture and defaults; this is our own implementation).
+
+Implemented, as in the paper and its code: one network per modality (a fully connected layer of 2048
+units with ReLU) feeds a linear layer shared by both modalities (2048 -> 1024) whose output is the
+common space; a linear label classifier (1024 -> classes), also shared, predicts the label. The loss is
+  - label-space discriminative loss: the L2 norm of (prediction - one-hot label), averaged, per modality;
+  - common-space discriminative loss (weight alpha=1e-3): for the three similarity matrices image-image,
+    image-text, text-text, with theta = cos / 2 and S = 1 when two samples share a label,
+    mean(log(1 + e^theta) - S * theta) (the negative log-likelihood of the label-similarity);
+  - modality-invariance loss (weight beta=0.1): the mean L2 distance between the two modalities'
+    representations of a pair.
+Adam, lr 1e-4, betas (0.5, 0.999), batch 100. The common-space representation is the embedding; cosine
+retrieval as in the code's evaluation.
+
+Zero-shot use: DSCMR has no class embeddings, so the label classifier covers the seen classes only; the
+networks learn on seen-class pairs and embed unseen-class items with what they learned (as the papers did).
+
+Deviations: (1) epochs: the code runs 500 and keeps the epoch with the best *test* mAP; we never select
+on test data and train a fixed ``epochs=30`` by default (CPU-friendly; pass ``epochs=500`` for the
+paper's count). (2) Input features are z-scored with training statistics (the code uses raw features).
+(3) Unpaired data (sketch -> image): the invariance loss needs pairs, so same-class samples are paired
+deterministically from the run seed (:func:`baselines.pairing.cross_modal_pairs`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from baselines.pairing import cross_modal_pairs, seen_class_index, two_modalities
+from baselines.semantic_regression import Standardizer
+from benchmark.contract import Method, TrainView, register_method
+from benchmark.torch_utils import minibatches, predict, resolve_device, seed_everything, to_tensor
+
+
+def label_space_loss(logits: torch.Tensor, onehot: torch.Tensor) -> torch.Tensor:
+    """Mean over samples of ||prediction - one-hot label||_2 (the code's term1, per modality)."""
+    return ((logits - onehot) ** 2).sum(dim=1).sqrt().mean()
+
+
+def common_space_loss(za: torch.Tensor, zb: torch.Tensor, onehot_a: torch.Tensor,
+                      onehot_b: torch.Tensor) -> torch.Tensor:
+    """Sum over (a,a), (a,b), (b,b) of mean(log(1 + e^theta) - S theta), theta = cosine / 2."""
+
+    def half_cosine(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        norms = x.norm(dim=1, keepdim=True) @ y.norm(dim=1, keepdim=True).T
+        return x @ y.T / norms.clamp(min=1e-6) / 2.0
+
+    total = za.new_zeros(())
+    for x, y, lx, ly in ((za, za, onehot_a, onehot_a), (za, zb, onehot_a, onehot_b), (zb, zb, onehot_b, onehot_b)):
+        theta = half_cosine(x, y)
+        same = (lx @ ly.T > 0).float()
+        total = total + (F.softplus(theta) - same * theta).mean()
+    return total
+
+
+def invariance_loss(za: torch.Tensor, zb: torch.Tensor) -> torch.Tensor:
+    """Mean L2 distance between the paired representations of the two modalities."""
+    return ((za - zb) ** 2).sum(dim=1).sqrt().mean()
+
+
+class DSCMRNet(nn.Module):
+    def __init__(self, dims: dict[str, int], hidden: int, common_dim: int, n_labels: int):
+        super().__init__()
+        self.branches = nn.ModuleDict({m: nn.Sequential(nn.Linear(d, hidden), nn.ReLU()) for m, d in dims.items()})
+        self.shared = nn.Linear(hidden, common_dim)
+        self.classifier = nn.Linear(common_dim, n_labels)
+
+    def common(self, modality: str, x: torch.Tensor) -> torch.Tensor:
+        return self.shared(self.branches[modality](x))
+
+
+@register_method("dscmr")
+@dataclass
+class DSCMR(Method):
+    name = "dscmr"
+    hidden: int = 2048
+    common_dim: int = 1024
+    alpha: float = 1e-3
+    beta: float = 1e-1
+    lr: float = 1e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    batch_size: int = 100
+    epochs: int = 30
+
+    def fit(self, train: TrainView, seed: int) -> DSCMR:
+        seed_everything(seed)
+        rng = np.random.default_rng(seed)
+        self.device_ = resolve_device(self.device)
+        a, b = two_modalities(train, self.name)
+        ia, ib, y = cross_modal_pairs(train, seed)
+        self.scalers_ = {m: Standardizer(train.features[m]) for m in (a, b)}
+        Xa = to_tensor(self.scalers_[a](train.features[a][ia]), self.device_)
+        Xb = to_tensor(self.scalers_[b](train.features[b][ib]), self.device_)
+        n_labels = len(train.seen_classes)
+        onehot = F.one_hot(torch.as_tensor(seen_class_index(train)[y]), n_labels).float().to(self.device_)
+        dims = {a: train.dim(a), b: train.dim(b)}
+        self.net_ = DSCMRNet(dims, self.hidden, self.common_dim, n_labels).to(self.device_)
+        optimizer = torch.optim.Adam(self.net_.parameters(), lr=self.lr, betas=(self.beta1, self.beta2))
+        for epoch in range(self.epochs):
+            sums = np.zeros(4)
+            batches = 0
+            for idx in minibatches(len(y), self.batch_size, rng):
+                idx_t = torch.as_tensor(idx, device=self.device_)
+                za, zb = self.net_.common(a, Xa[idx_t]), self.net_.common(b, Xb[idx_t])
+                lab = onehot[idx_t]
+                term1 = (label_space_loss(self.net_.classifier(za), lab)
+                         + label_space_loss(self.net_.classifier(zb), lab))
+                term2 = common_space_loss(za, zb, lab, lab)
+                term3 = invariance_loss(za, zb)
+                loss = term1 + self.alpha * term2 + self.beta * term3
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                sums += [loss.item(), term1.item(), term2.item(), term3.item()]
+                batches += 1
+            sums /= max(batches, 1)
+            self.log_epoch(epoch, loss=sums[0], label_space=sums[1], common_space=sums[2], invariance=sums[3])
+        return self
+
+    def embed(self, modality: str, X: np.ndarray) -> np.ndarray:
+        branch = nn.Sequential(self.net_.branches[modality], self.net_.shared)
+        return predict(branch, self.scalers_[modality](X), self.device_)
