@@ -47,6 +47,8 @@ class _Standardizer:
 @dataclass
 class CFSA(Method):
     name = "cfsa"
+    #: Seconds-long smoke configuration for the contract test suite; never used for reported runs.
+    quick_params = {"hidden": 16, "epochs": 2, "batch_size": 16, "n_critic": 2}
     #: Width of every network's hidden layer (4096 in the paper family; smaller so CPUs finish in minutes).
     hidden: int = 256
     #: An epoch is one pass over the smaller modality's seen-class training set, in steps of ``batch_size``;

@@ -115,6 +115,7 @@ def perf_train(hidden: int = 1024, batch_size: int = 64, feature_dims: dict[str,
     """
     feature_dims = feature_dims or {"sketch": 4096, "image": 4096}
     config = config or StepConfig(batch_size=batch_size)
+    batch_size = config.batch_size
     dev = torch.device(device)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -140,3 +141,31 @@ def perf_train(hidden: int = 1024, batch_size: int = 64, feature_dims: dict[str,
     tf32 = dev.type == "cuda" and torch.backends.cuda.matmul.allow_tf32
     return TrainPerf(str(dev), hidden, config.batch_size, feature_dims, embedding_dim, steps, seconds, samples,
                      flops / 1e9, peak, torch.get_num_threads(), tf32)
+
+
+def run_perf_train(method_name: str = "cfsa", hidden: int | None = None, batch_size: int | None = None,
+                   dims: str = "4096,4096", embedding_dim: int = 50, steps: int = 5, device: str = "cpu",
+                   threads: int | None = None) -> TrainPerf:
+    """The ``zsbench perf train`` command's logic: a registered variant's step configuration, timed."""
+    from benchmark.contract import ZSBenchError
+    from benchmark.registry import build_method
+    from benchmark.torch_utils import resolve_device
+    from cfsa.method import CFSA
+
+    name, method = build_method(method_name, {k: v for k, v in (("hidden", hidden), ("batch_size", batch_size))
+                                              if v is not None})
+    if not isinstance(method, CFSA):
+        raise ZSBenchError(f"perf train times CFSA variants; {name!r} is a {type(method).__name__}")
+    try:
+        feature_dims = {f"modality{i}": int(d) for i, d in enumerate(dims.split(","))}
+    except ValueError:
+        raise ZSBenchError(f"--dims must be comma-separated integers, got {dims!r}") from None
+    if len(feature_dims) < 2 or min(feature_dims.values()) < 1:
+        raise ZSBenchError(f"--dims needs two or more positive sizes, got {dims!r}")
+    if threads is not None:
+        torch.set_num_threads(threads)
+    dev = resolve_device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ZSBenchError("--device cuda: no CUDA device is visible to torch")
+    return perf_train(method.hidden, method.batch_size, feature_dims, embedding_dim, steps=steps, device=str(dev),
+                      config=method.step_config())
