@@ -171,11 +171,12 @@ def perf_metrics_cmd(queries, gallery, classes, sklearn_queries) -> None:
 @click.option("--steps", default=5, show_default=True, help="Timed training steps (after one warm-up step).")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, or auto.")
 @click.option("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice).")
-def perf_train_cmd(method_name, hidden, batch_size, dims, embedding_dim, steps, device, threads) -> None:
+@click.option("--peak-size", default=2048, show_default=True, help="Side of the square matmul timed for the peak.")
+def perf_train_cmd(method_name, hidden, batch_size, dims, embedding_dim, steps, device, threads, peak_size) -> None:
     """Samples/s and GFLOP/s of a CFSA training step against the measured float32 matmul peak."""
     from cfsa.perf import run_perf_train
 
-    r = run_perf_train(method_name, hidden, batch_size, dims, embedding_dim, steps, device, threads)
+    r = run_perf_train(method_name, hidden, batch_size, dims, embedding_dim, steps, device, threads, peak_size)
     table = Table(title=f"{method_name} training step on {r.device} ({r.threads} threads), width {r.hidden}, "
                         f"batch {r.batch_size}, features {list(r.feature_dims.values())}")
     for column in ("s/step", "samples/s", "GFLOP/step", "achieved GFLOP/s", "matmul peak GFLOP/s", "of peak"):

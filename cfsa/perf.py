@@ -33,11 +33,11 @@ def step_flops(feature_dims: dict[str, int], embedding_dim: int, noise_dim: int,
     for d in feature_dims.values():
         critic_in = d + e
         # Critic update: generator forward without gradient; critic on [real; fake] with weight gradients
-        # (its first layer's input needs none); the penalty's forward and input-gradient passes, and their
-        # backward, where torch also runs the (all-zero) products through the activation's derivative.
+        # (its first layer's input needs none); the penalty's closed-form input gradient: the first layer's
+        # forward for the activation mask, one product for the gradient and two for its backward.
         critic = _linear(B, e + z, h) + _linear(B, h, d)
         critic += 2 * _linear(2 * B, critic_in, h) + 3 * _linear(2 * B, h, 1)
-        critic += 6 * _linear(B, critic_in, h) + 3 * _linear(B, h, 1)
+        critic += _linear(B, critic_in, h) + 3 * _linear(B, d, h)
         total += config.n_critic * critic
         # Generator update: generators with gradients (the unseen rows only when the cycle term needs them),
         # the frozen critic and regressor with input gradients only.
@@ -145,7 +145,7 @@ def perf_train(hidden: int = 1024, batch_size: int = 64, feature_dims: dict[str,
 
 def run_perf_train(method_name: str = "cfsa", hidden: int | None = None, batch_size: int | None = None,
                    dims: str = "4096,4096", embedding_dim: int = 50, steps: int = 5, device: str = "cpu",
-                   threads: int | None = None) -> TrainPerf:
+                   threads: int | None = None, peak_size: int = 2048) -> TrainPerf:
     """The ``zsbench perf train`` command's logic: a registered variant's step configuration, timed."""
     from benchmark.contract import ZSBenchError
     from benchmark.registry import build_method
@@ -168,4 +168,4 @@ def run_perf_train(method_name: str = "cfsa", hidden: int | None = None, batch_s
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ZSBenchError("--device cuda: no CUDA device is visible to torch")
     return perf_train(method.hidden, method.batch_size, feature_dims, embedding_dim, steps=steps, device=str(dev),
-                      config=method.step_config())
+                      peak_size=peak_size, config=method.step_config())
