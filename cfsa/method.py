@@ -21,6 +21,7 @@ Deviations, each deliberate:
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,6 +42,26 @@ class _Standardizer:
 
     def __call__(self, X: np.ndarray) -> np.ndarray:
         return ((np.asarray(X, dtype=np.float32) - self.mean) / self.std).astype(np.float32)
+
+
+#: Below this many multiply-adds in the widest layer's forward product, a CPU step runs on one thread.
+SMALL_LAYER_MACS = 2**20
+
+
+@contextmanager
+def _cpu_threads(count: int | None):
+    """Run the block with ``count`` torch CPU threads (None: leave as is), then restore the setting.
+
+    Tiny problems (the test suite's) gain nothing from a thread pool, and on a loaded machine its workers'
+    waiting made each step a hundred times slower than one thread.
+    """
+    previous = torch.get_num_threads()
+    if count is not None:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 @register_method("cfsa")
@@ -113,6 +134,13 @@ class CFSA(Method):
 
     def fit(self, train: TrainView, seed: int) -> CFSA:
         trainer = self.build(train, seed)
+        widest = max(train.dim(m) for m in train.modalities) + train.embedding_dim
+        tiny = self.device_.type == "cpu" and self.batch_size * self.hidden * widest < SMALL_LAYER_MACS
+        with _cpu_threads(1 if tiny else None):
+            self._train(trainer, train)
+        return self
+
+    def _train(self, trainer: CFSATrainer, train: TrainView) -> None:
         n_min = min(len(train.labels[m]) for m in train.modalities)
         steps_per_epoch = max(1, math.ceil(n_min / self.batch_size))
         total = self.epochs * steps_per_epoch
@@ -122,7 +150,6 @@ class CFSA(Method):
                 trainer.step(progress=(epoch * steps_per_epoch + step) / total, logs=logs)
             # The critic terms were already divided by n_critic; every sum is over this epoch's steps.
             self.log_epoch(epoch, **{k: float(v) / steps_per_epoch for k, v in logs.items()})
-        return self
 
     def embed(self, modality: str, X: np.ndarray) -> np.ndarray:
         if modality not in self.regressors_:
