@@ -389,6 +389,32 @@ def report_cmd(results, out, paper, reported, no_plots, no_sensitivity, per_clas
                   f"sensitivity tables, {len(result.figures)} figures; open {result.html}")
 
 
+# --- cfsa commands ---
+@perf.command("train")
+@click.option("--method", "method_name", default="cfsa", show_default=True,
+              help="A registered CFSA variant; its step configuration is timed.")
+@click.option("--hidden", type=int, default=None, help="Hidden width (default: the method's).")
+@click.option("--batch-size", type=int, default=None, help="Batch size (default: the method's).")
+@click.option("--dims", default="4096,4096", show_default=True, help="Feature sizes of the two modalities.")
+@click.option("--embedding-dim", default=50, show_default=True, help="Class-embedding (and noise) size.")
+@click.option("--steps", default=5, show_default=True, help="Timed training steps (after one warm-up step).")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, or auto.")
+@click.option("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice).")
+@click.option("--peak-size", default=2048, show_default=True, help="Side of the square matmul timed for the peak.")
+def perf_train_cmd(method_name, hidden, batch_size, dims, embedding_dim, steps, device, threads, peak_size) -> None:
+    """Samples/s and GFLOP/s of a CFSA training step against the measured float32 matmul peak."""
+    from cfsa.perf import run_perf_train
+
+    r = run_perf_train(method_name, hidden, batch_size, dims, embedding_dim, steps, device, threads, peak_size)
+    table = Table(title=f"{method_name} training step on {r.device} ({r.threads} threads), width {r.hidden}, "
+                        f"batch {r.batch_size}, features {list(r.feature_dims.values())}")
+    for column in ("s/step", "samples/s", "GFLOP/step", "achieved GFLOP/s", "matmul peak GFLOP/s", "of peak"):
+        table.add_column(column)
+    table.add_row(f"{r.seconds_per_step:.4f}", f"{r.samples_per_s:.0f}", f"{r.gflop_per_step:.1f}",
+                  f"{r.achieved_gflops:.1f}", f"{r.peak_gflops:.1f}", f"{100 * r.fraction_of_peak:.0f}%")
+    console.print(table)
+
+
 def main() -> None:
     try:
         cli.main(standalone_mode=False)

@@ -1,0 +1,171 @@
+"""Throughput of a CFSA training step against the machine's measured float32 matrix-multiply peak.
+
+The FLOPs are counted analytically from the layer shapes: a linear layer of a -> b on n rows costs 2nab
+for its forward product, 2nab for the weight gradient and 2nab for the input gradient, and each product is
+counted only where the step really computes it (frozen networks get no weight gradient, detached inputs no
+input gradient, the gradient penalty adds its input-gradient pass and that pass's own backward). Only the
+matrix products of the linear layers are counted; element-wise work, the alignment term (batch x batch x
+embedding) and the optimiser are left out, so the figure is a slight under-count of the work done.
+``tests/test_cfsa_perf.py`` checks the count against torch's FLOP counter.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from cfsa.training import CFSANetworks, CFSATrainer, StepConfig
+
+
+def _linear(n: int, a: int, b: int) -> int:
+    return 2 * n * a * b
+
+
+def step_flops(feature_dims: dict[str, int], embedding_dim: int, noise_dim: int, hidden: int,
+               config: StepConfig) -> int:
+    """Matrix-multiply FLOPs of one :meth:`CFSATrainer.step` (forward and backward)."""
+    B, e, z, h = config.batch_size, embedding_dim, noise_dim, hidden
+    n_unseen = B if config.synthesize_unseen else 0
+    total = 0
+    for d in feature_dims.values():
+        critic_in = d + e
+        # Critic update: generator forward without gradient; critic on [real; fake] with weight gradients
+        # (its first layer's input needs none); the penalty's closed-form input gradient: the first layer's
+        # forward for the activation mask, one product for the gradient and two for its backward.
+        critic = _linear(B, e + z, h) + _linear(B, h, d)
+        critic += 2 * _linear(2 * B, critic_in, h) + 3 * _linear(2 * B, h, 1)
+        critic += _linear(B, critic_in, h) + 3 * _linear(B, d, h)
+        total += config.n_critic * critic
+        # Generator update: generators with gradients (the unseen rows only when the cycle term needs them),
+        # the frozen critic and regressor with input gradients only.
+        n_grad = B + (n_unseen if config.cycle_weight > 0 else 0)
+        total += 2 * _linear(n_grad, e + z, h) + 3 * _linear(n_grad, h, d)
+        if config.cycle_weight == 0:
+            total += _linear(n_unseen, e + z, h) + _linear(n_unseen, h, d)
+        total += 2 * _linear(B, critic_in, h) + 2 * _linear(B, h, 1)
+        if config.cycle_weight > 0:
+            total += 2 * _linear(n_grad, d, h) + 2 * _linear(n_grad, h, e)
+        # Regressor update on real rows and, when used, on the synthetic rows.
+        n_reg = B + ((B + n_unseen) if config.uses_synthetic else 0)
+        total += 2 * _linear(n_reg, d, h) + 3 * _linear(n_reg, h, e)
+    return total
+
+
+def measure_matmul_peak(size: int = 2048, repeats: int = 10, device: str = "cpu") -> float:
+    """Best-of-``repeats`` float32 square matrix-multiply rate, GFLOP/s, on ``device``."""
+    dev = torch.device(device)
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(size, size, generator=gen).to(dev)
+    b = torch.randn(size, size, generator=gen).to(dev)
+    best = float("inf")
+    for i in range(repeats + 2):
+        _sync(dev)
+        t0 = time.perf_counter()
+        a @ b
+        _sync(dev)
+        if i >= 2:  # the first products warm up the library's threads and caches
+            best = min(best, time.perf_counter() - t0)
+    return 2 * size**3 / best / 1e9
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@dataclass
+class TrainPerf:
+    device: str
+    hidden: int
+    batch_size: int
+    feature_dims: dict[str, int]
+    embedding_dim: int
+    steps: int
+    seconds_per_step: float
+    samples_per_step: int
+    gflop_per_step: float
+    peak_gflops: float
+    threads: int
+    tf32: bool
+
+    @property
+    def samples_per_s(self) -> float:
+        return self.samples_per_step / self.seconds_per_step
+
+    @property
+    def achieved_gflops(self) -> float:
+        return self.gflop_per_step / self.seconds_per_step
+
+    @property
+    def fraction_of_peak(self) -> float:
+        return self.achieved_gflops / self.peak_gflops
+
+
+def perf_train(hidden: int = 1024, batch_size: int = 64, feature_dims: dict[str, int] | None = None,
+               embedding_dim: int = 50, n_classes: int = 250, steps: int = 5, warmup: int = 1,
+               device: str = "cpu", peak_size: int = 2048, config: StepConfig | None = None,
+               seed: int = 0) -> TrainPerf:
+    """Time ``steps`` training steps (after ``warmup``) on random data shaped like TU-Berlin's features.
+
+    A step is one generator iteration: ``n_critic`` critic updates, one generator and one regressor update.
+    Its sample count is the real rows it consumes: (n_critic + 1) batches per modality.
+    """
+    feature_dims = feature_dims or {"sketch": 4096, "image": 4096}
+    config = config or StepConfig(batch_size=batch_size)
+    batch_size = config.batch_size
+    dev = torch.device(device)
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    n_seen = max(2, int(n_classes * 0.88))
+    nets = CFSANetworks(feature_dims, embedding_dim, embedding_dim, hidden, config.modality_adversary).to(dev)
+    features = {m: torch.randn(2048, d, generator=torch.Generator().manual_seed(seed)).to(dev)
+                for m, d in feature_dims.items()}
+    labels = {m: torch.as_tensor(rng.integers(0, n_seen, 2048), device=dev) for m in feature_dims}
+    targets = torch.nn.functional.normalize(torch.randn(n_classes, embedding_dim), dim=1).to(dev)
+    trainer = CFSATrainer(nets, features, labels, targets, np.arange(n_seen), np.arange(n_seen, n_classes),
+                          config, seed)
+    for _ in range(warmup):
+        trainer.step()
+    _sync(dev)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        trainer.step()
+    _sync(dev)
+    seconds = (time.perf_counter() - t0) / steps
+    peak = measure_matmul_peak(peak_size, device=device)
+    flops = step_flops(feature_dims, embedding_dim, embedding_dim, hidden, config)
+    samples = (config.n_critic + 1) * config.batch_size * len(feature_dims)
+    tf32 = dev.type == "cuda" and torch.backends.cuda.matmul.allow_tf32
+    return TrainPerf(str(dev), hidden, config.batch_size, feature_dims, embedding_dim, steps, seconds, samples,
+                     flops / 1e9, peak, torch.get_num_threads(), tf32)
+
+
+def run_perf_train(method_name: str = "cfsa", hidden: int | None = None, batch_size: int | None = None,
+                   dims: str = "4096,4096", embedding_dim: int = 50, steps: int = 5, device: str = "cpu",
+                   threads: int | None = None, peak_size: int = 2048) -> TrainPerf:
+    """The ``zsbench perf train`` command's logic: a registered variant's step configuration, timed."""
+    from benchmark.contract import ZSBenchError
+    from benchmark.registry import build_method
+    from benchmark.torch_utils import resolve_device
+    from cfsa.method import CFSA
+
+    name, method = build_method(method_name, {k: v for k, v in (("hidden", hidden), ("batch_size", batch_size))
+                                              if v is not None})
+    if not isinstance(method, CFSA):
+        raise ZSBenchError(f"perf train times CFSA variants; {name!r} is a {type(method).__name__}")
+    try:
+        feature_dims = {f"modality{i}": int(d) for i, d in enumerate(dims.split(","))}
+    except ValueError:
+        raise ZSBenchError(f"--dims must be comma-separated integers, got {dims!r}") from None
+    if len(feature_dims) < 2 or min(feature_dims.values()) < 1:
+        raise ZSBenchError(f"--dims needs two or more positive sizes, got {dims!r}")
+    if threads is not None:
+        torch.set_num_threads(threads)
+    dev = resolve_device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ZSBenchError("--device cuda: no CUDA device is visible to torch")
+    return perf_train(method.hidden, method.batch_size, feature_dims, embedding_dim, steps=steps, device=str(dev),
+                      peak_size=peak_size, config=method.step_config())
