@@ -97,6 +97,7 @@ def modality_loss(logits_a: torch.Tensor, logits_b: torch.Tensor) -> torch.Tenso
 @dataclass
 class ACMR(Method):
     name = "acmr"
+    max_modalities = 2  # on emoji (three modalities) the runner fits once per task's modality pair
     common_dim: int = 40
     image_hidden: tuple[int, ...] = (512, 100)
     text_hidden: tuple[int, ...] = (40, 100)

@@ -67,6 +67,7 @@ def fit_cca(Xa: np.ndarray, Xb: np.ndarray, n_components: int, reg: float):
 @dataclass
 class CCA(Method):
     name = "cca"
+    max_modalities = 2  # on emoji (three modalities) the runner fits once per task's modality pair
     n_components: int = 64
     reg: float = 0.1
 

@@ -113,6 +113,7 @@ def bce(logits: torch.Tensor, real: bool) -> torch.Tensor:
 @dataclass
 class DADN(Method):
     name = "dadn"
+    max_modalities = 2  # on emoji (three modalities) the runner fits once per task's modality pair
     hidden: int = 512
     critic_hidden: tuple[int, ...] = (512, 256)
     keep_prob: float = 0.9

@@ -81,6 +81,7 @@ class DSCMRNet(nn.Module):
 @dataclass
 class DSCMR(Method):
     name = "dscmr"
+    max_modalities = 2  # on emoji (three modalities) the runner fits once per task's modality pair
     hidden: int = 2048
     common_dim: int = 1024
     alpha: float = 1e-3

@@ -101,6 +101,9 @@ class Method:
     #: Hyper-parameter overrides for a seconds-long smoke configuration, used by the contract test suite
     #: (the way scikit-learn's checks shrink estimators); never used for reported runs.
     quick_params: ClassVar[dict[str, Any]] = {}
+    #: The most modalities one fit can handle (None: any number). On a dataset with more (emoji: sketch,
+    #: image, text), the runner fits the method once per modality pair of the dataset's tasks.
+    max_modalities: ClassVar[int | None] = None
     #: Set by the runner before ``fit``; not a hyper-parameter and not part of the config.
     device: ClassVar[str] = "cpu"
     history_: list[dict[str, Any]] = field(default_factory=list, init=False, repr=False, compare=False)

@@ -103,6 +103,28 @@ class ZSDataset:
             if q not in self.modalities or g not in self.modalities:
                 raise ZSBenchError(f"{where}: task {q}->{g} names a modality the dataset lacks")
 
+    def restrict(self, modalities: tuple[str, ...]) -> ZSDataset:
+        """The same dataset with only ``modalities`` and the tasks between them (no copy of the arrays)."""
+        keep = tuple(m for m in self.modalities if m in modalities)
+        return ZSDataset(
+            name=self.name, source=self.source, modalities=keep,
+            features={m: self.features[m] for m in keep}, labels={m: self.labels[m] for m in keep},
+            class_names=self.class_names, class_embeddings=self.class_embeddings, split=self.split,
+            tasks=tuple(t for t in self.tasks if t[0] in keep and t[1] in keep), eval_protocol=self.eval_protocol,
+            paired=self.paired, parts=None if self.parts is None else {m: self.parts[m] for m in keep},
+            provenance=self.provenance)
+
+    def modality_groups(self, max_modalities: int | None) -> list[tuple[str, ...]]:
+        """The modality sets one fit must cover: all of them, or each task's pair when a method takes fewer."""
+        if max_modalities is None or len(self.modalities) <= max_modalities:
+            return [self.modalities]
+        groups: list[tuple[str, ...]] = []
+        for q, g in self.tasks:
+            group = tuple(m for m in self.modalities if m in (q, g))
+            if group not in groups:
+                groups.append(group)
+        return groups
+
     def items(self, modality: str, classes: np.ndarray, part: str | None = None) -> np.ndarray:
         """Indices of the items of ``modality`` whose class is in ``classes`` (and in ``part``, if given)."""
         mask = np.isin(self.labels[modality], classes)

@@ -136,10 +136,12 @@ def run_one(method_spec: str, ds: ZSDataset, seed: int, store: ResultStore, para
     if path.exists() and not force:
         store.load(path)  # an unreadable record is an error, not a silent skip
         return RunOutcome(name, ds.name, seed, "skipped", path)
-    train = build_train_view(ds)
-    reason = method.supports(train)
-    if reason:
-        return RunOutcome(name, ds.name, seed, "unsupported", path, extra={"reason": reason})
+    groups = ds.modality_groups(type(method).max_modalities)
+    parts = [ds if group == ds.modalities else ds.restrict(group) for group in groups]
+    for part in parts:
+        reason = method.supports(build_train_view(part))
+        if reason:
+            return RunOutcome(name, ds.name, seed, "unsupported", path, extra={"reason": reason})
     with store.claim(path) as claimed:
         if not claimed:
             return RunOutcome(name, ds.name, seed, "busy", path)
@@ -147,17 +149,33 @@ def run_one(method_spec: str, ds: ZSDataset, seed: int, store: ResultStore, para
             return RunOutcome(name, ds.name, seed, "skipped", path)
         started = _now()
         t0 = time.perf_counter()
+        metrics, details, history = {}, {"tasks": {}}, []
         with PeakRSS() as memory:
-            if on_event:
-                on_event(f"{ds.name}: fit {name} seed {seed}")
-                method.epoch_hook_ = lambda epoch, losses: on_event(
-                    f"{ds.name}: fit {name} seed {seed}, epoch {epoch + 1}: "
-                    + " ".join(f"{k}={v:.3g}" for k, v in losses.items() if k != "epoch"))
-            method.fit(train, seed)
-            method.epoch_hook_ = None
-            t_fit = time.perf_counter() - t0
-            metrics, details = evaluate(method, ds, keep_embeddings=True, map_blocks=map_blocks)
+            t_fit = 0.0
+            for part in parts:
+                # One fresh fit per modality group (a single group unless the method takes fewer modalities
+                # than the dataset has); each group's tasks are scored with its own fit.
+                fitted = method if len(parts) == 1 else build_method(method_spec, params)[1]
+                fitted.device = device
+                label = "+".join(part.modalities)
+                if on_event:
+                    on_event(f"{ds.name}: fit {name} seed {seed}")
+                    fitted.epoch_hook_ = lambda epoch, losses, label=label: on_event(
+                        f"{ds.name}: fit {name} seed {seed}{f' ({label})' if len(parts) > 1 else ''}, "
+                        f"epoch {epoch + 1}: " + " ".join(f"{k}={v:.3g}" for k, v in losses.items() if k != "epoch"))
+                t_part = time.perf_counter()
+                fitted.fit(build_train_view(part), seed)
+                fitted.epoch_hook_ = None
+                t_fit += time.perf_counter() - t_part
+                part_metrics, part_details = evaluate(fitted, part, keep_embeddings=len(parts) == 1,
+                                                      map_blocks=map_blocks)
+                metrics.update(part_metrics)
+                details["tasks"].update(part_details["tasks"])
+                details.setdefault("embeddings", {}).update(part_details.get("embeddings", {}))
+                history.extend(entry if len(parts) == 1 else {"modalities": label, **entry}
+                               for entry in fitted.history_)
             t_eval = time.perf_counter() - t0 - t_fit
+        metrics = {f"{q}->{g}": metrics[f"{q}->{g}"] for q, g in ds.tasks}  # the dataset's task order
         record = {
             "method": name,
             "config": full_params,
@@ -167,7 +185,8 @@ def run_one(method_spec: str, ds: ZSDataset, seed: int, store: ResultStore, para
             "seed": int(seed),
             "metrics": metrics,
             "metrics_info": details["tasks"],
-            "training_log": list(method.history_),
+            "training_log": history,
+            "fits": ["+".join(part.modalities) for part in parts],
             "timings": {"fit_s": round(t_fit, 3), "eval_s": round(t_eval, 3), "total_s": round(t_fit + t_eval, 3)},
             "peak_memory_mb": round(memory.peak_mb, 1),
             "device": device,

@@ -92,3 +92,30 @@ def test_results_folder_that_is_a_file_is_a_clear_error(tmp_path, tiny_sketch):
     blocker.write_text("not a folder")
     with pytest.raises(ZSBenchError, match="cannot create results folder"):
         run_one("random", tiny_sketch, 0, ResultStore(blocker))
+
+
+def test_two_modality_method_on_three_modalities_fits_once_per_task_pair(tmp_path, tiny_paired):
+    import dataclasses
+
+    import numpy as np
+
+    from benchmark.protocol import ZSDataset
+
+    rng = np.random.default_rng(0)
+    fields = {f.name: getattr(tiny_paired, f.name) for f in dataclasses.fields(tiny_paired)}
+    n = tiny_paired.labels["image"].size
+    sketch = (tiny_paired.features["image"][:, :12] + 0.1 * rng.standard_normal((n, 12))).astype(np.float32)
+    three = ZSDataset(**{**fields, "modalities": ("sketch", "image", "text"),
+                         "features": {**tiny_paired.features, "sketch": sketch},
+                         "labels": {**tiny_paired.labels, "sketch": tiny_paired.labels["image"]},
+                         "parts": {**tiny_paired.parts, "sketch": tiny_paired.parts["image"]},
+                         "tasks": (("sketch", "image"), ("image", "text"), ("text", "image"))})
+    outcome = run_one("cca", three, 0, ResultStore(tmp_path))
+    assert outcome.status == "done"
+    record = outcome.record
+    assert record["fits"] == ["sketch+image", "image+text"]
+    assert list(record["metrics"]) == ["sketch->image", "image->text", "text->image"]
+    assert "embeddings_file" not in record  # one image embedding per fit: no single common space to keep
+    # the image+text part is the same fit as on the two-modality dataset itself
+    alone = run_one("cca", tiny_paired, 0, ResultStore(tmp_path / "alone")).record
+    assert record["metrics"]["image->text"] == alone["metrics"]["image->text"]
