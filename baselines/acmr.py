@@ -43,25 +43,16 @@ from torch import nn
 from baselines.pairing import cross_modal_pairs, seen_class_index, two_modalities
 from baselines.semantic_regression import Standardizer
 from benchmark.contract import Method, TrainView, register_method
-from benchmark.torch_utils import minibatches, mlp, predict, resolve_device, seed_everything, to_tensor
-
-
-class GradientReversal(torch.autograd.Function):
-    """Identity forward; multiplies the gradient by -factor backward."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, factor: float) -> torch.Tensor:
-        ctx.factor = factor
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        return -ctx.factor * grad, None
-
-
-def reversal_factor(epoch: int, epochs: int) -> float:
-    p = epoch / max(epochs, 1)
-    return float(2.0 / (1.0 + np.exp(-10.0 * p)) - 1.0)
+from benchmark.torch_utils import (
+    minibatches,
+    mlp,
+    predict,
+    resolve_device,
+    reversal_ramp,
+    reverse_gradient,
+    seed_everything,
+    to_tensor,
+)
 
 
 def half_sq_distance(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -131,7 +122,7 @@ class ACMR(Method):
         params = [*self.projectors_.parameters(), *label_classifier.parameters(), *modality_classifier.parameters()]
         optimizer = torch.optim.Adam(params, lr=self.lr, betas=(self.beta1, 0.999))
         for epoch in range(self.epochs):
-            factor = reversal_factor(epoch, self.epochs)
+            factor = reversal_ramp(epoch / max(self.epochs, 1))
             sums, batches = np.zeros(4), 0
             for idx in minibatches(len(y), self.batch_size, rng, drop_last=True):
                 idx_t = torch.as_tensor(idx, device=self.device_)
@@ -142,8 +133,8 @@ class ACMR(Method):
                 neg_for_b = hardest_other_class(xb, yb)
                 triplet = (triplet_loss(za, zb, zb[neg_for_a], self.margin, self.alpha)
                            + triplet_loss(zb, za, za[neg_for_b], self.margin, self.alpha))
-                adversarial = modality_loss(modality_classifier(GradientReversal.apply(za, factor)),
-                                            modality_classifier(GradientReversal.apply(zb, factor)))
+                adversarial = modality_loss(modality_classifier(reverse_gradient(za, factor)),
+                                            modality_classifier(reverse_gradient(zb, factor)))
                 loss = self.label_weight * label + triplet + adversarial
                 optimizer.zero_grad()
                 loss.backward()

@@ -84,6 +84,7 @@ def _print_outcomes(outcomes) -> None:
     table = Table(title="runs (unseen classes)")
     for column in ("dataset", "method", "seed", "status", "task", "mAP@all", "P@100", "s"):
         table.add_column(column, overflow="fold")
+    sources: dict[str, str] = {}
     for o in outcomes:
         if o.path is None or o.status in ("unsupported", "failed", "busy"):
             table.add_row(o.dataset, o.method, str(o.seed), o.status, o.error or "", "", "", "")
@@ -93,11 +94,12 @@ def _print_outcomes(outcomes) -> None:
             from benchmark.store import ResultStore
 
             record = ResultStore(o.path.parent).load(o.path) or {}
-        label = f"{o.dataset} ({record.get('source', '?')}, {record.get('split', {}).get('name', '?')})"
+        sources.setdefault(o.dataset, f"{record.get('source', '?')}, split {record.get('split', {}).get('name', '?')}")
         for task_name, values in record.get("metrics", {}).items():
-            table.add_row(label, o.method, str(o.seed), o.status, task_name,
+            table.add_row(o.dataset, o.method, str(o.seed), o.status, task_name,
                           f"{values['mAP@all']:.4f}", f"{values.get('P@100', float('nan')):.4f}",
                           f"{record.get('timings', {}).get('total_s', 0):.1f}")
+    table.caption = "; ".join(f"{name}: {info}" for name, info in sources.items())
     console.print(table)
     statuses = ("done", "skipped", "busy", "unsupported", "failed")
     counts = {status: sum(o.status == status for o in outcomes) for status in statuses}

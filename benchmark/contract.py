@@ -76,10 +76,10 @@ class TrainView:
         return int(self.features[modality].shape[1])
 
 
-def cosine_similarity(zq: np.ndarray, zg: np.ndarray) -> np.ndarray:
-    """Cosine similarity matrix (queries x gallery), float32; zero vectors score 0."""
-    zq = np.asarray(zq, dtype=np.float32)
-    zg = np.asarray(zg, dtype=np.float32)
+def cosine_similarity(zq: np.ndarray, zg: np.ndarray, dtype=np.float32) -> np.ndarray:
+    """Cosine similarity matrix (queries x gallery) in ``dtype``; zero vectors score 0."""
+    zq = np.asarray(zq, dtype=dtype)
+    zg = np.asarray(zg, dtype=dtype)
     zq = zq / np.maximum(np.linalg.norm(zq, axis=1, keepdims=True), 1e-12)
     zg = zg / np.maximum(np.linalg.norm(zg, axis=1, keepdims=True), 1e-12)
     return zq @ zg.T

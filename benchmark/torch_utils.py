@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Iterator, Sequence
 
@@ -9,7 +10,8 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["seed_everything", "resolve_device", "mlp", "minibatches", "to_tensor", "predict", "make_generator"]
+__all__ = ["seed_everything", "resolve_device", "mlp", "minibatches", "to_tensor", "predict", "make_generator",
+           "reverse_gradient", "reversal_ramp"]
 
 
 def seed_everything(seed: int) -> None:
@@ -68,3 +70,24 @@ def predict(module: nn.Module, X: np.ndarray, device: torch.device | str = "cpu"
     if not out:
         return np.zeros((0, 0), dtype=np.float32)
     return np.concatenate(out).astype(np.float32, copy=False)
+
+
+class _ReverseGradient(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, scale: float) -> torch.Tensor:
+        ctx.scale = scale
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor):
+        return -ctx.scale * grad_output, None
+
+
+def reverse_gradient(x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+    """Identity forward, gradient multiplied by ``-scale`` backward (Ganin & Lempitsky's reversal layer)."""
+    return _ReverseGradient.apply(x, scale)
+
+
+def reversal_ramp(progress: float) -> float:
+    """The reversal layer's weight ramp 2 / (1 + exp(-10 p)) - 1 over training progress p in [0, 1]."""
+    return 2.0 / (1.0 + math.exp(-10.0 * progress)) - 1.0

@@ -122,10 +122,3 @@ def alignment_loss(kind: str, a: torch.Tensor, b: torch.Tensor, labels_a: torch.
     if kind == "none":
         return a.sum() * 0
     raise ValueError(f"unknown alignment {kind!r}; expected one of {', '.join(ALIGNMENTS)}")
-
-
-def adversary_ramp(progress: float) -> float:
-    """The reversal layer's schedule 2 / (1 + e^(-10 p)) - 1, from 0 at the start to ~1 at the end."""
-    import math
-
-    return 2.0 / (1.0 + math.exp(-10.0 * progress)) - 1.0

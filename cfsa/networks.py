@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from benchmark.torch_utils import reverse_gradient
+
 
 class ConditionalGenerator(nn.Module):
     """G_m([c; z]) -> x_m. The output is linear because features are z-scored (signed) before training."""
@@ -62,22 +64,6 @@ class Regressor(nn.Module):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.net(features)
-
-
-class _ReverseGradient(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, scale: float) -> torch.Tensor:
-        ctx.scale = scale
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx, grad_output: torch.Tensor):
-        return -ctx.scale * grad_output, None
-
-
-def reverse_gradient(x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
-    """Identity forward, gradient multiplied by ``-scale`` backward (Ganin & Lempitsky's reversal layer)."""
-    return _ReverseGradient.apply(x, scale)
 
 
 class ModalityClassifier(nn.Module):

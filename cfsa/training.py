@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from benchmark.torch_utils import reversal_ramp
 from cfsa.losses import (
-    adversary_ramp,
     alignment_loss,
     critic_loss,
     cycle_loss,
@@ -200,7 +200,7 @@ class CFSATrainer:
             embeddings = torch.cat([real[m][0] for m in nets.modalities])
             modality_ids = torch.cat([torch.full((len(real[m][1]),), i, device=self.device)
                                       for i, m in enumerate(nets.modalities)])
-            logits = nets.adversary(embeddings, reversal_scale=adversary_ramp(progress))
+            logits = nets.adversary(embeddings, reversal_scale=reversal_ramp(progress))
             adversary = F.cross_entropy(logits, modality_ids)
             loss = loss + cfg.adversary_weight * adversary
             _add(logs, "modality_adversary", adversary)

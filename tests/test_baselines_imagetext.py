@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from baselines.acmr import ACMR, GradientReversal, hardest_other_class, modality_loss, triplet_loss
+from baselines.acmr import ACMR, hardest_other_class, modality_loss, triplet_loss
 from baselines.cca import CCA, fit_cca
 from baselines.dadn import DADN, mix_rbf_mmd2, ranking_loss
 from baselines.dscmr import DSCMR, common_space_loss, invariance_loss, label_space_loss
@@ -18,6 +18,7 @@ from benchmark.contract import ZSBenchError
 from benchmark.datasets.splits import Split
 from benchmark.protocol import ZSDataset, build_train_view, evaluate
 from benchmark.registry import available_methods
+from benchmark.torch_utils import reverse_gradient
 
 N_CLASSES, PER_CLASS, EMB_DIM = 6, 10, 8
 
@@ -150,7 +151,7 @@ def test_acmr_adversarial_term_by_hand():
     confident = torch.tensor([[10.0, -10.0]]), torch.tensor([[-10.0, 10.0]])
     assert modality_loss(*confident).item() == pytest.approx(0.0, abs=1e-6)
     x = torch.ones(4, requires_grad=True)
-    GradientReversal.apply(x, 0.5).sum().backward()
+    reverse_gradient(x, 0.5).sum().backward()
     assert torch.equal(x.grad, torch.full((4,), -0.5))
 
 

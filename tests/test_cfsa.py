@@ -13,6 +13,7 @@ from benchmark.contract import TrainingDiverged, ZSBenchError
 from benchmark.datasets.splits import Split
 from benchmark.protocol import ZSDataset, build_train_view
 from benchmark.registry import build_method
+from benchmark.torch_utils import reverse_gradient
 from cfsa.losses import (
     alignment_loss,
     cmpm_loss,
@@ -23,7 +24,7 @@ from cfsa.losses import (
     mmd_loss,
 )
 from cfsa.method import CFSA
-from cfsa.networks import ConditionalCritic, ConditionalGenerator, ModalityClassifier, Regressor, reverse_gradient
+from cfsa.networks import ConditionalCritic, ConditionalGenerator, ModalityClassifier, Regressor
 
 TINY = {"hidden": 16, "epochs": 2, "batch_size": 8, "n_critic": 2}
 

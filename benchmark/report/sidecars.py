@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark.contract import ZSBenchError
+from benchmark.contract import ZSBenchError, cosine_similarity
 from benchmark.report.records import Run
 
 QUERY_GALLERY_PARTS = {"all": ("all", "all"), "test->train": ("test", "train")}
@@ -63,12 +63,8 @@ def load_sidecar(run: Run) -> Sidecar | None:
 
 
 def cosine_scores(queries: np.ndarray, gallery: np.ndarray) -> np.ndarray:
-    """Cosine similarity, float64 (a zero vector scores 0 against everything)."""
-    q = np.asarray(queries, dtype=np.float64)
-    g = np.asarray(gallery, dtype=np.float64)
-    q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
-    g = g / np.maximum(np.linalg.norm(g, axis=1, keepdims=True), 1e-12)
-    return q @ g.T
+    """Cosine similarity in float64, so re-scored ties are the embeddings' own (zero vectors score 0)."""
+    return cosine_similarity(queries, gallery, dtype=np.float64)
 
 
 def task_arrays(sidecar: Sidecar, task: str, eval_protocol: str):
