@@ -20,6 +20,7 @@ Deviations, each deliberate:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -109,11 +110,8 @@ class CFSA(Method):
             raise ZSBenchError(f"cfsa needs two modalities, the dataset has {list(train.modalities)}")
 
     def step_config(self) -> StepConfig:
-        return StepConfig(batch_size=self.batch_size, n_critic=self.n_critic, gp_weight=self.gp_weight,
-                          cycle_weight=self.cycle_weight, synthetic_weight=self.synthetic_weight,
-                          synthesize_unseen=self.synthesize_unseen, alignment=self.alignment,
-                          align_weight=self.align_weight, modality_adversary=self.modality_adversary,
-                          adversary_weight=self.adversary_weight, lr=self.lr, beta1=self.beta1)
+        """The step's hyper-parameters are this method's fields of the same names."""
+        return StepConfig(**{f.name: getattr(self, f.name) for f in dataclasses.fields(StepConfig)})
 
     def build(self, train: TrainView, seed: int) -> CFSATrainer:
         """Networks, optimisers and device-resident data for ``train``; fit() then runs the epochs."""

@@ -281,3 +281,14 @@ def test_trains_on_cuda():
     method.device = "cuda"
     method.fit(build_train_view(tiny_dataset()), 0)
     assert np.isfinite(method.embed("image", tiny_dataset().features["image"][:3])).all()
+
+
+def test_step_config_defaults_are_the_methods():
+    """perf train times StepConfig's defaults: they must be CFSA's own."""
+    import dataclasses
+
+    from cfsa.method import CFSA
+    from cfsa.training import StepConfig
+
+    assert CFSA().step_config() == StepConfig()
+    assert {f.name for f in dataclasses.fields(StepConfig)} <= {f.name for f in dataclasses.fields(CFSA)}
