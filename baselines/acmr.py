@@ -40,8 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines.pairing import cross_modal_pairs, seen_class_index, two_modalities
-from baselines.semantic_regression import Standardizer
+from baselines.pairing import seen_class_index, standardized_pairs
 from benchmark.contract import Method, TrainView, register_method
 from benchmark.torch_utils import (
     minibatches,
@@ -88,7 +87,7 @@ def modality_loss(logits_a: torch.Tensor, logits_b: torch.Tensor) -> torch.Tenso
 @dataclass
 class ACMR(Method):
     name = "acmr"
-    max_modalities = 2  # on emoji (three modalities) the runner fits once per task's modality pair
+    max_modalities = 2
     common_dim: int = 40
     image_hidden: tuple[int, ...] = (512, 100)
     text_hidden: tuple[int, ...] = (40, 100)
@@ -108,11 +107,8 @@ class ACMR(Method):
         seed_everything(seed)
         rng = np.random.default_rng(seed)
         self.device_ = resolve_device(self.device)
-        a, b = two_modalities(train, self.name)
-        ia, ib, y = cross_modal_pairs(train, seed)
-        self.scalers_ = {m: Standardizer(train.features[m]) for m in (a, b)}
-        Xa = to_tensor(self.scalers_[a](train.features[a][ia]), self.device_)
-        Xb = to_tensor(self.scalers_[b](train.features[b][ib]), self.device_)
+        a, b, Xa, Xb, y, self.scalers_ = standardized_pairs(train, seed, self.name)
+        Xa, Xb = to_tensor(Xa, self.device_), to_tensor(Xb, self.device_)
         Y = torch.as_tensor(seen_class_index(train)[y], device=self.device_)
         self.projectors_ = nn.ModuleDict({a: self._projector(a, train.dim(a)), b: self._projector(b, train.dim(b))})
         self.projectors_.to(self.device_)

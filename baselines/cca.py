@@ -27,8 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from baselines.pairing import cross_modal_pairs, two_modalities
-from baselines.semantic_regression import Standardizer
+from baselines.pairing import standardized_pairs
 from benchmark.contract import Method, TrainView, ZSBenchError, register_method
 
 
@@ -67,16 +66,12 @@ def fit_cca(Xa: np.ndarray, Xb: np.ndarray, n_components: int, reg: float):
 @dataclass
 class CCA(Method):
     name = "cca"
-    max_modalities = 2  # on emoji (three modalities) the runner fits once per task's modality pair
+    max_modalities = 2
     n_components: int = 64
     reg: float = 0.1
 
     def fit(self, train: TrainView, seed: int) -> CCA:
-        a, b = two_modalities(train, self.name)
-        ia, ib, _ = cross_modal_pairs(train, seed)
-        self.scalers_ = {a: Standardizer(train.features[a]), b: Standardizer(train.features[b])}
-        Xa = self.scalers_[a](train.features[a][ia])
-        Xb = self.scalers_[b](train.features[b][ib])
+        a, b, Xa, Xb, _, self.scalers_ = standardized_pairs(train, seed, self.name)
         self.means_ = {a: Xa.mean(axis=0), b: Xb.mean(axis=0)}
         Wa, Wb, corr = fit_cca(Xa - self.means_[a], Xb - self.means_[b], self.n_components, self.reg)
         self.projections_ = {a: Wa, b: Wb}

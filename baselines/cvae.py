@@ -100,7 +100,7 @@ class CVAENetwork(nn.Module):
 @dataclass
 class CVAE(Method):
     name = "cvae"
-    max_modalities = 2  # on emoji (three modalities) the runner fits once per task's modality pair
+    max_modalities = 2
     hidden_dim: int = 512  # paper 2048 (encoder's first layer 2 x hidden_dim)
     latent_dim: int = 128  # paper 1024
     feature_dim: int | None = 512  # PCA size of the inputs; None = raw features, as the paper

@@ -49,8 +49,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines.pairing import cross_modal_pairs, other_class_partners, two_modalities
-from baselines.semantic_regression import Standardizer
+from baselines.pairing import other_class_partners, standardized_pairs
 from benchmark.contract import Method, TrainView, register_method
 from benchmark.torch_utils import minibatches, mlp, predict, resolve_device, seed_everything, to_tensor
 
@@ -113,7 +112,7 @@ def bce(logits: torch.Tensor, real: bool) -> torch.Tensor:
 @dataclass
 class DADN(Method):
     name = "dadn"
-    max_modalities = 2  # on emoji (three modalities) the runner fits once per task's modality pair
+    max_modalities = 2
     hidden: int = 512
     critic_hidden: tuple[int, ...] = (512, 256)
     keep_prob: float = 0.9
@@ -146,11 +145,8 @@ class DADN(Method):
         seed_everything(seed)
         rng = np.random.default_rng(seed)
         self.device_ = resolve_device(self.device)
-        a, b = two_modalities(train, self.name)
-        ia, ib, y = cross_modal_pairs(train, seed)
-        self.scalers_ = {m: Standardizer(train.features[m]) for m in (a, b)}
-        X = {a: to_tensor(self.scalers_[a](train.features[a][ia]), self.device_),
-             b: to_tensor(self.scalers_[b](train.features[b][ib]), self.device_)}
+        a, b, Xa, Xb, y, self.scalers_ = standardized_pairs(train, seed, self.name)
+        X = {a: to_tensor(Xa, self.device_), b: to_tensor(Xb, self.device_)}
         C = to_tensor(train.class_embeddings[y], self.device_)
         self._build({a: train.dim(a), b: train.dim(b)}, train.embedding_dim)
         groups = {

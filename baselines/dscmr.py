@@ -34,8 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines.pairing import cross_modal_pairs, seen_class_index, two_modalities
-from baselines.semantic_regression import Standardizer
+from baselines.pairing import seen_class_index, standardized_pairs
 from benchmark.contract import Method, TrainView, register_method
 from benchmark.torch_utils import minibatches, predict, resolve_device, seed_everything, to_tensor
 
@@ -81,7 +80,7 @@ class DSCMRNet(nn.Module):
 @dataclass
 class DSCMR(Method):
     name = "dscmr"
-    max_modalities = 2  # on emoji (three modalities) the runner fits once per task's modality pair
+    max_modalities = 2
     hidden: int = 2048
     common_dim: int = 1024
     alpha: float = 1e-3
@@ -96,11 +95,8 @@ class DSCMR(Method):
         seed_everything(seed)
         rng = np.random.default_rng(seed)
         self.device_ = resolve_device(self.device)
-        a, b = two_modalities(train, self.name)
-        ia, ib, y = cross_modal_pairs(train, seed)
-        self.scalers_ = {m: Standardizer(train.features[m]) for m in (a, b)}
-        Xa = to_tensor(self.scalers_[a](train.features[a][ia]), self.device_)
-        Xb = to_tensor(self.scalers_[b](train.features[b][ib]), self.device_)
+        a, b, Xa, Xb, y, self.scalers_ = standardized_pairs(train, seed, self.name)
+        Xa, Xb = to_tensor(Xa, self.device_), to_tensor(Xb, self.device_)
         n_labels = len(train.seen_classes)
         onehot = F.one_hot(torch.as_tensor(seen_class_index(train)[y]), n_labels).float().to(self.device_)
         dims = {a: train.dim(a), b: train.dim(b)}

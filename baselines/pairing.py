@@ -22,6 +22,20 @@ def two_modalities(train: TrainView, method: str) -> tuple[str, str]:
     return train.modalities[0], train.modalities[1]
 
 
+def standardized_pairs(train: TrainView, seed: int, method: str):
+    """The two-modality methods' common start: the two modalities, their z-scorers (fitted on every training
+    sample of the modality), the z-scored paired features and the pair labels.
+
+    Returns ``(a, b, Xa, Xb, labels, scalers)``.
+    """
+    from baselines.semantic_regression import Standardizer
+
+    a, b = two_modalities(train, method)
+    ia, ib, labels = cross_modal_pairs(train, seed)
+    scalers = {m: Standardizer(train.features[m]) for m in (a, b)}
+    return a, b, scalers[a](train.features[a][ia]), scalers[b](train.features[b][ib]), labels, scalers
+
+
 def cross_modal_pairs(train: TrainView, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Index arrays (into modality a, into modality b) and the pair labels.
 

@@ -115,7 +115,7 @@ class SemanticAutoEncoder(nn.Module):
 @dataclass
 class SemPCYC(Method):
     name = "sem-pcyc"
-    max_modalities = 2  # on emoji (three modalities) the runner fits once per task's modality pair
+    max_modalities = 2
     semantic_dim: int = 128  # the paper's dim_out
     feature_dim: int | None = 512  # the paper's feature size; inputs are PCA-reduced to it
     epochs: int = 10  # paper: up to 100 with early stopping on held-out classes
