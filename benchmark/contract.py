@@ -48,7 +48,8 @@ class TrainView:
 
     ``features[m]`` / ``labels[m]`` hold only seen-class samples of modality ``m``; labels are class ids
     indexing ``class_names`` and ``class_embeddings`` (all classes: unseen class *names* are allowed side
-    information). ``validation`` has the same shape, for model selection on held-out seen-class samples.
+    information). ``holdout_*`` has the same shape: held-out seen-class *samples*, for early stopping (they
+    belong to classes the method trains on, so they cannot measure transfer to new classes).
     When ``paired`` is true, row i of every modality is one item (image-text pairs), in both parts.
     """
 
@@ -59,8 +60,8 @@ class TrainView:
     class_embeddings: np.ndarray
     seen_classes: np.ndarray
     unseen_classes: np.ndarray
-    validation_features: Mapping[str, np.ndarray]
-    validation_labels: Mapping[str, np.ndarray]
+    holdout_features: Mapping[str, np.ndarray]
+    holdout_labels: Mapping[str, np.ndarray]
     paired: bool
     tasks: tuple[tuple[str, str], ...]
 

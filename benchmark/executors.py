@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.contract import ZSBenchError
+from benchmark.data import DatasetRequest
 from benchmark.gridconfig import Grid, GridTask
-from benchmark.runner import DatasetRequest
 from benchmark.store import ResultStore
 
 EXECUTORS = ("serial", "processes", "ray")

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.contract import ZSBenchError
-from benchmark.runner import DatasetRequest
+from benchmark.data import DatasetRequest
 
 if sys.version_info >= (3, 11):
     import tomllib

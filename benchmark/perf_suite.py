@@ -122,9 +122,9 @@ def training_figure(repeats: int, dataset: str = "sketchy", scale: float = 0.02,
 
 
 def grid_figure(repeats: int) -> Figure:
+    from benchmark.data import DatasetRequest
     from benchmark.executors import run_grid_with
     from benchmark.gridconfig import Grid, MethodEntry
-    from benchmark.runner import DatasetRequest
 
     grid = Grid(methods=[MethodEntry("random"), MethodEntry("semantic-regression", {"epochs": 3})],
                 datasets=[DatasetRequest("wikipedia", synthetic=True, scale=0.1)], seeds=[0, 1])
@@ -176,8 +176,7 @@ class Precomputed(Method):
 def gallery_dataset(n_queries: int, n_gallery: int, dim: int = 64, n_unseen: int = 25, seed: int = 0):
     """Random unit-free embeddings as features: ``n_queries`` sketches against ``n_gallery`` images of
     ``n_unseen`` unseen classes (plus one small seen class, which the protocol needs)."""
-    from benchmark.datasets.splits import Split
-    from benchmark.protocol import ZSDataset
+    from benchmark.data import Split, ZSDataset
 
     rng = np.random.default_rng(seed)
     names = tuple(f"class{i:03d}" for i in range(n_unseen + 1))
@@ -186,8 +185,8 @@ def gallery_dataset(n_queries: int, n_gallery: int, dim: int = 64, n_unseen: int
         y = np.concatenate([np.arange(n_unseen + 1), rng.integers(1, n_unseen + 1, n - n_unseen - 1)])
         features[modality] = rng.standard_normal((n, dim), dtype=np.float32)
         labels[modality] = y
-    split = Split(dataset="gallery", name="perf", seen=names[:1], unseen=names[1:], validation_fraction=0.0,
-                  validation_seed=0, sha256="", path="")
+    split = Split(dataset="gallery", name="perf", seen=names[:1], unseen=names[1:], holdout_fraction=0.0,
+                  holdout_seed=0, sha256="", path="")
     return ZSDataset(name="gallery", source="synthetic", modalities=("sketch", "image"), features=features,
                      labels=labels, class_names=names, class_embeddings=rng.standard_normal((len(names), 8)),
                      split=split, tasks=(("sketch", "image"),))

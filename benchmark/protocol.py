@@ -9,133 +9,13 @@ metric engine, a block of queries at a time so the score matrix is never held wh
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from benchmark.contract import LeakageError, Method, TrainView, ZSBenchError
-from benchmark.datasets.splits import Split
+from benchmark.data import PART_IDS, SOURCES, ZSDataset  # noqa: F401 - re-exported for callers of the protocol
 from benchmark.metrics import DEFAULT_KS, per_query_metrics
-
-SOURCES = ("real", "embedded", "synthetic")
-PART_IDS = {"train": 0, "test": 1}
-
-
-@dataclass
-class ZSDataset:
-    """A dataset with every class. ``parts[m]`` (optional) marks each item train (0) or test (1)."""
-
-    name: str
-    source: str
-    modalities: tuple[str, ...]
-    features: dict[str, np.ndarray]
-    labels: dict[str, np.ndarray]
-    class_names: tuple[str, ...]
-    class_embeddings: np.ndarray
-    split: Split
-    tasks: tuple[tuple[str, str], ...]
-    eval_protocol: str = "all"
-    paired: bool = False
-    parts: dict[str, np.ndarray] | None = None
-    provenance: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.validate()
-        index = {n: i for i, n in enumerate(self.class_names)}
-        self.seen_classes = np.array(sorted(index[n] for n in self.split.seen), dtype=np.int64)
-        self.unseen_classes = np.array(sorted(index[n] for n in self.split.unseen), dtype=np.int64)
-
-    def validate(self) -> None:
-        """Shapes, dtypes, finite values, labels in range, a split that partitions the classes."""
-        where = f"dataset {self.name!r}"
-        if self.source not in SOURCES:
-            raise ZSBenchError(f"{where}: source must be one of {SOURCES}, got {self.source!r}")
-        n_classes = len(self.class_names)
-        if len(set(self.class_names)) != n_classes:
-            raise ZSBenchError(f"{where}: duplicate class names in the class list")
-        emb = np.asarray(self.class_embeddings)
-        if emb.ndim != 2 or emb.shape[0] != n_classes:
-            raise ZSBenchError(f"{where}: class embeddings have shape {emb.shape}, expected ({n_classes}, d)")
-        if not np.isfinite(emb).all():
-            raise ZSBenchError(f"{where}: class embeddings contain NaN or inf")
-        for m in self.modalities:
-            if m not in self.features or m not in self.labels:
-                raise ZSBenchError(f"{where}: modality {m!r} has no features or labels")
-            X, y = self.features[m], self.labels[m]
-            if X.ndim != 2:
-                raise ZSBenchError(f"{where}: {m} features must be 2-d (items x dims), got shape {X.shape}")
-            if X.dtype != np.float32:
-                raise ZSBenchError(f"{where}: {m} features must be float32, got {X.dtype} (re-run prepare)")
-            if y.shape != (X.shape[0],):
-                raise ZSBenchError(
-                    f"{where}: {m} has {X.shape[0]} feature rows but {y.shape[0]} labels; they must match"
-                )
-            if y.size and (y.min() < 0 or y.max() >= n_classes):
-                raise ZSBenchError(f"{where}: {m} labels must lie in 0..{n_classes - 1}, found {y.min()}..{y.max()}")
-            empty = np.flatnonzero(np.bincount(y, minlength=n_classes) == 0)
-            if empty.size:  # an empty unseen class would silently drop out of the scores
-                raise ZSBenchError(
-                    f"{where}: class {self.class_names[empty[0]]!r} has no {m} items ({empty.size} empty class(es)); "
-                    f"add its items or drop it from the class list and split"
-                )
-            bad = ~np.isfinite(X).all(axis=1)
-            if bad.any():
-                rows = np.flatnonzero(bad)
-                raise ZSBenchError(
-                    f"{where}: {m} features have {rows.size} row(s) with NaN or inf (first rows {rows[:5].tolist()}); "
-                    f"fix or drop them and re-run prepare"
-                )
-            if self.parts is not None and self.parts[m].shape != y.shape:
-                raise ZSBenchError(f"{where}: {m} part markers do not match its {y.size} items")
-        if self.paired:
-            sizes = {self.labels[m].size for m in self.modalities}
-            same = all(np.array_equal(self.labels[self.modalities[0]], self.labels[m]) for m in self.modalities)
-            if len(sizes) != 1 or not same:
-                raise ZSBenchError(f"{where}: paired modalities must have the same items in the same order")
-        names = set(self.class_names)
-        unknown = [n for n in self.split.seen + self.split.unseen if n not in names]
-        if unknown:
-            raise ZSBenchError(f"{where}: split {self.split.name!r} names unknown classes {unknown[:5]}")
-        if set(self.split.seen) & set(self.split.unseen):
-            raise ZSBenchError(f"{where}: split {self.split.name!r} has classes that are both seen and unseen")
-        for q, g in self.tasks:
-            if q not in self.modalities or g not in self.modalities:
-                raise ZSBenchError(f"{where}: task {q}->{g} names a modality the dataset lacks")
-
-    def restrict(self, modalities: tuple[str, ...]) -> ZSDataset:
-        """The same dataset with only ``modalities`` and the tasks between them (no copy of the arrays)."""
-        keep = tuple(m for m in self.modalities if m in modalities)
-        return ZSDataset(
-            name=self.name, source=self.source, modalities=keep,
-            features={m: self.features[m] for m in keep}, labels={m: self.labels[m] for m in keep},
-            class_names=self.class_names, class_embeddings=self.class_embeddings, split=self.split,
-            tasks=tuple(t for t in self.tasks if t[0] in keep and t[1] in keep), eval_protocol=self.eval_protocol,
-            paired=self.paired, parts=None if self.parts is None else {m: self.parts[m] for m in keep},
-            provenance=self.provenance)
-
-    def modality_groups(self, max_modalities: int | None) -> list[tuple[str, ...]]:
-        """The modality sets one fit must cover: all of them, or each task's pair when a method takes fewer."""
-        if max_modalities is None or len(self.modalities) <= max_modalities:
-            return [self.modalities]
-        groups: list[tuple[str, ...]] = []
-        for q, g in self.tasks:
-            group = tuple(m for m in self.modalities if m in (q, g))
-            if group not in groups:
-                groups.append(group)
-        return groups
-
-    def items(self, modality: str, classes: np.ndarray, part: str | None = None) -> np.ndarray:
-        """Indices of the items of ``modality`` whose class is in ``classes`` (and in ``part``, if given)."""
-        mask = np.isin(self.labels[modality], classes)
-        if part is not None and self.parts is not None:
-            mask &= self.parts[modality] == PART_IDS[part]
-        return np.flatnonzero(mask)
-
-    def record(self) -> dict[str, Any]:
-        counts = {m: int(self.labels[m].size) for m in self.modalities}
-        return {"name": self.name, "source": self.source, "n_classes": len(self.class_names), "items": counts,
-                "eval_protocol": self.eval_protocol, **self.provenance}
 
 
 def _query_gallery_parts(protocol: str) -> tuple[str | None, str | None]:
@@ -147,13 +27,15 @@ def _query_gallery_parts(protocol: str) -> tuple[str | None, str | None]:
 
 
 def build_train_view(ds: ZSDataset) -> TrainView:
-    """Seen-class training samples (train part when the dataset has parts), minus a validation hold-out.
+    """Seen-class training samples (train part when the dataset has parts), minus a sample hold-out.
 
-    The hold-out is a fixed fraction of the seen-class items drawn with the split's own seed, so it is the
-    same for every method and run; for paired data one draw serves all modalities and keeps the pairs.
+    The hold-out is a fixed fraction of the seen-class *samples* drawn with the split's own seed, the same
+    for every method and run, for early stopping; for paired data one draw serves all modalities and keeps
+    the pairs. It holds classes the method trains on, so it says nothing about transfer to new classes:
+    model selection uses :meth:`ZSDataset.selection_view` (validation classes) instead.
     """
     train_part = "train" if ds.parts is not None else None
-    rng = np.random.default_rng(ds.split.validation_seed)
+    rng = np.random.default_rng(ds.split.holdout_seed)
     features, labels, val_features, val_labels = {}, {}, {}, {}
     shared_perm = None
     for m in ds.modalities:
@@ -163,7 +45,7 @@ def build_train_view(ds: ZSDataset) -> TrainView:
             perm = shared_perm
         else:
             perm = rng.permutation(idx.size)
-        n_val = int(round(ds.split.validation_fraction * idx.size))
+        n_val = int(round(ds.split.holdout_fraction * idx.size))
         val_idx, train_idx = np.sort(idx[perm[:n_val]]), np.sort(idx[perm[n_val:]])
         features[m] = np.array(ds.features[m][train_idx], dtype=np.float32)
         labels[m] = ds.labels[m][train_idx].astype(np.int64)
@@ -172,7 +54,7 @@ def build_train_view(ds: ZSDataset) -> TrainView:
     view = TrainView(
         modalities=ds.modalities, features=features, labels=labels, class_names=ds.class_names,
         class_embeddings=np.array(ds.class_embeddings, dtype=np.float32), seen_classes=ds.seen_classes.copy(),
-        unseen_classes=ds.unseen_classes.copy(), validation_features=val_features, validation_labels=val_labels,
+        unseen_classes=ds.unseen_classes.copy(), holdout_features=val_features, holdout_labels=val_labels,
         paired=ds.paired, tasks=ds.tasks,
     )
     check_no_leakage(view, ds.unseen_classes)
@@ -180,8 +62,8 @@ def build_train_view(ds: ZSDataset) -> TrainView:
 
 
 def check_no_leakage(view: TrainView, unseen_classes: np.ndarray) -> None:
-    """The guard: a train view holding any unseen-class sample (train or validation part) is an error."""
-    for part, labels in (("train", view.labels), ("validation", view.validation_labels)):
+    """The guard: a train view holding any unseen-class sample (train or hold-out part) is an error."""
+    for part, labels in (("train", view.labels), ("hold-out", view.holdout_labels)):
         for m, y in labels.items():
             leaked = np.isin(y, unseen_classes)
             if leaked.any():

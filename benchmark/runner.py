@@ -17,27 +17,13 @@ from typing import Any
 import numpy as np
 
 from benchmark.contract import ZSBenchError
-from benchmark.datasets import load_dataset
-from benchmark.protocol import ZSDataset, build_train_view, evaluate
+from benchmark.data import DatasetRequest, ZSDataset  # noqa: F401 - DatasetRequest re-exported
+from benchmark.protocol import build_train_view, evaluate
 from benchmark.registry import build_method
 from benchmark.store import ResultStore
 
 #: Embeddings are kept next to a record (for plots and re-scoring) when they take at most this much.
 MAX_SIDECAR_BYTES = 64 * 2**20
-
-
-@dataclass(frozen=True)
-class DatasetRequest:
-    name: str
-    synthetic: bool = False
-    split: str | None = None
-    scale: float | None = None
-    data_seed: int = 0
-    semantics: str | None = None
-
-    def load(self) -> ZSDataset:
-        return load_dataset(self.name, synthetic=self.synthetic, split=self.split, scale=self.scale,
-                            data_seed=self.data_seed, semantics=self.semantics)
 
 
 @dataclass

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from benchmark.data import Split
 from benchmark.datasets.specs import get_spec
-from benchmark.datasets.splits import Split
 from benchmark.protocol import ZSDataset
 
 
@@ -177,7 +177,7 @@ def make_tiny_dataset(paired: bool = False, n_classes: int = 6, n_unseen: int = 
         features[m] = (latent @ W + 0.1 * rng.standard_normal((labels.size, d))).astype(np.float32)
         parts[m] = (np.arange(labels.size) % 4 == 0).astype(np.int8)  # every 4th item is a test item
     split = Split(dataset=name, name="tiny", seen=class_names[n_unseen:], unseen=class_names[:n_unseen],
-                  validation_fraction=0.2, validation_seed=0, sha256="0" * 64, path="<memory>")
+                  holdout_fraction=0.2, holdout_seed=0, sha256="0" * 64, path="<memory>")
     tasks = (("image", "text"), ("text", "image")) if paired else (("sketch", "image"),)
     return ZSDataset(name=name, source="synthetic", modalities=modalities, features=features,
                      labels={m: labels.copy() for m in modalities}, class_names=class_names, class_embeddings=emb,

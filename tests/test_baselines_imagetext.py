@@ -15,7 +15,7 @@ from baselines.dadn import DADN, mix_rbf_mmd2, ranking_loss
 from baselines.dscmr import DSCMR, common_space_loss, invariance_loss, label_space_loss
 from baselines.pairing import cross_modal_pairs, other_class_partners
 from benchmark.contract import ZSBenchError
-from benchmark.datasets.splits import Split
+from benchmark.data import Split
 from benchmark.protocol import ZSDataset, build_train_view, evaluate
 from benchmark.registry import available_methods
 from benchmark.torch_utils import reverse_gradient
@@ -45,8 +45,8 @@ def tiny_dataset(paired: bool) -> ZSDataset:
         latent = emb[ym] + 0.3 * rng.standard_normal((ym.size, EMB_DIM)).astype(np.float32)
         features[m] = (latent @ maps[m] + 0.1 * rng.standard_normal((ym.size, dims[m]))).astype(np.float32)
         labels[m] = ym
-    split = Split(dataset="tiny", name="tiny", seen=names[:3], unseen=names[3:], validation_fraction=0.2,
-                  validation_seed=0, sha256="", path="")
+    split = Split(dataset="tiny", name="tiny", seen=names[:3], unseen=names[3:], holdout_fraction=0.2,
+                  holdout_seed=0, sha256="", path="")
     tasks = ((mods[0], mods[1]), (mods[1], mods[0])) if paired else ((mods[0], mods[1]),)
     return ZSDataset(name="tiny", source="synthetic", modalities=mods, features=features, labels=labels,
                      class_names=names, class_embeddings=emb, split=split, tasks=tasks, paired=paired)

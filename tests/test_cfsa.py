@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from benchmark.contract import TrainingDiverged, ZSBenchError
-from benchmark.datasets.splits import Split
+from benchmark.data import Split
 from benchmark.protocol import ZSDataset, build_train_view
 from benchmark.registry import build_method
 from benchmark.torch_utils import reverse_gradient
@@ -46,7 +46,7 @@ def tiny_dataset(seed: int = 0, n_classes: int = 6, n_unseen: int = 2, per_class
     features = {m: (emb[labels] @ rng.standard_normal((6, d)) + 0.1 * rng.standard_normal((labels.size, d)))
                 .astype(np.float32) for m, d in (("sketch", 20), ("image", 12))}
     split = Split(dataset="tiny", name="tiny", seen=names[n_unseen:], unseen=names[:n_unseen],
-                  validation_fraction=0.2, validation_seed=0, sha256="0" * 64, path="<memory>")
+                  holdout_fraction=0.2, holdout_seed=0, sha256="0" * 64, path="<memory>")
     return ZSDataset(name="tiny", source="synthetic", modalities=("sketch", "image"), features=features,
                      labels={m: labels.copy() for m in features}, class_names=names, class_embeddings=emb,
                      split=split, tasks=(("sketch", "image"),), eval_protocol="all", paired=False, parts=None,

@@ -41,7 +41,7 @@ def test_fit_sees_only_seen_classes_and_embeds_every_row(name, paired):
     (train,) = seen_by_fit
     for m in train.modalities:
         assert not np.isin(train.labels[m], ds.unseen_classes).any()
-        assert not np.isin(train.validation_labels[m], ds.unseen_classes).any()
+        assert not np.isin(train.holdout_labels[m], ds.unseen_classes).any()
     for m in ds.modalities:
         Z = method.embed(m, ds.features[m][:7])
         assert Z.shape[0] == 7 and np.isfinite(Z).all()

@@ -97,8 +97,8 @@ def test_cli_run_prints_skip_reason(tmp_path, test_methods):
 
 
 def test_default_supports_everything():
+    from benchmark.data import DatasetRequest as Request
     from benchmark.protocol import build_train_view
-    from benchmark.runner import DatasetRequest as Request
 
     view = build_train_view(Request("pascal-sentences", synthetic=True, scale=TINY_SCALE).load())
     for name, (cls, overrides) in available_methods().items():

@@ -18,7 +18,7 @@ def test_train_view_has_only_seen_classes(tiny_sketch):
     seen = set(tiny_sketch.seen_classes.tolist())
     for m in view.modalities:
         assert set(view.labels[m].tolist()) <= seen
-        assert set(view.validation_labels[m].tolist()) <= seen
+        assert set(view.holdout_labels[m].tolist()) <= seen
         assert view.features[m].shape[0] == view.labels[m].shape[0]
     assert view.class_embeddings.shape[0] == len(tiny_sketch.class_names)  # unseen names are side information
     np.testing.assert_array_equal(view.unseen_classes, [0, 1])
@@ -27,20 +27,20 @@ def test_train_view_has_only_seen_classes(tiny_sketch):
 def test_validation_part_is_disjoint_and_stable(tiny_sketch):
     a, b = build_train_view(tiny_sketch), build_train_view(tiny_sketch)
     for m in a.modalities:
-        np.testing.assert_array_equal(a.validation_features[m], b.validation_features[m])
+        np.testing.assert_array_equal(a.holdout_features[m], b.holdout_features[m])
         train_rows = {r.tobytes() for r in a.features[m]}
-        assert not any(r.tobytes() in train_rows for r in a.validation_features[m])
+        assert not any(r.tobytes() in train_rows for r in a.holdout_features[m])
         n_seen = np.isin(tiny_sketch.labels[m], tiny_sketch.seen_classes).sum()
-        assert a.validation_labels[m].size == round(0.2 * n_seen)
+        assert a.holdout_labels[m].size == round(0.2 * n_seen)
 
 
 def test_paired_view_keeps_pairs_and_uses_train_part_only(tiny_paired):
     view = build_train_view(tiny_paired)
     np.testing.assert_array_equal(view.labels["image"], view.labels["text"])
-    np.testing.assert_array_equal(view.validation_labels["image"], view.validation_labels["text"])
+    np.testing.assert_array_equal(view.holdout_labels["image"], view.holdout_labels["text"])
     n_train_seen = np.sum(np.isin(tiny_paired.labels["image"], tiny_paired.seen_classes)
                           & (tiny_paired.parts["image"] == 0))
-    assert view.labels["image"].size + view.validation_labels["image"].size == n_train_seen
+    assert view.labels["image"].size + view.holdout_labels["image"].size == n_train_seen
 
 
 def test_leakage_guard_refuses_an_unseen_sample(tiny_sketch):

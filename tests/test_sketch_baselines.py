@@ -14,7 +14,7 @@ from baselines.cvae import CVAE, CVAENetwork, gaussian_kl
 from baselines.feature_space import ReducedFeatures, class_matched_partners
 from baselines.sem_pcyc import SemPCYC, cycle_consistency
 from benchmark.contract import TrainView, ZSBenchError
-from benchmark.datasets.splits import Split
+from benchmark.data import Split
 from benchmark.protocol import ZSDataset, build_train_view, evaluate
 from benchmark.runner import run_one
 from benchmark.store import ResultStore
@@ -45,7 +45,7 @@ def tiny_dataset(paired: bool, seed: int = 0) -> ZSDataset:
         labels[m] = y
         parts[m] = (np.arange(y.size) % 4 == 0).astype(np.int8)  # every fourth item is a test item
     split = Split(dataset="tiny", name="tiny", seen=names[N_UNSEEN:], unseen=names[:N_UNSEEN],
-                  validation_fraction=0.1, validation_seed=0, sha256="0" * 64, path="")
+                  holdout_fraction=0.1, holdout_seed=0, sha256="0" * 64, path="")
     tasks = (("image", "text"), ("text", "image")) if paired else (("sketch", "image"),)
     return ZSDataset(name="tiny", source="synthetic", modalities=modalities, features=features, labels=labels,
                      class_names=names, class_embeddings=emb, split=split, tasks=tasks,
@@ -77,7 +77,7 @@ def test_contract(name, paired, tmp_path, monkeypatch):
     unseen = ds.unseen_classes
     for m in train.modalities:
         assert not np.isin(train.labels[m], unseen).any()
-        assert not np.isin(train.validation_labels[m], unseen).any()
+        assert not np.isin(train.holdout_labels[m], unseen).any()
     for task, values in outcome.record["metrics"].items():
         assert 0.0 <= values["mAP@all"] <= 1.0, task
     method = TINY[name]().fit(build_train_view(ds), seed=3)

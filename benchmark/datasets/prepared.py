@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 
 from benchmark.contract import ZSBenchError
-from benchmark.datasets.splits import Split, file_sha256, load_split
-from benchmark.protocol import SOURCES, ZSDataset
+from benchmark.data import SOURCES, Split, ZSDataset
+from benchmark.datasets.splits import file_sha256, load_split, load_validation, validation_path
 
 FORMAT = "zsbench-prepared"
 FORMAT_VERSION = 1
@@ -200,16 +200,25 @@ def _resolve_split(folder: Path, manifest: dict, spec, split: str | None, class_
         # the registry's names may be spelled differently in classes.txt: map them through the name index
         index = spec.name_index
         rename = {spec.class_names[i]: class_names[i] for i in range(len(class_names))}
-        seen = tuple(rename[spec.class_names[index.id_of(n)]] for n in split_obj.seen)
-        unseen = tuple(rename[spec.class_names[index.id_of(n)]] for n in split_obj.unseen)
-        return replace(split_obj, seen=seen, unseen=unseen)
+        def local(names) -> tuple[str, ...]:
+            return tuple(rename[spec.class_names[index.id_of(n)]] for n in names)
+
+        validation = split_obj.validation
+        if validation is not None:
+            validation = replace(validation, classes=local(validation.classes))
+        return replace(split_obj, seen=local(split_obj.seen), unseen=local(split_obj.unseen), validation=validation)
     ref = manifest.get("split")
     if not ref:
         raise ZSBenchError(f"{folder}: a dataset of your own needs split.json and a manifest 'split' entry "
                            f"with its sha256 (see docs/data.md)")
-    split_obj = load_split(folder / ref.get("file", "split.json"), ref.get("sha256"))
+    split_path = folder / ref.get("file", "split.json")
+    split_obj = load_split(split_path, ref.get("sha256"))
     if split is not None and split != split_obj.name:
         raise ZSBenchError(f"{folder} has one split, {split_obj.name!r}; --split {split!r} does not exist there")
+    # Validation classes: the folder's own file when it has one, else the seeded draw that the selection view
+    # makes when it is first needed (recorded as derived).
+    if validation_path(split_path).is_file():
+        return load_validation(split_obj, validation_path(split_path), ref.get("validation_sha256"))
     return split_obj
 
 

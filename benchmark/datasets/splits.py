@@ -1,37 +1,26 @@
 """Frozen zero-shot split files: versioned JSON in the repo, each checked against a sha256 in the registry.
 
-A split file lists the seen and unseen class names and how the seen-class validation part is drawn.
-Loading a file whose sha256 differs from the registry's is an error: a silently edited split would make
-numbers incomparable. ``python -m benchmark.datasets.splits`` prints every file's hash (for maintainers
-who add a split on purpose).
+A split file lists the seen and unseen class names and how the seen-class sample hold-out is drawn (its
+JSON keys ``validation_fraction`` / ``validation_seed`` predate the validation classes and are kept so the
+frozen files keep their hashes). Beside each split lies ``<split>.validation.json``: the split's
+*validation classes*, a fixed part of its seen classes for model selection, with the split's own sha256
+inside, hashed in the registry too. Loading a file whose sha256 differs from the registry's is an error:
+a silently edited split would make numbers incomparable. ``python -m benchmark.datasets.splits`` prints
+every file's hash (for maintainers who add a split on purpose).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 
 from benchmark.contract import ZSBenchError
+from benchmark.data import Split, ValidationSplit, draw_validation_classes
 
 SPLITS_DIR = Path(__file__).parent / "splits"
-
-
-@dataclass(frozen=True)
-class Split:
-    dataset: str
-    name: str
-    seen: tuple[str, ...]
-    unseen: tuple[str, ...]
-    validation_fraction: float
-    validation_seed: int
-    sha256: str
-    path: str
-    source: str = ""
-
-    def record(self) -> dict:
-        return {"name": self.name, "sha256": self.sha256, "n_seen": len(self.seen), "n_unseen": len(self.unseen)}
+VALIDATION_SUFFIX = ".validation.json"
 
 
 def file_sha256(path: Path) -> str:
@@ -56,8 +45,8 @@ def load_split(path: Path, expected_sha256: str | None) -> Split:
             name=data["name"],
             seen=tuple(data["seen"]),
             unseen=tuple(data["unseen"]),
-            validation_fraction=float(data.get("validation_fraction", 0.1)),
-            validation_seed=int(data.get("validation_seed", 0)),
+            holdout_fraction=float(data.get("validation_fraction", 0.1)),
+            holdout_seed=int(data.get("validation_seed", 0)),
             sha256=digest,
             path=str(path),
             source=data.get("source", ""),
@@ -80,6 +69,57 @@ def write_split_file(path: Path, dataset: str, name: str, seen, unseen, source: 
         "unseen": list(unseen),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=1) + "\n")
+    return file_sha256(path)
+
+
+def validation_path(split_path: Path) -> Path:
+    split_path = Path(split_path)
+    return split_path.with_name(split_path.name.removesuffix(".json") + VALIDATION_SUFFIX)
+
+
+def load_validation(split: Split, path: Path, expected_sha256: str | None) -> Split:
+    """``split`` with its validation classes read from ``path`` (checked against ``expected_sha256``, against
+    the split's own sha256 it names, and against the seen classes)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ZSBenchError(f"validation split file {path} does not exist; reinstall zsbench or restore it from git")
+    digest = file_sha256(path)
+    if expected_sha256 is not None and digest != expected_sha256:
+        raise ZSBenchError(
+            f"validation split file {path} has sha256 {digest[:12]}..., the registry expects {expected_sha256[:12]}...; "
+            f"restore it with `git checkout -- {path.name}` (changed validation classes need a new split name)"
+        )
+    try:
+        data = json.loads(path.read_text())
+        classes, of_split = tuple(data["validation"]), data["split_sha256"]
+    except (ValueError, KeyError, TypeError) as err:
+        raise ZSBenchError(f"validation split file {path} is malformed ({err}); it needs split_sha256 and "
+                           f"validation") from None
+    if of_split != split.sha256:
+        raise ZSBenchError(f"validation split file {path} belongs to a split with sha256 {of_split[:12]}..., not to "
+                           f"{split.path} ({split.sha256[:12]}...); restore both from git")
+    outside = sorted(set(classes) - set(split.seen))
+    if outside or len(classes) < 1:
+        raise ZSBenchError(f"validation split file {path} names classes that are not seen classes of "
+                           f"{split.name!r}: {outside[:5]}; restore it from git")
+    return replace(split, validation=ValidationSplit(classes, digest, str(path), data.get("source", "")))
+
+
+def write_validation_file(split_path: Path) -> str:
+    """Write the validation classes of the split file at ``split_path`` (a seeded draw of its seen classes,
+    keyed by dataset and split name) beside it; returns the new file's sha256."""
+    split = load_split(split_path, None)
+    classes = draw_validation_classes(split.seen, f"{split.dataset}/{split.name}")
+    payload = {
+        "dataset": split.dataset,
+        "split": split.name,
+        "split_sha256": split.sha256,
+        "version": 1,
+        "source": f"seeded draw of {len(classes)} of the {len(split.seen)} seen classes (zsbench draw_validation_classes)",
+        "validation": list(classes),
+    }
+    path = validation_path(split_path)
     path.write_text(json.dumps(payload, indent=1) + "\n")
     return file_sha256(path)
 

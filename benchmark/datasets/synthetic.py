@@ -16,9 +16,9 @@ import hashlib
 
 import numpy as np
 
+from benchmark.data import PART_IDS, ZSDataset
 from benchmark.datasets.semantics import class_embeddings
 from benchmark.datasets.specs import DatasetSpec, get_spec
-from benchmark.protocol import PART_IDS, ZSDataset
 
 #: A run finishes in minutes on 2 cores when the stand-in holds about this many items over all modalities.
 DEFAULT_ITEM_BUDGET = 12000

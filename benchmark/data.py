@@ -1,0 +1,259 @@
+"""The data types every part of the harness shares: splits, the whole dataset, a request for one.
+
+This module imports nothing of the harness but the contract's error types, so ``datasets/``, ``protocol``
+and ``gridconfig`` can all import it in any order.
+
+A :class:`Split` is the frozen zero-shot split (seen / unseen class names). It carries a second, frozen
+and hashed split of its own, :class:`ValidationSplit`: a fixed part of the *seen* classes that plays the
+unseen role while a configuration is chosen (``ZSDataset.selection_view``). Test (unseen) classes never
+take part in a choice: the selection view drops them, samples and names alike.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from benchmark.contract import ZSBenchError
+
+SOURCES = ("real", "embedded", "synthetic")
+PART_IDS = {"train": 0, "test": 1}
+#: What a run is scored on: the test (unseen) classes, or the validation classes of model selection.
+STAGES = ("test", "validation")
+#: Share of the seen classes held out as validation classes (at least ``MIN_VALIDATION_CLASSES``).
+VALIDATION_SHARE = 0.2
+MIN_VALIDATION_CLASSES = 2
+
+
+@dataclass(frozen=True)
+class ValidationSplit:
+    """The validation classes of one split: seen classes that act as unseen during model selection."""
+
+    classes: tuple[str, ...]
+    sha256: str
+    path: str
+    source: str = ""
+
+    def record(self) -> dict[str, Any]:
+        return {"n_classes": len(self.classes), "sha256": self.sha256, "file": self.path.rsplit("/", 1)[-1]}
+
+
+@dataclass(frozen=True)
+class Split:
+    """A frozen zero-shot split. ``holdout_*`` draw the seen-class *sample* hold-out (for early stopping)."""
+
+    dataset: str
+    name: str
+    seen: tuple[str, ...]
+    unseen: tuple[str, ...]
+    holdout_fraction: float
+    holdout_seed: int
+    sha256: str
+    path: str
+    source: str = ""
+    validation: ValidationSplit | None = None
+
+    def record(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "sha256": self.sha256, "n_seen": len(self.seen),
+                               "n_unseen": len(self.unseen)}
+        if self.validation is not None:
+            out["validation"] = self.validation.record()
+        return out
+
+
+def draw_validation_classes(seen: tuple[str, ...], key: str, share: float = VALIDATION_SHARE,
+                            minimum: int = MIN_VALIDATION_CLASSES) -> tuple[str, ...]:
+    """A fixed draw of about ``share`` of the seen classes (at least ``minimum``, leaving at least two to train
+    on), seeded by ``key`` (the split's identity), in the seen list's order."""
+    if len(seen) < minimum + 2:
+        raise ZSBenchError(f"split {key!r} has {len(seen)} seen classes; model selection needs at least "
+                           f"{minimum + 2} (2 to train on, {minimum} to validate on)")
+    count = min(len(seen) - 2, max(minimum, int(round(share * len(seen)))))
+    seed = int.from_bytes(hashlib.sha256(f"validation/{key}".encode()).digest()[:8], "little")
+    chosen = set(np.random.default_rng(seed).choice(len(seen), size=count, replace=False).tolist())
+    return tuple(name for i, name in enumerate(seen) if i in chosen)
+
+
+def derived_validation(split: Split) -> ValidationSplit:
+    """The validation classes of a split that has no validation file (a dataset of your own): the same seeded
+    draw, keyed by the split's sha256; the record names it ``derived``."""
+    classes = draw_validation_classes(split.seen, split.sha256 or split.name)
+    digest = hashlib.sha256(json.dumps(list(classes)).encode()).hexdigest()
+    return ValidationSplit(classes, digest, "derived", f"seeded draw keyed by the split's sha256 {split.sha256[:12]}")
+
+
+@dataclass
+class ZSDataset:
+    """A dataset with every class. ``parts[m]`` (optional) marks each item train (0) or test (1).
+
+    ``stage`` is ``test`` for a dataset as loaded, ``validation`` for its :meth:`selection_view`.
+    """
+
+    name: str
+    source: str
+    modalities: tuple[str, ...]
+    features: dict[str, np.ndarray]
+    labels: dict[str, np.ndarray]
+    class_names: tuple[str, ...]
+    class_embeddings: np.ndarray
+    split: Split
+    tasks: tuple[tuple[str, str], ...]
+    eval_protocol: str = "all"
+    paired: bool = False
+    parts: dict[str, np.ndarray] | None = None
+    provenance: dict[str, Any] = field(default_factory=dict)
+    stage: str = "test"
+
+    def __post_init__(self) -> None:
+        self.validate()
+        index = {n: i for i, n in enumerate(self.class_names)}
+        self.seen_classes = np.array(sorted(index[n] for n in self.split.seen), dtype=np.int64)
+        self.unseen_classes = np.array(sorted(index[n] for n in self.split.unseen), dtype=np.int64)
+
+    def validate(self) -> None:
+        """Shapes, dtypes, finite values, labels in range, a split that partitions the classes."""
+        where = f"dataset {self.name!r}"
+        if self.source not in SOURCES:
+            raise ZSBenchError(f"{where}: source must be one of {SOURCES}, got {self.source!r}")
+        if self.stage not in STAGES:
+            raise ZSBenchError(f"{where}: stage must be one of {STAGES}, got {self.stage!r}")
+        n_classes = len(self.class_names)
+        if len(set(self.class_names)) != n_classes:
+            raise ZSBenchError(f"{where}: duplicate class names in the class list")
+        emb = np.asarray(self.class_embeddings)
+        if emb.ndim != 2 or emb.shape[0] != n_classes:
+            raise ZSBenchError(f"{where}: class embeddings have shape {emb.shape}, expected ({n_classes}, d)")
+        if not np.isfinite(emb).all():
+            raise ZSBenchError(f"{where}: class embeddings contain NaN or inf")
+        for m in self.modalities:
+            self._validate_modality(m, n_classes, where)
+        if self.paired:
+            sizes = {self.labels[m].size for m in self.modalities}
+            same = all(np.array_equal(self.labels[self.modalities[0]], self.labels[m]) for m in self.modalities)
+            if len(sizes) != 1 or not same:
+                raise ZSBenchError(f"{where}: paired modalities must have the same items in the same order")
+        names = set(self.class_names)
+        unknown = [n for n in self.split.seen + self.split.unseen if n not in names]
+        if unknown:
+            raise ZSBenchError(f"{where}: split {self.split.name!r} names unknown classes {unknown[:5]}")
+        if set(self.split.seen) & set(self.split.unseen):
+            raise ZSBenchError(f"{where}: split {self.split.name!r} has classes that are both seen and unseen")
+        if self.split.validation is not None:
+            outside = [n for n in self.split.validation.classes if n not in set(self.split.seen)]
+            if outside:
+                raise ZSBenchError(f"{where}: validation classes {outside[:5]} of split {self.split.name!r} are not "
+                                   f"seen classes; restore {self.split.validation.path}")
+        for q, g in self.tasks:
+            if q not in self.modalities or g not in self.modalities:
+                raise ZSBenchError(f"{where}: task {q}->{g} names a modality the dataset lacks")
+
+    def _validate_modality(self, m: str, n_classes: int, where: str) -> None:
+        if m not in self.features or m not in self.labels:
+            raise ZSBenchError(f"{where}: modality {m!r} has no features or labels")
+        X, y = self.features[m], self.labels[m]
+        if X.ndim != 2:
+            raise ZSBenchError(f"{where}: {m} features must be 2-d (items x dims), got shape {X.shape}")
+        if X.dtype != np.float32:
+            raise ZSBenchError(f"{where}: {m} features must be float32, got {X.dtype} (re-run prepare)")
+        if y.shape != (X.shape[0],):
+            raise ZSBenchError(f"{where}: {m} has {X.shape[0]} feature rows but {y.shape[0]} labels; they must match")
+        if y.size and (y.min() < 0 or y.max() >= n_classes):
+            raise ZSBenchError(f"{where}: {m} labels must lie in 0..{n_classes - 1}, found {y.min()}..{y.max()}")
+        empty = np.flatnonzero(np.bincount(y, minlength=n_classes) == 0)
+        if empty.size:  # an empty unseen class would silently drop out of the scores
+            raise ZSBenchError(
+                f"{where}: class {self.class_names[empty[0]]!r} has no {m} items ({empty.size} empty class(es)); "
+                f"add its items or drop it from the class list and split"
+            )
+        bad = ~np.isfinite(X).all(axis=1)
+        if bad.any():
+            rows = np.flatnonzero(bad)
+            raise ZSBenchError(
+                f"{where}: {m} features have {rows.size} row(s) with NaN or inf (first rows {rows[:5].tolist()}); "
+                f"fix or drop them and re-run prepare"
+            )
+        if self.parts is not None and self.parts[m].shape != y.shape:
+            raise ZSBenchError(f"{where}: {m} part markers do not match its {y.size} items")
+
+    def restrict(self, modalities: tuple[str, ...]) -> ZSDataset:
+        """The same dataset with only ``modalities`` and the tasks between them (no copy of the arrays)."""
+        keep = tuple(m for m in self.modalities if m in modalities)
+        return replace(self, modalities=keep, features={m: self.features[m] for m in keep},
+                       labels={m: self.labels[m] for m in keep},
+                       tasks=tuple(t for t in self.tasks if t[0] in keep and t[1] in keep),
+                       parts=None if self.parts is None else {m: self.parts[m] for m in keep})
+
+    def selection_view(self) -> ZSDataset:
+        """The model-selection problem: the seen classes only, with the validation classes as the unseen ones.
+
+        Test-class samples *and* names are dropped (class ids are renumbered over the seen classes), so
+        nothing a configuration is chosen on depends on a test class. Tasks, parts and the evaluation
+        protocol are the test's, so validation is scored exactly like the test.
+        """
+        if self.stage != "test":
+            raise ZSBenchError(f"dataset {self.name!r} is already the selection view")
+        validation = self.split.validation or derived_validation(self.split)
+        keep = self.seen_classes  # sorted ids of the seen classes
+        new_id = np.full(len(self.class_names), -1, dtype=np.int64)
+        new_id[keep] = np.arange(keep.size)
+        features, labels = {}, {}
+        parts = None if self.parts is None else {}
+        for m in self.modalities:  # paired modalities share their labels, so their rows (and pairs) agree
+            rows = np.flatnonzero(np.isin(self.labels[m], keep))
+            features[m] = self.features[m][rows]
+            labels[m] = new_id[self.labels[m][rows]]
+            if parts is not None:
+                parts[m] = self.parts[m][rows]
+        val = set(validation.classes)
+        seen_names = tuple(self.class_names[i] for i in keep)
+        split = replace(self.split, name=f"{self.split.name}/validation", sha256=validation.sha256,
+                        seen=tuple(n for n in seen_names if n not in val),
+                        unseen=tuple(n for n in seen_names if n in val), path=validation.path, validation=None)
+        return replace(self, features=features, labels=labels, class_names=seen_names,
+                       class_embeddings=np.asarray(self.class_embeddings)[keep], split=split, parts=parts,
+                       stage="validation")
+
+    def modality_groups(self, max_modalities: int | None) -> list[tuple[str, ...]]:
+        """The modality sets one fit must cover: all of them, or each task's pair when a method takes fewer."""
+        if max_modalities is None or len(self.modalities) <= max_modalities:
+            return [self.modalities]
+        groups: list[tuple[str, ...]] = []
+        for q, g in self.tasks:
+            group = tuple(m for m in self.modalities if m in (q, g))
+            if group not in groups:
+                groups.append(group)
+        return groups
+
+    def items(self, modality: str, classes: np.ndarray, part: str | None = None) -> np.ndarray:
+        """Indices of the items of ``modality`` whose class is in ``classes`` (and in ``part``, if given)."""
+        mask = np.isin(self.labels[modality], classes)
+        if part is not None and self.parts is not None:
+            mask &= self.parts[modality] == PART_IDS[part]
+        return np.flatnonzero(mask)
+
+    def record(self) -> dict[str, Any]:
+        counts = {m: int(self.labels[m].size) for m in self.modalities}
+        return {"name": self.name, "source": self.source, "n_classes": len(self.class_names), "items": counts,
+                "eval_protocol": self.eval_protocol, **self.provenance}
+
+
+@dataclass(frozen=True)
+class DatasetRequest:
+    """How to get one dataset: a registered name (real, embedded, or ``synthetic`` stand-in) or a folder."""
+
+    name: str
+    synthetic: bool = False
+    split: str | None = None
+    scale: float | None = None
+    data_seed: int = 0
+    semantics: str | None = None
+
+    def load(self) -> ZSDataset:
+        from benchmark.datasets import load_dataset
+
+        return load_dataset(self.name, synthetic=self.synthetic, split=self.split, scale=self.scale,
+                            data_seed=self.data_seed, semantics=self.semantics)
