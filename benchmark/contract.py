@@ -20,6 +20,11 @@ import numpy as np
 
 __all__ = [
     "Method",
+    "NotFittedError",
+    "LogUniform",
+    "Uniform",
+    "IntRange",
+    "Choice",
     "TrainView",
     "ZSBenchError",
     "LeakageError",
@@ -40,6 +45,45 @@ class LeakageError(ZSBenchError):
 
 class TrainingDiverged(ZSBenchError):
     """A loss became NaN or infinite; the run is stopped and no record is written."""
+
+
+class NotFittedError(ZSBenchError):
+    """``embed`` was called before ``fit``."""
+
+
+# --- search spaces: what ``zsbench tune`` may try for a hyper-parameter (declared beside it) ---------------
+
+@dataclass(frozen=True)
+class LogUniform:
+    """A float drawn log-uniformly from [low, high] (learning rates, loss weights, temperatures)."""
+
+    low: float
+    high: float
+
+
+@dataclass(frozen=True)
+class Uniform:
+    """A float drawn uniformly from [low, high] (dropout, momentum)."""
+
+    low: float
+    high: float
+
+
+@dataclass(frozen=True)
+class IntRange:
+    """An integer from [low, high] in steps of ``step`` (log-uniform when ``log``: widths, epochs)."""
+
+    low: int
+    high: int
+    log: bool = False
+    step: int = 1
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One of a few values (a loss kind, a schedule, a switch)."""
+
+    values: tuple[Any, ...]
 
 
 @dataclass(frozen=True)
@@ -105,6 +149,9 @@ class Method:
     #: The most modalities one fit can handle (None: any number). On a dataset with more (emoji: sketch,
     #: image, text), the runner fits the method once per modality pair of the dataset's tasks.
     max_modalities: ClassVar[int | None] = None
+    #: What ``zsbench tune`` may try: hyper-parameter name -> LogUniform / Uniform / IntRange / Choice. Ranges
+    #: stay within what a CPU run of the method can afford; every method gets the same number of trials.
+    search_space: ClassVar[dict[str, Any]] = {}
     #: Set by the runner before ``fit``; not a hyper-parameter and not part of the config.
     device: ClassVar[str] = "cpu"
     history_: list[dict[str, Any]] = field(default_factory=list, init=False, repr=False, compare=False)
@@ -114,6 +161,42 @@ class Method:
 
     def embed(self, modality: str, X: np.ndarray) -> np.ndarray:
         raise NotImplementedError
+
+    def begin_fit(self, seed: int) -> np.random.Generator:
+        """The common start of every ``fit``: a fresh history and progress count (a refit starts over, it does
+        not append), every random generator seeded, ``device_`` resolved. Returns a numpy generator of the seed.
+        """
+        from benchmark.torch_utils import resolve_device, seed_everything
+
+        self.history_ = []
+        self.progress_done_ = 0
+        self.progress_total_ = None
+        seed_everything(seed)
+        self.device_ = resolve_device(self.device)
+        self.fitted_ = True
+        return np.random.default_rng(seed)
+
+    def check_fitted(self) -> None:
+        """Raise a clear error when ``embed`` comes before ``fit`` (call it first thing in ``embed``)."""
+        if not getattr(self, "fitted_", False):
+            raise NotFittedError(f"{self.name}: embed() was called before fit(); fit the method on a train view first")
+
+    # --- the progress protocol: a step counter with its total, shown by ``zsbench run`` ---------------------
+    def set_total_steps(self, total: int) -> None:
+        """Declare how many optimisation steps this fit will take (call once, before the first step)."""
+        self.progress_total_ = int(total)
+        self.progress_done_ = 0
+        self._report_progress()
+
+    def advance(self, steps: int = 1) -> None:
+        """Count ``steps`` finished optimisation steps."""
+        self.progress_done_ = getattr(self, "progress_done_", 0) + int(steps)
+        self._report_progress()
+
+    def _report_progress(self) -> None:
+        hook = getattr(self, "progress_hook_", None)  # set by the runner
+        if hook is not None:
+            hook(getattr(self, "progress_done_", 0), getattr(self, "progress_total_", None))
 
     def similarity(self, zq: np.ndarray, zg: np.ndarray) -> np.ndarray:
         return cosine_similarity(zq, zg)
@@ -132,10 +215,13 @@ class Method:
         """Record one epoch's losses (kept in the run record) and stop on a non-finite one."""
         for key, value in losses.items():
             check_finite_loss(key, float(value), epoch, self.name)
-        self.history_.append({"epoch": epoch, **{k: float(v) for k, v in losses.items()}})
-        hook = getattr(self, "epoch_hook_", None)  # set by the runner to show training progress
+        entry = {"epoch": epoch, **{k: float(v) for k, v in losses.items()}}
+        self.history_.append(entry)
+        hook = getattr(self, "epoch_hook_", None)  # set by the runner: progress, and validation monitoring
         if hook is not None:
-            hook(epoch, self.history_[-1])
+            extra = hook(epoch, entry)  # e.g. the validation-class mAP of this epoch's model, kept in the log
+            if extra:
+                entry.update(extra)
 
 
 #: name -> (method class, hyper-parameter overrides). Filled by :func:`register_method` at import time.

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["seed_everything", "resolve_device", "mlp", "minibatches", "to_tensor", "predict", "make_generator",
+__all__ = ["seed_everything", "resolve_device", "mlp", "minibatches", "to_tensor", "predict", "Standardizer",
            "reverse_gradient", "reversal_ramp"]
 
 
@@ -22,8 +22,17 @@ def seed_everything(seed: int) -> None:
     torch.use_deterministic_algorithms(True, warn_only=True)
 
 
-def make_generator(seed: int) -> np.random.Generator:
-    return np.random.default_rng(seed)
+class Standardizer:
+    """Per-dimension z-scoring with statistics of the data it is fitted on (seen-class training features, or a
+    method's seen-class training embeddings); a dimension that never varies is left centred, not blown up."""
+
+    def __init__(self, X: np.ndarray):
+        X = np.asarray(X)
+        self.mean = X.mean(axis=0, dtype=np.float64).astype(np.float32)
+        self.std = np.maximum(X.std(axis=0, dtype=np.float64), 1e-6).astype(np.float32)
+
+    def __call__(self, X: np.ndarray) -> np.ndarray:
+        return ((np.asarray(X, dtype=np.float32) - self.mean) / self.std).astype(np.float32)
 
 
 def resolve_device(device: str | None) -> torch.device:
