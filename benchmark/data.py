@@ -251,9 +251,11 @@ class DatasetRequest:
     scale: float | None = None
     data_seed: int = 0
     semantics: str | None = None
+    synthetic_version: int | None = None  # stand-in generator version; None: the current default
 
     def load(self) -> ZSDataset:
         from benchmark.datasets import load_dataset
 
         return load_dataset(self.name, synthetic=self.synthetic, split=self.split, scale=self.scale,
-                            data_seed=self.data_seed, semantics=self.semantics)
+                            data_seed=self.data_seed, semantics=self.semantics,
+                            synthetic_version=self.synthetic_version)

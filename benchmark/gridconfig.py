@@ -17,6 +17,7 @@ regenerates the committed records::
     split = "dadn"                 # optional, default: the dataset's default split
     scale = 0.1                    # optional, synthetic stand-ins only
     data_seed = 0                  # optional
+    synthetic_version = 1          # optional, stand-ins only: the generator version (default: the current, 2)
 
 The same method may appear twice with different ``params`` (a sweep). The grid is *resolved* (every
 hyper-parameter with its value, every split and scale spelled out) and the resolved form goes into every
@@ -41,7 +42,7 @@ else:  # pragma: no cover - Python 3.10 reads TOML with the tomli backport (a de
 
 TOP_KEYS = {"seeds", "device", "results", "methods", "datasets"}
 METHOD_KEYS = {"name", "params"}
-DATASET_KEYS = {"name", "synthetic", "split", "scale", "data_seed", "semantics"}
+DATASET_KEYS = {"name", "synthetic", "split", "scale", "data_seed", "semantics", "synthetic_version"}
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,7 @@ class Grid:
     def resolved(self) -> dict[str, Any]:
         """The grid with every default spelled out (kept in each record)."""
         from benchmark.datasets.specs import SPECS
-        from benchmark.datasets.synthetic import default_scale
+        from benchmark.datasets.synthetic import DEFAULT_VERSION, default_scale
         from benchmark.registry import build_method
 
         methods = []
@@ -104,9 +105,12 @@ class Grid:
             scale = request.scale
             if request.synthetic and scale is None:
                 scale = default_scale(spec)
-            datasets.append({"name": request.name, "synthetic": request.synthetic,
-                             "split": request.split or (spec.default_split if spec else None), "scale": scale,
-                             "data_seed": request.data_seed, "semantics": request.semantics or "glove"})
+            entry = {"name": request.name, "synthetic": request.synthetic,
+                     "split": request.split or (spec.default_split if spec else None), "scale": scale,
+                     "data_seed": request.data_seed, "semantics": request.semantics or "glove"}
+            if request.synthetic:
+                entry["synthetic_version"] = request.synthetic_version or DEFAULT_VERSION
+            datasets.append(entry)
         return {"file": self.file, "file_sha256": self.file_sha256, "methods": methods, "datasets": datasets,
                 "seeds": list(self.seeds), "device": self.device}
 
@@ -181,6 +185,8 @@ def load_grid(path: str | Path) -> Grid:
             scale=None if scale is None else float(_expect(scale, (int, float), at, "scale")),
             data_seed=_expect(table.get("data_seed", 0), int, at, "data_seed"),
             semantics=None if table.get("semantics") is None else _expect(table["semantics"], str, at, "semantics"),
+            synthetic_version=None if table.get("synthetic_version") is None else _expect(
+                table["synthetic_version"], int, at, "synthetic_version"),
         ))
 
     seeds = _expect(data.get("seeds", [0]), list, where, "seeds")

@@ -39,9 +39,11 @@ def check_available(name: str, synthetic: bool = False, split: str | None = None
 
 
 def load_dataset(name: str, synthetic: bool = False, split: str | None = None, scale: float | None = None,
-                 data_seed: int = 0, semantics: str | None = None) -> ZSDataset:
+                 data_seed: int = 0, semantics: str | None = None,
+                 synthetic_version: int | None = None) -> ZSDataset:
     """A dataset: a registered name (real from $ZSBENCH_DATA/<name>/, embedded, or its synthetic stand-in) or
     the path of a prepared folder of your own. ``semantics`` replaces the class embeddings (glove, minilm, a file).
+    ``synthetic_version`` picks the stand-in generator (None: the current default; 1 rebuilds old records' data).
     """
     from benchmark.datasets.prepared import load_prepared
     from benchmark.datasets.specs import SPECS, get_spec
@@ -57,7 +59,9 @@ def load_dataset(name: str, synthetic: bool = False, split: str | None = None, s
         if semantics is not None:
             raise ZSBenchError("--semantics applies to real and embedded data; the synthetic stand-ins are built "
                                "from GloVe")
-        return make_synthetic(name, split=split, scale=scale, data_seed=data_seed)
+        return make_synthetic(name, split=split, scale=scale, data_seed=data_seed, version=synthetic_version)
+    if synthetic_version is not None:
+        raise ZSBenchError(f"synthetic_version applies to synthetic stand-ins only; add synthetic = true for {name}")
     if spec.source == "embedded":
         from benchmark.datasets.emoji import load_emoji
 
