@@ -66,7 +66,7 @@ class TestResult:
 @dataclass(frozen=True)
 class EffectSize:
     mean_difference: float
-    cohens_dz: float  # NaN when every difference is equal (no spread)
+    cohens_dz: float  # +-inf when every query differs by the same non-zero amount, NaN when all differences are 0
     wins: int
     ties: int
     losses: int
@@ -193,9 +193,13 @@ def holm(p_values) -> np.ndarray:
 def effect_sizes(a, b, tie_tolerance: float = TIE_TOLERANCE) -> EffectSize:
     """Effect of ``a`` over ``b`` on per-query values (averaged over seeds when given seeds x queries)."""
     d = seed_mean(a) - seed_mean(b)
+    mean = float(d.mean())
     spread = float(d.std(ddof=1)) if d.size > 1 else 0.0
-    dz = float(d.mean() / spread) if spread > 0 else float("nan")
-    return EffectSize(float(d.mean()), dz, int((d > tie_tolerance).sum()), int((np.abs(d) <= tie_tolerance).sum()),
+    if spread > 1e-12 * max(1.0, abs(mean)):
+        dz = mean / spread
+    else:  # every query differs by the same amount (up to rounding): an infinite effect, or none
+        dz = float("nan") if abs(mean) <= 1e-12 else float(np.copysign(np.inf, mean))
+    return EffectSize(mean, float(dz), int((d > tie_tolerance).sum()), int((np.abs(d) <= tie_tolerance).sum()),
                       int((d < -tie_tolerance).sum()))
 
 

@@ -5,8 +5,12 @@ the split name and its sha256, the evaluation protocol, and the whole data prove
 backbone, stand-in scale, data seed, ...). A :class:`GroupKey` holds exactly these; records that differ in
 any of them land in different groups and so never share a table cell.
 
-Inside a group, a method is identified by its name and its full configuration: two configurations under
-one name (a sweep) become two rows, labelled with a short hash of the configuration.
+The stage is part of the key too: records of the model-selection stage (``stage: validation``, scored on
+validation classes) never share a group with test records.
+
+Inside a group, a method is identified by its name, how its configuration was chosen (``selection``:
+defaults, or tuned with a budget) and its full configuration: two configurations under one name (a sweep)
+become two rows, labelled with a short hash of the configuration.
 """
 
 from __future__ import annotations
@@ -36,26 +40,41 @@ class GroupKey:
     semantics: str
     features: str
     provenance: str  # canonical JSON of every other data-provenance field
+    stage: str = "test"  # "test" or "validation" (model selection on validation classes)
 
     @property
     def slug(self) -> str:
         """A file-name stem naming the group; the hash part keeps differing provenance apart."""
         digest = config_key({"split": self.split_sha256, "provenance": self.provenance, "semantics": self.semantics,
                              "features": self.features, "eval": self.eval_protocol})[:8]
-        stem = f"{self.dataset}-{self.source}-{self.split}-{digest}"
+        stem = f"{self.dataset}-{self.source}-{self.split}-{digest}" + ("" if self.stage == "test" else f"-{self.stage}")
         return "".join(c if c.isalnum() or c in "-_." else "_" for c in stem)
 
     def caption(self) -> str:
         extra = json.loads(self.provenance)
-        extras = "; ".join(f"{k} {v}" for k, v in extra.items())
+        extras = "; ".join(f"{k.replace('_', ' ')} {describe(v)}" for k, v in extra.items() if v is not None)
+        stage = "" if self.stage == "test" else f"; stage {self.stage} (scored on validation classes, not test classes)"
         return (f"{self.dataset}, data source: {self.source}; split {self.split} (sha256 {self.split_sha256[:12]}); "
                 f"evaluation {self.eval_protocol}; semantics: {self.semantics}; features: {self.features}"
-                + (f"; {extras}" if extras else ""))
+                + (f"; {extras}" if extras else "") + stage)
 
     def meta(self) -> dict[str, str]:
         return {"dataset": self.dataset, "source": self.source, "split": self.split,
                 "split_sha256": self.split_sha256, "eval_protocol": self.eval_protocol,
-                "semantics": self.semantics, "features": self.features, "provenance": self.provenance}
+                "semantics": self.semantics, "features": self.features, "provenance": self.provenance,
+                "stage": self.stage}
+
+
+def describe(value: Any) -> str:
+    """A provenance value in words: nested mappings as ``key value, key value``, lists comma-separated."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k.replace('_', ' ')} {describe(v)}" if not isinstance(v, dict) else
+                         f"{k.replace('_', ' ')} ({describe(v)})" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return ", ".join(describe(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
 
 
 @dataclass
@@ -72,6 +91,32 @@ class Run:
 
     def __post_init__(self) -> None:
         self.label = self.label or self.method
+
+    @property
+    def selection(self) -> dict[str, Any]:
+        """How the configuration was chosen: ``{"protocol": "defaults"}`` (also for records before selection
+        existed) or ``{"protocol": "tuned", "budget": N, ...}``."""
+        return dict(self.record.get("selection") or {"protocol": "defaults"})
+
+    @property
+    def selection_label(self) -> str:
+        """``defaults``, or ``tuned, budget N trials`` (the rows of one label are kept in one table section)."""
+        selection = self.selection
+        if selection.get("protocol", "defaults") == "defaults":
+            return "defaults"
+        budget = selection.get("budget")
+        return f"{selection['protocol']}, budget {budget} trials" if budget is not None else str(selection["protocol"])
+
+    @property
+    def queries_path(self) -> Path | None:
+        """The per-query sidecar (``<record stem>.queries.parquet``), if it exists."""
+        name = self.record.get("queries_file") or f"{self.path.stem}.queries.parquet"
+        path = self.path.with_name(name)
+        return path if path.is_file() else None
+
+    def info(self, task: str) -> dict[str, Any]:
+        """The task's ``metrics_info`` (n_queries, n_gallery, queries_without_relevant), or {}."""
+        return dict((self.record.get("metrics_info") or {}).get(task) or {})
 
     @property
     def embeddings_path(self) -> Path | None:
@@ -92,7 +137,8 @@ def group_key(record: dict[str, Any], path: Path | str = "record") -> GroupKey:
         return GroupKey(dataset=dataset["name"], source=record.get("source", dataset.get("source", "?")),
                         split=split["name"], split_sha256=split["sha256"],
                         eval_protocol=dataset.get("eval_protocol", "?"), semantics=semantics, features=features,
-                        provenance=json.dumps(provenance, sort_keys=True, default=str))
+                        provenance=json.dumps(provenance, sort_keys=True, default=str),
+                        stage=str(record.get("stage") or "test"))
     except (KeyError, TypeError) as err:
         raise ZSBenchError(f"run record {path} lacks the field {err}; it is not a zsbench run record "
                            f"(move it out of the results folder)") from None
@@ -115,21 +161,29 @@ def load_runs(results: str | Path) -> list[Run]:
 
 
 def group_runs(runs: list[Run]) -> dict[GroupKey, list[Run]]:
-    """Runs per comparable group, each run labelled; a repeated (method, config, seed) keeps the newest."""
-    groups: dict[GroupKey, dict[tuple[str, str, int], Run]] = defaultdict(dict)
+    """Runs per comparable group, each run labelled; a repeated (method, selection, config, seed) keeps the newest.
+
+    Labels are the method name, ``name (tuned)`` for a tuned configuration, and ``[cfg <hash>]`` appended
+    when one method has several configurations under one selection (a sweep). Tuned and default rows also
+    sit in different sections of a table (see :func:`sections_of`).
+    """
+    groups: dict[GroupKey, dict[tuple[str, str, str, int], Run]] = defaultdict(dict)
     for run in runs:
-        slot = (run.method, run.config_hash, run.seed)
+        slot = (run.method, run.selection_label, run.config_hash, run.seed)
         kept = groups[run.group].get(slot)
         if kept is None or run.finished > kept.finished:
             groups[run.group][slot] = run
     out: dict[GroupKey, list[Run]] = {}
     for key in sorted(groups):
-        members = sorted(groups[key].values(), key=lambda r: (r.method, r.config_hash, r.seed))
-        configs: dict[str, set[str]] = defaultdict(set)
+        members = sorted(groups[key].values(), key=lambda r: (r.method, r.selection_label, r.config_hash, r.seed))
+        configs: dict[tuple[str, str], set[str]] = defaultdict(set)
         for run in members:
-            configs[run.method].add(run.config_hash)
+            configs[(run.method, run.selection_label)].add(run.config_hash)
         for run in members:
-            run.label = run.method if len(configs[run.method]) == 1 else f"{run.method} [cfg {run.config_hash}]"
+            several = len(configs[(run.method, run.selection_label)]) > 1
+            protocol = run.selection.get("protocol", "defaults")
+            run.label = run.method + ("" if protocol == "defaults" else f" ({protocol})") + (
+                f" [cfg {run.config_hash}]" if several else "")
         out[key] = members
     return out
 
@@ -149,6 +203,14 @@ class Stat:
             return None
         std = float(np.std(values, ddof=1)) if len(values) > 1 else None
         return cls(float(np.mean(values)), std, len(values))
+
+
+def sections_of(runs: list[Run]) -> dict[str, list[Run]]:
+    """Runs by selection label, ``defaults`` first: tuned and default rows are never ranked together."""
+    out: dict[str, list[Run]] = defaultdict(list)
+    for run in runs:
+        out[run.selection_label].append(run)
+    return dict(sorted(out.items(), key=lambda item: (item[0] != "defaults", item[0])))
 
 
 def tasks_of(runs: list[Run]) -> list[str]:

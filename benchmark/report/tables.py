@@ -2,7 +2,9 @@
 
 A :class:`Table` has columns (optionally grouped under spanning headers) and one or more sections of rows.
 Sections keep rows that must not be compared apart (numbers "as reported" by papers and numbers measured
-here); the best value per column is marked inside each section, never across sections.
+here, default and tuned configurations); the best value per column is marked inside each section, never
+across sections. A cell shows its mean with a 95 % interval when per-query results exist (else mean ± sample
+std over seeds); :data:`TOP_MARK` marks a row not significantly worse than the best of its column.
 """
 
 from __future__ import annotations
@@ -12,7 +14,16 @@ import io
 import math
 from dataclasses import dataclass, field
 
-from benchmark.report.records import METRICS, GroupKey, Stat, aggregate, methods_of
+from benchmark.report.records import METRICS, GroupKey, Run, Stat, aggregate, methods_of, sections_of
+
+#: Marks a row that is not significantly worse than the best row of its column (the best is bold).
+TOP_MARK = "†"
+
+
+def number(value: float, digits: int = 3, signed: bool = False) -> str:
+    """``value`` rounded, never ``-0.000`` (a value that rounds to zero prints as zero, without a sign)."""
+    text = f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+    return f"{0.0:.{digits}f}" if float(text) == 0.0 else text
 
 
 @dataclass
@@ -22,6 +33,10 @@ class Cell:
     n: int = 0
     best: bool = False
     delta: float | None = None  # a signed difference to a reference, shown after the value
+    low: float | None = None  # 95 % interval, when per-query results exist
+    high: float | None = None
+    top: bool = False  # not significantly worse than the best of its column
+    display: str | None = None  # the text to show instead of the number (counts, small p-values)
 
     @classmethod
     def of(cls, stat: Stat | None) -> Cell:
@@ -31,11 +46,24 @@ class Cell:
     def empty(self) -> bool:
         return self.mean is None or math.isnan(self.mean)
 
-    def text(self, digits: int = 3) -> str:
+    @property
+    def has_interval(self) -> bool:
+        return self.low is not None and self.high is not None
+
+    def text(self, digits: int = 3, marks: bool = True) -> str:
         if self.empty:
             return "–"
-        text = f"{self.mean:.{digits}f}" if self.std is None else f"{self.mean:.{digits}f} ± {self.std:.{digits}f}"
-        return text if self.delta is None else f"{text} ({self.delta:+.{digits}f})"
+        if self.display is not None:
+            return self.display
+        signed = self.delta is None and self.mean < 0 and self.has_interval
+        text = number(self.mean, digits, signed)
+        if self.has_interval:
+            text += f" [{number(self.low, digits)}, {number(self.high, digits)}]"
+        elif self.std is not None:
+            text += f" ± {number(self.std, digits)}"
+        if self.delta is not None:
+            text += f" ({number(self.delta, digits, signed=True)})"
+        return text + (TOP_MARK if marks and self.top and not self.best else "")
 
 
 @dataclass
@@ -63,6 +91,7 @@ class Table:
     meta: dict[str, str] = field(default_factory=dict)  # written into every CSV line
     higher_is_better: bool = True
     notes: list[str] = field(default_factory=list)
+    statistics: list = field(default_factory=list, repr=False)  # (section, TableStats) behind a comparison table
 
     def mark_best(self) -> Table:
         for section in self.sections:
@@ -96,15 +125,143 @@ def seed_range(stats: list[Stat | None]) -> str:
     return str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
 
 
-def comparison_table(key: GroupKey, runs, task: str, metrics: tuple[str, ...] = METRICS) -> Table:
-    """Methods x metrics for one task of one comparable group, mean ± std over seeds."""
-    stats = aggregate(runs, task, metrics)
-    rows = [Row(label, [Cell.of(stats[label][m]) for m in metrics], seed_range(list(stats[label].values())))
-            for label in methods_of(runs) if label in stats]
-    caption = (f"{task} on {key.caption()}. Unseen classes; mean ± sample std over seeds; best per column in bold.")
-    return Table(key=f"{key.slug}-{task.replace('->', '2')}", title=f"{key.dataset} ({key.source}) {task}",
-                 caption=caption, columns=list(metrics), sections=[Section("", rows)],
-                 meta={**key.meta(), "task": task}).mark_best()
+def comparison_table(key: GroupKey, runs: list[Run], task: str, metrics: tuple[str, ...] = METRICS,
+                     statistics: bool = True, n_resamples: int | None = None) -> Table:
+    """Methods x metrics for one task of one comparable group.
+
+    One section per selection (defaults, tuned with a budget). With per-query results a cell shows the mean
+    over seeds and its 95 % two-level bootstrap interval, and rows not significantly worse than the best of
+    their column (paired randomization test, Holm over every comparison of the table) are marked; without,
+    mean ± sample std over seeds.
+    """
+    from benchmark.report.queries import adjust_family, table_statistics
+    from benchmark.stats import N_RESAMPLES
+
+    sections, notes, section_stats = [], [], []
+    by_selection = sections_of(runs)
+    for selection, members in by_selection.items():
+        stats = aggregate(members, task, metrics)
+        extra = table_statistics(members, task, metrics, n_resamples or N_RESAMPLES) if statistics else None
+        rows = []
+        for label in methods_of(members):
+            if label not in stats:
+                continue
+            cells = [Cell.of(stats[label][m]) for m in metrics]
+            for metric, cell in zip(metrics, cells, strict=True):
+                interval = extra.intervals.get(label, {}).get(metric) if extra else None
+                if interval is not None and not cell.empty:
+                    cell.low, cell.high = interval.low, interval.high
+            rows.append(Row(label, cells, seed_range(list(stats[label].values()))))
+        title = "" if list(by_selection) == ["defaults"] else (
+            "default hyper-parameters" if selection == "defaults" else f"{selection} on validation classes")
+        sections.append(Section(title, rows))
+        if extra is not None:
+            section_stats.append((sections[-1], extra))
+    n_family = adjust_family([extra for _, extra in section_stats])  # Holm over every comparison of the table
+    for section, extra in section_stats:
+        for j, metric in enumerate(metrics):
+            top = extra.top(metric)
+            for row in section.rows:
+                row.cells[j].top = row.label in top
+        notes += _significance_notes(section, extra, metrics[0])
+    has_intervals = any(c.has_interval for s in sections for r in s.rows for c in r.cells)
+    missing = sorted({label for _, extra in section_stats for label in extra.missing})
+    if missing:
+        notes.append(f"No interval or test for {', '.join(missing)}: {'its' if len(missing) == 1 else 'their'} "
+                     "records have no per-query results (written before they were kept); mean ± sample std over "
+                     "seeds instead.")
+    cell_text = ("mean over seeds [95 % two-level bootstrap interval: seeds, then queries]" if has_intervals else
+                 "mean ± sample std over seeds (no per-query results, so no interval can be given)")
+    marks = (f"; {TOP_MARK} not significantly worse than the best (paired randomization test over queries, "
+             f"Holm-corrected across the table's {n_family} comparisons, alpha 0.05)" if n_family else "")
+    caption = (f"{task} on {key.caption()}. {scale_text(runs, task)}. Cells: {cell_text}; best per column in "
+               f"bold{marks}. {selection_text(runs)}")
+    table = Table(key=f"{key.slug}-{task.replace('->', '2')}", title=f"{key.dataset} ({key.source}) {task}",
+                  caption=caption, columns=list(metrics), sections=sections,
+                  meta={**key.meta(), "task": task}, notes=notes, statistics=section_stats)
+    return table.mark_best()
+
+
+def _significance_notes(section: Section, extra, metric: str) -> list[str]:
+    best = extra.best.get(metric)
+    if best is None:
+        return []
+    comparisons = extra.comparisons.get(metric, [])
+    same = sorted(c.b for c in comparisons if not c.significant())
+    worse = sorted(c.b for c in comparisons if c.significant())
+    where = f" ({section.label})" if section.label else ""
+    return [f"{metric}{where}: best {best}; not significantly worse: {', '.join(same) or 'none'}; "
+            f"significantly worse: {', '.join(worse) or 'none'}."]
+
+
+def scale_text(runs: list[Run], task: str) -> str:
+    """"N queries, M gallery items, K unseen classes" from the records (a range where records disagree)."""
+    def spread(values) -> str:
+        values = sorted({int(v) for v in values if v is not None})
+        return "?" if not values else str(values[0]) if len(values) == 1 else f"{values[0]}-{values[-1]}"
+
+    infos = [run.info(task) for run in runs if task in run.metrics]
+    queries = spread(i.get("n_queries") for i in infos)
+    gallery = spread(i.get("n_gallery") for i in infos)
+    classes = spread(run.record.get("split", {}).get("n_validation" if run.group.stage == "validation" else
+                                                      "n_unseen") for run in runs)
+    without = spread(i.get("queries_without_relevant") for i in infos)
+    kind = "validation" if runs and runs[0].group.stage == "validation" else "unseen"
+    text = f"{queries} queries, {gallery} gallery items, {classes} {kind} classes"
+    return text + (f" ({without} queries without relevant items left out)" if without not in ("0", "?") else "")
+
+
+def selection_text(runs: list[Run]) -> str:
+    labels = sorted({run.selection_label for run in runs})
+    tuned = [label for label in labels if label != "defaults"]
+    if not tuned:
+        return "Every configuration at the method's defaults."
+    return ("Tuned rows were selected on validation classes only (" + "; ".join(tuned) + ") and are ranked apart "
+            "from default rows.")
+
+
+def significance_table(table: Table, metric: str = "mAP@all") -> Table | None:
+    """Per row, the paired comparison against its section's best on ``metric``: difference with its
+    interval, paired Cohen's d, wins / ties / losses over queries, p-values (raw and Holm over the table)."""
+    family = [c for _, extra in table.statistics for comps in extra.comparisons.values() for c in comps]
+    if not family:
+        return None
+    columns = [f"Δ {metric} vs best", "Cohen's d_z", "wins", "ties", "losses", "p", "p (Holm)"]
+    sections = []
+    for section, extra in table.statistics:
+        if metric not in extra.comparisons:
+            continue
+        rows = []
+        for c in sorted(extra.comparisons[metric], key=lambda c: c.effect.mean_difference):
+            # c compares the best (a) with this row (b): show the row's view (negative: worse than the best)
+            d = c.difference
+            rows.append(Row(c.b, [
+                Cell(-d.estimate, low=-d.high, high=-d.low),
+                _dz_cell(-c.effect.cohens_dz),
+                Cell(float(c.effect.losses), display=str(c.effect.losses)),
+                Cell(float(c.effect.ties), display=str(c.effect.ties)),
+                Cell(float(c.effect.wins), display=str(c.effect.wins)),
+                _p_cell(c.test.p_value), _p_cell(c.p_holm)]))
+        label = f"against {extra.best[metric]}" + (f" ({section.label})" if section.label else "")
+        sections.append(Section(label, rows))
+    caption = (f"Paired comparisons behind '{table.title}': each row against the best row of its section on "
+               f"{metric}, over {family[0].test.n_queries} queries (per-query values averaged over seeds). Δ: the "
+               "row minus the best, with its 95 % bootstrap interval (seeds drawn per method, queries shared); "
+               "d_z: mean per-query difference over its standard deviation; wins / ties / losses: queries on which "
+               "the row beats, ties or loses to the best; p: two-sided paired randomization test; p (Holm): "
+               f"adjusted over all {len(family)} comparisons of the table (every metric column).")
+    return Table(key=f"{table.key}-significance", title=f"{table.title}: paired comparisons", caption=caption,
+                 columns=columns, sections=sections, meta=dict(table.meta))
+
+
+def _dz_cell(dz: float) -> Cell:
+    if math.isnan(dz):
+        return Cell()
+    return Cell(dz, display=("∞" if dz > 0 else "-∞") if math.isinf(dz) else number(dz, 2))
+
+
+def _p_cell(p: float) -> Cell:
+    return Cell(p, display="<0.001" if p < 0.001 else number(p))
 
 
 # --- renderers -------------------------------------------------------------------------------------------
@@ -147,17 +304,18 @@ def latex_escape(text: str) -> str:
 def _latex_cell(cell: Cell) -> str:
     if cell.empty:
         return "--"
-    text = f"{cell.mean:.3f}" if cell.std is None else f"{cell.mean:.3f} $\\pm$ {cell.std:.3f}"
-    if cell.delta is not None:
-        text += f" ({cell.delta:+.3f})"
-    return f"\\textbf{{{text}}}" if cell.best else text
+    text = latex_escape(cell.text(marks=False))
+    if cell.best:
+        return f"\\textbf{{{text}}}"
+    return text + ("$^\\dagger$" if cell.top else "")
 
 
 def to_latex(table: Table) -> str:
     """A booktabs ``table`` float; needs ``\\usepackage{booktabs}`` (and graphicx for wide tables)."""
     cols = table.full_columns()
     spec = "l" + ("r" if table.has_seeds else "") + "c" * len(table.columns)
-    wide = len(cols) > 8  # spans both columns of a paper and is scaled to the text width (needs graphicx)
+    # spans both columns of a paper and is scaled to the text width (needs graphicx)
+    wide = len(cols) > 8 or any(c.has_interval for s in table.sections for r in s.rows for c in r.cells)
     float_env = "table*" if wide else "table"
     out = [f"\\begin{{{float_env}}}[t]", "\\centering", "\\small",
            f"\\caption{{{latex_escape(table.caption)}}}", f"\\label{{tab:{table.key}}}"]
@@ -195,17 +353,21 @@ def to_csv(table: Table) -> str:
     meta_keys = list(table.meta)
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["table", "section", table.row_header, "column_group", "column", "mean", "std", "n_seeds", "best",
-                     "delta"] + meta_keys)
+                     "delta", "ci_low", "ci_high", "not_worse_than_best"] + meta_keys)
     groups = [header for header, width in table.column_groups for _ in range(width)] or [""] * len(table.columns)
     for section in table.sections:
         for row in section.rows:
             for group, column, cell in zip(groups, table.columns, row.cells, strict=True):
                 writer.writerow([table.key, section.label, row.label, group, column,
-                                 "" if cell.empty else repr(round(cell.mean, 6)),
-                                 "" if cell.std is None else repr(round(cell.std, 6)),
-                                 cell.n, int(cell.best), "" if cell.delta is None else repr(round(cell.delta, 6))]
+                                 "" if cell.empty else _csv_number(cell.mean), _csv_number(cell.std),
+                                 cell.n, int(cell.best), _csv_number(cell.delta), _csv_number(cell.low),
+                                 _csv_number(cell.high), int(cell.top or cell.best) if cell.has_interval else ""]
                                 + [table.meta[k] for k in meta_keys])
     return buffer.getvalue()
+
+
+def _csv_number(value: float | None) -> str:
+    return "" if value is None or math.isnan(value) else repr(round(value, 6) + 0.0)  # + 0.0: no "-0.0"
 
 
 def split_columns(table: Table, max_columns: int = 6) -> list[Table]:
