@@ -365,32 +365,6 @@ def datasets_prepare(name, source, fmt, out, semantics, label_base, classes_file
     console.print("[green]ok[/green]")
 
 
-# --- report commands ---
-@cli.command("report")
-@click.option("--results", default="results/runs", show_default=True, help="Folder of run records.")
-@click.option("--out", default="results/report", show_default=True, help="Folder the report is written to.")
-@click.option("--paper", is_flag=True, help="Also lay out the CFSA paper's tables beside the reported numbers.")
-@click.option("--reported", default=None, help="Reported-numbers file (.csv or .json); default results/reported.csv.")
-@click.option("--no-plots", is_flag=True, help="Skip the t-SNE maps and precision-recall curves.")
-@click.option("--no-sensitivity", is_flag=True, help="Skip re-scoring under the peers' metric conventions.")
-@click.option("--per-class", default=40, show_default=True, help="t-SNE: at most this many items per class, modality.")
-def report_cmd(results, out, paper, reported, no_plots, no_sensitivity, per_class) -> None:
-    """Tables (console, Markdown, LaTeX, CSV), paper tables, t-SNE, PR curves and report.html from the records."""
-    from benchmark.report.build import build_report
-    from benchmark.report.tables import to_rich
-
-    with console.status("building the report") as status:
-        result = build_report(results, out, paper=paper, reported=reported, plots=not no_plots,
-                              sensitivity=not no_sensitivity, per_class=per_class,
-                              on_event=lambda message: status.update(message))
-    for table in result.paper if paper else result.comparison:
-        console.print(to_rich(table))
-        for note in table.notes:
-            console.print(f"  {note}", highlight=False, style="dim")
-    console.print(f"{len(result.comparison)} comparison, {len(result.paper)} paper and {len(result.sensitivity)} "
-                  f"sensitivity tables, {len(result.figures)} figures; open {result.html}")
-
-
 # --- cfsa commands ---
 @perf.command("train")
 @click.option("--method", "method_name", default="cfsa", show_default=True,
@@ -415,6 +389,109 @@ def perf_train_cmd(method_name, hidden, batch_size, dims, embedding_dim, steps, 
     table.add_row(f"{r.seconds_per_step:.4f}", f"{r.samples_per_s:.0f}", f"{r.gflop_per_step:.1f}",
                   f"{r.achieved_gflops:.1f}", f"{r.peak_gflops:.1f}", f"{100 * r.fraction_of_peak:.0f}%")
     console.print(table)
+
+
+# --- report, compare and export commands (benchmark.report) ---
+@cli.command("report")
+@click.option("--results", default="results/runs", show_default=True, help="Folder of run records.")
+@click.option("--out", default="results/latest-report", show_default=True,
+              help="Folder the report owns (it removes its previous files there, never others). The committed "
+                   "report is regenerated only when asked: --out results/report.")
+@click.option("--paper", is_flag=True, help="Also lay out the CFSA paper's tables beside the reported numbers.")
+@click.option("--include-synthetic", is_flag=True,
+              help="Paper tables: add runs on synthetic stand-ins, in their own labelled section.")
+@click.option("--reported", default=None, help="Reported-numbers file (.csv or .json); default results/reported.csv.")
+@click.option("--no-plots", is_flag=True, help="Skip the t-SNE maps, precision-recall and training curves.")
+@click.option("--no-sensitivity", is_flag=True, help="Skip re-scoring under the peers' metric conventions.")
+@click.option("--no-stats", is_flag=True, help="Skip intervals and significance tests (cells: mean ± std).")
+@click.option("--loss-curves", default="cfsa", show_default=True,
+              help="Comma-separated methods whose training log is drawn (one run per group); '' for none.")
+@click.option("--per-class", default=40, show_default=True, help="t-SNE: at most this many items per class, modality.")
+def report_cmd(results, out, paper, include_synthetic, reported, no_plots, no_sensitivity, no_stats, loss_curves,
+               per_class) -> None:
+    """Tables with intervals and significance, paper tables, figures and report.html from the records."""
+    from benchmark.report.build import build_report
+    from benchmark.report.tables import to_rich
+
+    with console.status("building the report") as status:
+        result = build_report(results, out, paper=paper, reported=reported, plots=not no_plots,
+                              sensitivity=not no_sensitivity, per_class=per_class,
+                              on_event=lambda message: status.update(message), include_synthetic=include_synthetic,
+                              loss_curves=tuple(_split_list(loss_curves)), statistics=not no_stats)
+    for table in result.paper if paper else result.comparison:
+        console.print(to_rich(table))
+        for note in table.notes:
+            console.print(f"  {note}", highlight=False, style="dim")
+    console.print(f"{len(result.comparison)} comparison, {len(result.paper)} paper and {len(result.sensitivity)} "
+                  f"sensitivity tables, {len(result.figures)} figures ({len(result.files)} files); open {result.html}")
+
+
+@cli.command("compare")
+@click.argument("method_a")
+@click.argument("method_b")
+@click.option("--dataset", required=True, help="Dataset name as in the records (e.g. emoji, wikipedia).")
+@click.option("--results", default="results/runs", show_default=True, help="Folder of run records.")
+@click.option("--metric", default="mAP@all", show_default=True, help="Per-query metric to compare.")
+@click.option("--source", default=None, help="real, embedded or synthetic, when several groups hold both methods.")
+@click.option("--split", default=None, help="Split name, when several groups hold both methods.")
+@click.option("--stage", default="test", show_default=True, type=click.Choice(["test", "validation"]))
+@click.option("--resamples", default=10000, show_default=True, help="Bootstrap and randomization resamples.")
+def compare_cmd(method_a, method_b, dataset, results, metric, source, split, stage, resamples) -> None:
+    """One paired comparison in full: per task difference, 95 % interval, p-value, wins/ties/losses."""
+    from benchmark.report.compare import compare_methods
+    from benchmark.report.tables import number
+
+    key, rows = compare_methods(results, method_a, method_b, dataset, metric, source, split, stage, resamples)
+    table = Table(title=f"{method_a} vs {method_b}, {metric}, on {key.dataset} ({key.source}, split {key.split})")
+    for column in ("task", method_a, method_b, "difference [95 % CI]", "d_z", f"{method_a} wins/ties/losses",
+                   "p", "p (Holm)"):
+        table.add_column(column, justify="left" if column == "task" else "right")
+    for r in rows:
+        c = r.comparison
+        table.add_row(r.task, f"{number(r.mean_a)} ({r.seeds_a} seeds)", f"{number(r.mean_b)} ({r.seeds_b} seeds)",
+                      f"{number(c.difference.estimate, signed=True)} [{number(c.difference.low, signed=True)}, "
+                      f"{number(c.difference.high, signed=True)}]", number(c.effect.cohens_dz, 2),
+                      f"{c.effect.wins}/{c.effect.ties}/{c.effect.losses}", _p_text(c.test.p_value),
+                      _p_text(c.p_holm))
+    console.print(table)
+    console.print(f"{rows[0].comparison.test.n_queries} queries per task; randomization test over queries on per-query "
+                  f"values averaged over seeds ({'exact' if rows[0].comparison.test.exact else f'{resamples} sign flips'}"
+                  f"); Holm over the {len(rows)} task(s).", style="dim", highlight=False)
+
+
+def _p_text(p: float) -> str:
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+@cli.command("export")
+@click.option("--format", "fmt", type=click.Choice(["trec"]), default="trec", show_default=True)
+@click.option("--results", default="results/runs", show_default=True, help="Folder of run records.")
+@click.option("--out", required=True, help="Folder for <dataset>-<source>/<method>/seed<S>-<hash>/<task>.{run,qrels}.")
+@click.option("--methods", default=None, help="Comma-separated methods (default: every run with embeddings).")
+@click.option("--dataset", default=None, help="Only this dataset.")
+@click.option("--keep-ties", is_flag=True, help="Write raw scores (tools then order tied items their own way).")
+def export_cmd(fmt, results, out, methods, dataset, keep_ties) -> None:
+    """TREC run and qrels files of every run's rankings (cosine on the stored embeddings), for trec_eval or ranx."""
+    from pathlib import Path
+
+    from benchmark.report.export import export_run
+    from benchmark.report.records import group_runs, load_runs
+
+    wanted = set(_split_list(methods)) if methods else None
+    done, tied = 0, 0
+    for members in group_runs(load_runs(results)).values():
+        for run in members:
+            if (wanted and run.method not in wanted) or (dataset and run.group.dataset != dataset) or \
+                    run.embeddings_path is None:
+                continue
+            folder = Path(out) / run.path.parent.relative_to(Path(results)) / run.path.stem
+            for task in export_run(run, folder, break_ties=not keep_ties):
+                done += 1
+                tied += task.tied_pairs
+    if not done:
+        raise ZSBenchError(f"no run with an embedding sidecar matched under {results}; nothing exported")
+    console.print(f"wrote {done} run/qrels pair(s) under {out}" + (
+        f"; {tied} tied adjacent pair(s) {'kept' if keep_ties else 'broken by gallery position'}" if tied else ""))
 
 
 def main() -> None:

@@ -144,7 +144,7 @@ def test_console_table(small_table):
 
 # --- paper tables ----------------------------------------------------------------------------------------
 
-# REFERENCE s.6, typed in again: image-text Img2Txt/Txt2Img/Avg, sketch mAP@all/P@100.
+# The reported numbers (docs/reference.md), typed in again: image-text Img2Txt/Txt2Img/Avg, sketch mAP@all/P@100.
 REFERENCE_IMAGE_TEXT = {
     "CCA": ".238/.236/.237 .207/.183/.195 .400/.397/.399 .031/.044/.038",
     "DCCA": ".282/.266/.274 .297/.264/.281 .406/.407/.407 .039/.043/.041",
@@ -159,20 +159,29 @@ REFERENCE_SKETCH = {"ZSIH": ".264/.272 .234/.205", "CVAE": ".423/.386 .362/.315"
                     "SAKE": ".547/.692 .475/.599", "LCALE": ".476/.583 .387/.436", "MDVAE": ".741/.853 .520/.660"}
 
 
-def test_reported_numbers_match_reference_section_6():
+def test_reported_numbers_match_the_papers_tables():
     numbers = {(n.table, n.dataset, n.method, n.task, n.metric): n.value for n in load_reported()}
     expected = {}
     for method, text in REFERENCE_IMAGE_TEXT.items():
         for dataset, triple in zip(("wikipedia", "pascal-sentences", "nus-wide", "xmedianet"), text.split(),
                                    strict=True):
             for task, value in zip(("image->text", "text->image", "average"), triple.split("/"), strict=True):
-                expected[("image-text", dataset, method, task, "mAP@all")] = float(value)
+                expected[("image-text", dataset, method.lower(), task, "mAP@all")] = float(value)
     for method, text in REFERENCE_SKETCH.items():
         for dataset, pair in zip(("sketchy", "tu-berlin"), text.split(), strict=True):
             for metric, value in zip(("mAP@all", "P@100"), pair.split("/"), strict=True):
-                expected[("sketch", dataset, method, "sketch->image", metric)] = float(value)
+                expected[("sketch", dataset, method.lower(), "sketch->image", metric)] = float(value)
     assert numbers == expected
-    assert all(n.source.strip() for n in load_reported())
+    assert all(n.source.strip() and "REFERENCE" not in n.source for n in load_reported())
+
+
+def test_one_naming_reported_rows_use_the_registry_names():
+    from benchmark.registry import available_methods
+
+    registered = set(available_methods())
+    reported = {n.method for n in load_reported()}
+    assert {"cfsa", "dscmr", "dadn", "acmr", "cca", "cvae", "sem-pcyc"} <= reported & registered
+    assert all(m == m.lower() for m in reported)
 
 
 def test_paper_tables_keep_reported_and_measured_apart():
@@ -180,24 +189,26 @@ def test_paper_tables_keep_reported_and_measured_apart():
                    with_map(0.6, method="cfsa", dataset="tu-berlin", tasks=("sketch->image",)))
     groups = group_runs(runs)
     numbers = load_reported()
-    table = image_text_table(groups, numbers)
+    assert len(image_text_table(groups, numbers).sections) == 1  # synthetic rows only when asked for
+    assert any("--include-synthetic" in n for n in image_text_table(groups, numbers).notes)
+    table = image_text_table(groups, numbers, include_synthetic=True)
     reported, measured = table.sections
     assert reported.label.startswith("As reported") and "SYNTHETIC" in measured.label
-    cfsa_reported = [r for r in reported.rows if r.label == "CFSA"][0]
+    cfsa_reported = [r for r in reported.rows if r.label == "cfsa"][0]
     assert [c.mean for c in cfsa_reported.cells[:3]] == [0.341, 0.311, 0.326]
     cfsa_measured = measured.rows[0]
     assert cfsa_measured.cells[0].mean == pytest.approx(0.85) and cfsa_measured.cells[0].n == 2
     assert cfsa_measured.cells[2].mean == pytest.approx(0.85)  # Avg: per-seed mean of the two tasks
     assert cfsa_measured.cells[3].empty  # no Pascal Sentences run
     # 0.85 measured beats every reported number, yet the reported best (JFSE) stays marked in its own section
-    assert [r for r in reported.rows if r.label == "JFSE"][0].cells[0].best
+    assert [r for r in reported.rows if r.label == "jfse"][0].cells[0].best
     assert any("synthetic" in note and SHA[:12] in note for note in table.notes)
     md = to_markdown(table)
     assert md.index("As reported") < md.index("SYNTHETIC")
     tex = to_latex(table)
     assert "\\begin{table*}" in tex and "\\resizebox{\\textwidth}" in tex and "\\cmidrule(lr){3-5}" in tex
     assert tex.count("{") - tex.count("\\{") == tex.count("}") - tex.count("\\}")
-    sketch = sketch_table(groups, numbers)
+    sketch = sketch_table(groups, numbers, include_synthetic=True)
     assert sketch.sections[1].rows[0].cells[2].mean == pytest.approx(0.6)
 
 
@@ -283,9 +294,9 @@ def test_report_command(tmp_path):
     runs_dir = tmp_path / "runs"
     ResultStore(runs_dir).save(runs_dir / "wikipedia-synthetic" / "m1" / "seed0-x.json", record())
     outcome = CliRunner().invoke(cli, ["report", "--results", str(runs_dir), "--out", str(tmp_path / "out"),
-                                       "--paper", "--no-plots"])
+                                       "--paper", "--no-plots", "--include-synthetic"])
     assert outcome.exit_code == 0, outcome.output
-    assert "SYNTHETIC" in outcome.output and "JFSE" in outcome.output
+    assert "SYNTHETIC" in outcome.output and "jfse" in outcome.output
     assert (tmp_path / "out" / "tables" / "paper-image-text.tex").is_file()
     outcome = CliRunner().invoke(cli, ["report", "--results", str(tmp_path / "none")])
     assert isinstance(outcome.exception, ZSBenchError)
@@ -296,7 +307,7 @@ def test_ablation_table_lists_cfsa_variants_only():
 
     runs = runs_of(with_map(0.5, method="cfsa"), with_map(0.4, method="cfsa-no-cycle"),
                    with_map(0.3, method="semantic-regression"))
-    table = ablation_table(group_runs(runs))
+    table = ablation_table(group_runs(runs), include_synthetic=True)
     (section,) = table.sections
     assert [r.label for r in section.rows] == ["cfsa", "cfsa-no-cycle"]
     assert table.column_groups == [("Wikipedia", 1)]

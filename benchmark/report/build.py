@@ -1,13 +1,17 @@
-"""``zsbench report``: every run record -> tables, paper tables, t-SNE maps, PR curves, sensitivity, HTML.
+"""``zsbench report``: every run record -> tables, paper tables, figures, sensitivity, HTML.
 
 Output folder layout::
 
     tables/<group>-<task>.{md,tex,csv}          methods x metrics per comparable group and task
+    tables/<group>-<task>-significance.*         paired comparisons behind that table (per-query results)
     tables/paper-*.{md,tex,csv}                  the paper's tables (with --paper)
     tables/sensitivity-<group>-<task>.{md,tex,csv}
-    figures/tsne-<group>.{png,pdf}   figures/pr-<group>-<task>.{png,pdf}
+    figures/tsne-<group>.{png,pdf}   figures/pr-<group>-<task>.{png,pdf}   figures/loss-<group>-<run>.{png,pdf}
     report.md   report.tex   report.csv          every table in one file each
     report.html                                   everything on one self-contained page
+    .zsbench-report.json                          the manifest: the files above, removed by the next report
+
+The folder is owned through its manifest (:mod:`benchmark.report.folder`).
 """
 
 from __future__ import annotations
@@ -19,9 +23,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmark.contract import ZSBenchError
+from benchmark.report.folder import ReportFolder
 from benchmark.report.html import Figure, Part, render_html
 from benchmark.report.records import GroupKey, Run, group_runs, load_runs, tasks_of
-from benchmark.report.tables import Table, comparison_table, to_csv, to_latex, to_markdown
+from benchmark.report.tables import (
+    Table,
+    comparison_table,
+    significance_table,
+    to_csv,
+    to_latex,
+    to_markdown,
+)
+
+TABLE_FORMATS = (("CSV", ".csv", to_csv), ("Markdown", ".md", to_markdown), ("LaTeX", ".tex", to_latex))
 
 
 @dataclass
@@ -29,31 +43,38 @@ class ReportResult:
     out_dir: Path
     groups: dict[GroupKey, list[Run]]
     comparison: list[Table] = field(default_factory=list)
+    significance: list[Table] = field(default_factory=list)
     paper: list[Table] = field(default_factory=list)
     sensitivity: list[Table] = field(default_factory=list)
     figures: list[Figure] = field(default_factory=list)
+    summary: list[str] = field(default_factory=list)  # per comparison table: which rows the tests separate
+    files: list[str] = field(default_factory=list)  # every file written, relative to out_dir
     html: Path | None = None
 
 
-def write_table(table: Table, folder: Path) -> dict[str, Path]:
-    folder.mkdir(parents=True, exist_ok=True)
+def write_table(table: Table, folder: Path, out: ReportFolder | None = None) -> dict[str, Path]:
     files = {}
-    for fmt, render in (("CSV", to_csv), ("Markdown", to_markdown), ("LaTeX", to_latex)):
-        suffix = {"CSV": ".csv", "Markdown": ".md", "LaTeX": ".tex"}[fmt]
+    for fmt, suffix, render in TABLE_FORMATS:
         path = folder / f"{table.key}{suffix}"
-        path.write_text(render(table))
+        if out is None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(render(table))
+        else:
+            out.write_text(path, render(table))
         files[fmt] = path
     return files
 
 
-def _combined(tables: list[Table], out_dir: Path) -> None:
-    (out_dir / "report.md").write_text("# zsbench report\n\n" + "\n".join(to_markdown(t) for t in tables))
-    (out_dir / "report.tex").write_text("% needs \\usepackage{booktabs} and \\usepackage{graphicx}\n"
-                                        + "\n".join(to_latex(t) for t in tables))
-    csv_parts = [to_csv(t) for t in tables]
+def _combined(tables: list[Table], summary: list[str], out: ReportFolder) -> None:
+    lines = ["# zsbench report", ""]
+    if summary:
+        lines += ["## Significance summary", ""] + [f"- {line}" for line in summary] + [""]
+    out.write_text(out.root / "report.md", "\n".join(lines) + "\n" + "\n".join(to_markdown(t) for t in tables))
+    out.write_text(out.root / "report.tex", "% needs \\usepackage{booktabs} and \\usepackage{graphicx}\n"
+                   + "\n".join(to_latex(t) for t in tables))
     # one CSV: the union of the tables' headers, every table's lines under it (missing fields empty)
     rows, header = [], []
-    for part in csv_parts:
+    for part in (to_csv(t) for t in tables):
         reader = list(csv.DictReader(io.StringIO(part)))
         rows += reader
         for name in (reader[0].keys() if reader else []):
@@ -63,20 +84,27 @@ def _combined(tables: list[Table], out_dir: Path) -> None:
     writer = csv.DictWriter(buffer, fieldnames=header, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    (out_dir / "report.csv").write_text(buffer.getvalue())
+    out.write_text(out.root / "report.csv", buffer.getvalue())
 
 
 def build_report(results: str | Path, out: str | Path, paper: bool = False, reported: str | Path | None = None,
                  plots: bool = True, sensitivity: bool = True, per_class: int = 40,
-                 on_event: Callable[[str], None] | None = None) -> ReportResult:
-    results, out_dir = Path(results), Path(out)
+                 on_event: Callable[[str], None] | None = None, include_synthetic: bool = False,
+                 loss_curves: tuple[str, ...] = ("cfsa",), statistics: bool = True,
+                 n_resamples: int | None = None) -> ReportResult:
+    """Build the report of every record under ``results`` into ``out`` (see the module docstring).
+
+    ``include_synthetic`` adds synthetic stand-ins to the paper tables (in their own section);
+    ``loss_curves`` names the methods whose training log is drawn (one run each per group);
+    ``statistics`` False skips intervals and tests (cells then show mean ± std).
+    """
+    results = Path(results)
     runs = load_runs(results)
     if not runs:
         raise ZSBenchError(f"no run records under {results}; run `zsbench run ...` first or pass --results DIR")
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise ZSBenchError(f"cannot create report folder {out_dir}: {err.strerror}; pass --out DIR") from None
+    folder = ReportFolder(out)
+    folder.prepare()
+    out_dir = folder.root
     say = on_event or (lambda message: None)
     groups = group_runs(runs)
     result = ReportResult(out_dir, groups)
@@ -84,68 +112,95 @@ def build_report(results: str | Path, out: str | Path, paper: bool = False, repo
     parts: list[Part] = []
 
     comparison = Part("Comparison tables", "One table per comparable group (dataset, data source, split and hash, "
-                      "evaluation protocol, semantics, features) and task; methods x metrics, mean ± sample std over "
-                      "seeds, best per column in bold.")
+                      "evaluation protocol, semantics, features, stage) and task; methods x metrics. With per-query "
+                      "results a cell is the mean over seeds with its 95 % two-level bootstrap interval, and † marks "
+                      "rows not significantly worse than the best (paired randomization test, Holm over the table); "
+                      "each is followed by its paired comparisons. Best per column in bold.")
     for key, members in groups.items():
         for task in tasks_of(members):
-            table = comparison_table(key, members, task)
+            say(f"statistics {key.dataset} ({key.source}) {task}")
+            table = comparison_table(key, members, task, statistics=statistics, n_resamples=n_resamples)
             result.comparison.append(table)
-            comparison.tables.append((table, write_table(table, tables_dir)))
+            comparison.tables.append((table, write_table(table, tables_dir, folder)))
+            result.summary += [f"{key.dataset} ({key.source}{'' if key.stage == 'test' else ', ' + key.stage}) "
+                               f"{task}: {note}" for note in table.notes if note.startswith("mAP@all")]
+            detail = significance_table(table)
+            if detail is not None:
+                result.significance.append(detail)
+                comparison.tables.append((detail, write_table(detail, tables_dir, folder)))
     parts.append(comparison)
 
     if paper:
         from benchmark.report.paper import load_reported, paper_tables
 
         part = Part("The paper's tables", "The CFSA paper's comparisons: rows as reported by the papers and rows "
-                    "measured here are separate, labelled sections and are never ranked together.")
-        for table in paper_tables(groups, load_reported(reported)):
+                    "measured here are separate, labelled sections and are never ranked together."
+                    + ("" if include_synthetic else " Synthetic stand-ins are left out (--include-synthetic)."))
+        for table in paper_tables(groups, load_reported(reported), include_synthetic):
             if not table.columns:
                 continue
             result.paper.append(table)
-            part.tables.append((table, write_table(table, tables_dir)))
+            part.tables.append((table, write_table(table, tables_dir, folder)))
         parts.append(part)
 
     if plots:
-        from benchmark.report.curves import method_colours, plot_pr_curves
-        from benchmark.report.tsne import plot_tsne
-
-        colours = method_colours(run.label for members in groups.values() for run in members)
-        tsne_part = Part("t-SNE maps", "Common-space embeddings of unseen-class test items, all modalities in "
-                         "one map per method.")
-        pr_part = Part("Precision-recall curves", "Interpolated precision against recall, one curve per method, "
-                       "from cosine similarity on the stored embeddings (a method's own similarity is not stored).")
-        for key, members in groups.items():
-            say(f"t-SNE {key.dataset} ({key.source})")
-            paths = plot_tsne(key, members, figures_dir, per_class)
-            if paths:
-                tsne_part.figures.append(Figure(f"t-SNE, {key.caption()}", paths[0], paths[1]))
-            for task in tasks_of(members):
-                say(f"PR curves {key.dataset} ({key.source}) {task}")
-                paths = plot_pr_curves(key, members, task, figures_dir, colours)
-                if paths:
-                    pr_part.figures.append(Figure(f"Precision-recall, {task}, {key.caption()}", paths[0], paths[1]))
-        parts += [tsne_part, pr_part]
-        result.figures = tsne_part.figures + pr_part.figures
+        parts += _figures(groups, figures_dir, per_class, loss_curves, folder, result, say)
 
     if sensitivity:
         from benchmark.report.sensitivity import sensitivity_table
 
         part = Part("Metric-convention sensitivity", "The same embeddings scored under the conventions of the "
-                    "peer codebases; the bracket is the difference to zsbench's convention.")
+                    "peer codebases (docs/reference.md); the bracket is the difference to zsbench's convention.")
         for key, members in groups.items():
             for task in tasks_of(members):
                 say(f"re-scoring {key.dataset} ({key.source}) {task}")
                 table = sensitivity_table(key, members, task)
                 if table is not None:
                     result.sensitivity.append(table)
-                    part.tables.append((table, write_table(table, tables_dir)))
+                    part.tables.append((table, write_table(table, tables_dir, folder)))
         parts.append(part)
 
-    all_tables = result.comparison + result.paper + result.sensitivity
-    _combined(all_tables, out_dir)
+    all_tables = result.comparison + result.significance + result.paper + result.sensitivity
+    _combined(all_tables, result.summary, folder)
     summary = f"{len(runs)} run records from {results} in {len(groups)} comparable group(s)."
+    if result.summary:
+        parts.insert(0, Part("Significance summary", " ".join(result.summary)))
     combined = {name: out_dir / f"report.{suffix}" for name, suffix in (("Markdown", "md"), ("LaTeX", "tex"),
                                                                          ("CSV", "csv"))}
-    result.html = out_dir / "report.html"
+    result.html = folder.claim(out_dir / "report.html")
     result.html.write_text(render_html(parts, out_dir, "zsbench report", summary, combined))
+    result.files = list(folder.written)
     return result
+
+
+def _figures(groups, figures_dir: Path, per_class: int, loss_curves, folder: ReportFolder, result: ReportResult,
+             say) -> list[Part]:
+    from benchmark.report.curves import method_colours, plot_pr_curves
+    from benchmark.report.training import pick_runs, plot_training_log
+    from benchmark.report.tsne import plot_tsne
+
+    colours = method_colours(run.label for members in groups.values() for run in members)
+    tsne_part = Part("t-SNE maps", "Common-space embeddings of unseen-class test items, all modalities in "
+                     "one map per method (one per fit for methods fitted once per modality pair).")
+    pr_part = Part("Precision-recall curves", "Interpolated precision against recall, one curve per method, "
+                   "from cosine similarity on the stored embeddings (a method's own similarity is not stored).")
+    loss_part = Part("Training curves", "Every logged loss of one run against the epoch (the lowest seed at "
+                     "default settings), one panel per loss family; validation mAP@all where the run logged it.")
+    for key, members in groups.items():
+        say(f"t-SNE {key.dataset} ({key.source})")
+        paths = plot_tsne(key, members, figures_dir, per_class, claim=folder.claim)
+        if paths:
+            tsne_part.figures.append(Figure(f"t-SNE, {key.caption()}", paths[0], paths[1]))
+        for task in tasks_of(members):
+            say(f"PR curves {key.dataset} ({key.source}) {task}")
+            paths = plot_pr_curves(key, members, task, figures_dir, colours, claim=folder.claim)
+            if paths:
+                pr_part.figures.append(Figure(f"Precision-recall, {task}, {key.caption()}", paths[0], paths[1]))
+        for run in pick_runs(members, tuple(loss_curves)):
+            paths = plot_training_log(key, run, figures_dir, claim=folder.claim)
+            if paths:
+                loss_part.figures.append(Figure(f"Training log of {run.label} (seed {run.seed}, record "
+                                                f"{run.path.name}), {key.caption()}", paths[0], paths[1]))
+    parts = [p for p in (tsne_part, pr_part, loss_part) if p.figures]
+    result.figures = tsne_part.figures + pr_part.figures + loss_part.figures
+    return parts

@@ -3,6 +3,10 @@
 Scores are recomputed from the embedding sidecars with cosine similarity (a method's own similarity is not
 stored with its record). Each query's curve is the interpolated precision (the highest precision at that
 recall or beyond) on a fixed recall grid; curves are averaged over queries, then over a method's seeds.
+
+Curves that coincide must stay visible: every method gets its own colour, line style and marker (markers at
+staggered recall levels), and curves are drawn from the thickest line to the thinnest, so a curve drawn on
+top of an identical one shows as a thin line inside a thick one.
 """
 
 from __future__ import annotations
@@ -58,17 +62,29 @@ def method_curves(runs: list[Run], task: str, eval_protocol: str) -> dict[str, t
     return {label: (np.mean(curves, axis=0), len(curves)) for label, curves in sorted(per_label.items())}
 
 
-def method_colours(labels) -> dict[str, tuple]:
-    """One colour per method label, the same in every figure of a report (labels sorted, tab10 then tab20)."""
-    import matplotlib.pyplot as plt
+LINE_STYLES = ("-", "--", "-.", ":")
+CURVE_MARKERS = ("o", "s", "^", "D", "v", "P", "X")  # 7 markers, 4 styles: 28 distinct pairs
+
+
+def method_colours(labels) -> dict[str, object]:
+    """One colour per method label, the same in every figure of a report (labels sorted, distinct palette)."""
+    from benchmark.report.tsne import PALETTE
 
     labels = sorted(set(labels))
-    cmap = plt.get_cmap("tab10" if len(labels) <= 10 else "tab20")
-    return {label: cmap(i % cmap.N) for i, label in enumerate(labels)}
+    return {label: PALETTE[i % len(PALETTE)] for i, label in enumerate(labels)}
+
+
+def curve_styles(n: int) -> list[dict]:
+    """Matplotlib line arguments for ``n`` curves: style, marker, staggered marker positions, widths from
+    thick (drawn first) to thin (drawn last)."""
+    widths = np.linspace(3.4, 1.2, n) if n > 1 else np.array([1.8])
+    return [{"linestyle": LINE_STYLES[i % len(LINE_STYLES)], "marker": CURVE_MARKERS[i % len(CURVE_MARKERS)],
+             "markevery": (i % 5, 5), "markersize": 4.5, "linewidth": float(widths[i]), "zorder": 2 + i}
+            for i in range(n)]
 
 
 def plot_pr_curves(key: GroupKey, runs: list[Run], task: str, out_dir: Path,
-                   colours: dict[str, tuple] | None = None) -> list[Path]:
+                   colours: dict[str, object] | None = None, claim=None) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -80,10 +96,9 @@ def plot_pr_curves(key: GroupKey, runs: list[Run], task: str, out_dir: Path,
         return []
     legend_rows = -(-len(curves) // 2)
     fig, ax = plt.subplots(figsize=(6.4, 4.6 + 0.25 * legend_rows))
-    styles = ("-", "--", "-.", ":")
-    for i, (label, (curve, n_seeds)) in enumerate(curves.items()):
-        ax.plot(RECALL_GRID, curve, linestyle=styles[(i // 10) % len(styles)], linewidth=1.8, color=colours[label],
-                label=f"{label} ({n_seeds} seed{'s' if n_seeds != 1 else ''})")
+    for style, (label, (curve, n_seeds)) in zip(curve_styles(len(curves)), curves.items(), strict=True):
+        ax.plot(RECALL_GRID, curve, color=colours[label], alpha=0.9,
+                label=f"{label} ({n_seeds} seed{'s' if n_seeds != 1 else ''})", **style)
     ax.set_xlabel("recall")
     ax.set_ylabel("interpolated precision")
     ax.set_xlim(0, 1)
@@ -95,13 +110,24 @@ def plot_pr_curves(key: GroupKey, runs: list[Run], task: str, out_dir: Path,
     note_frac, legend_frac = 0.3 / height, (0.25 * legend_rows + 0.15) / height
     fig.legend(*ax.get_legend_handles_labels(), loc="lower center", bbox_to_anchor=(0.5, note_frac), ncol=2,
                fontsize=9, frameon=False)
-    fig.text(0.5, 0.01, "cosine similarity on the stored embeddings; mean over queries, then seeds", ha="center",
+    fig.text(0.5, 0.01, "cosine similarity on the stored embeddings; mean over queries, then seeds; thicker "
+             "lines are drawn first", ha="center",
              va="bottom", fontsize=8, color="0.3")
     fig.tight_layout(rect=(0, note_frac + legend_frac, 1, 1))
+    return save_figure(fig, out_dir, f"pr-{key.slug}-{task.replace('->', '2')}", claim)
+
+
+def save_figure(fig, out_dir: Path, stem: str, claim=None, **options) -> list[Path]:
+    """Write ``<stem>.png`` (110 dpi) and ``<stem>.pdf``, each claimed first by the report's folder; closes
+    the figure. ``options`` go to ``savefig`` (e.g. ``bbox_inches="tight"``)."""
+    import matplotlib.pyplot as plt
+
     out_dir.mkdir(parents=True, exist_ok=True)
-    stem = f"pr-{key.slug}-{task.replace('->', '2')}"
+    stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in stem)
     paths = [out_dir / f"{stem}.png", out_dir / f"{stem}.pdf"]
-    fig.savefig(paths[0], dpi=110)
-    fig.savefig(paths[1])
+    for path in paths:
+        (claim or Path)(path)  # the report's folder records the file before it is written
+    fig.savefig(paths[0], dpi=110, **options)
+    fig.savefig(paths[1], **options)
     plt.close(fig)
     return paths

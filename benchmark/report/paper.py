@@ -2,9 +2,14 @@
 
 Reported numbers live in a data file (``results/reported.csv``: table, dataset, method, task, metric, value,
 source), one line per number with the publication it comes from. They were obtained on other features,
-splits and metric variants (REFERENCE s.5), so they sit in their own section of each table and are never
-ranked against measured rows. Measured rows come in one section per data source, whose label says it, so a
-number measured on a synthetic stand-in can never be read as the paper's.
+splits and metric conventions (docs/reference.md), so they sit in their own section of each table and are
+never ranked against measured rows. Measured rows come in one section per data source and selection
+(defaults, or tuned with a budget), whose label says it, so a number measured on a synthetic stand-in can
+never be read as the paper's. Synthetic stand-ins are left out unless asked for (``include_synthetic``);
+records of the model-selection stage (scored on validation classes) never appear here.
+
+One naming: rows are labelled with zsbench's method names (``cfsa``, ``dscmr``, ...), and the reported
+numbers file uses the same names, lower case, also for methods zsbench does not implement (``jfse``).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmark.contract import ZSBenchError
-from benchmark.report.records import GroupKey, Run, Stat
+from benchmark.report.records import GroupKey, Run, Stat, sections_of
 from benchmark.report.tables import Cell, Row, Section, Table, seed_range
 
 IMAGE_TEXT_DATASETS = (("wikipedia", "Wikipedia"), ("pascal-sentences", "Pascal Sentences"),
@@ -73,6 +78,10 @@ def load_reported(path: str | Path | None = None) -> list[ReportedNumber]:
     if missing:
         raise ZSBenchError(f"reported-numbers file {path}: {len(missing)} number(s) without a source; "
                            f"every reported number must name its publication")
+    named = sorted({n.method for n in numbers if n.method != n.method.lower()})
+    if named:
+        raise ZSBenchError(f"reported-numbers file {path}: method names {named} are not zsbench names; write them "
+                           f"lower case as `zsbench methods` lists them (cfsa, dscmr, ...)")
     return numbers
 
 
@@ -100,10 +109,10 @@ def _value(run: Run, task: str, metric: str) -> float | None:
 
 def _pick_groups(groups: dict[GroupKey, list[Run]], source: str, datasets: list[str],
                  wanted: set[str] | None) -> dict[str, tuple[GroupKey, list[Run]]]:
-    """Per dataset, the group of this source with the most (wanted) runs; ties go to the first in order."""
+    """Per dataset, the test-stage group of this source with the most (wanted) runs; ties go to the first."""
     picked: dict[str, tuple[GroupKey, list[Run]]] = {}
     for key, runs in groups.items():
-        if key.source != source or key.dataset not in datasets:
+        if key.source != source or key.dataset not in datasets or key.stage != "test":
             continue
         runs = [r for r in runs if wanted is None or r.method in wanted]
         if runs and (key.dataset not in picked or len(runs) > len(picked[key.dataset][1])):
@@ -112,41 +121,50 @@ def _pick_groups(groups: dict[GroupKey, list[Run]], source: str, datasets: list[
 
 
 def _measured_sections(groups, datasets: list[str], columns: list[tuple[str, str, str]],
-                       wanted: set[str] | None = None) -> tuple[list[Section], list[str]]:
+                       wanted: set[str] | None = None,
+                       include_synthetic: bool = False) -> tuple[list[Section], list[str]]:
     sections, notes = [], []
-    for source in ("real", "embedded", "synthetic"):
+    sources = ("real", "embedded", "synthetic") if include_synthetic else ("real", "embedded")
+    for source in sources:
         picked = _pick_groups(groups, source, datasets, wanted)
         if not picked:
             continue
-        labels = sorted({r.label for _, runs in picked.values() for r in runs})
-        rows = []
-        for label in labels:
-            stats: list[Stat | None] = []
-            for dataset, task, metric in columns:
-                runs = [r for r in picked.get(dataset, (None, []))[1] if r.label == label]
-                stats.append(Stat.of([_value(r, task, metric) for r in runs]))
-            rows.append(Row(label, [Cell.of(s) for s in stats], seed_range(stats)))
-        sections.append(Section(SOURCE_LABELS.get(source, f"Measured here, data source: {source}"), rows))
+        everything = [r for _, runs in picked.values() for r in runs]
+        for selection, members in sections_of(everything).items():
+            rows = []
+            for label in sorted({r.label for r in members}):
+                stats: list[Stat | None] = []
+                for dataset, task, metric in columns:
+                    runs = [r for r in members if r.label == label and r.group.dataset == dataset]
+                    stats.append(Stat.of([_value(r, task, metric) for r in runs]))
+                rows.append(Row(label, [Cell.of(s) for s in stats], seed_range(stats)))
+            title = SOURCE_LABELS.get(source, f"Measured here, data source: {source}")
+            sections.append(Section(title if selection == "defaults" else f"{title}; {selection} on validation "
+                                    "classes", rows))
         for dataset in datasets:
             if dataset in picked:
                 key = picked[dataset][0]
-                others = sum(1 for k in groups if k.source == source and k.dataset == dataset) - 1
+                others = sum(1 for k in groups if k.source == source and k.dataset == dataset and k.stage == "test") - 1
                 notes.append(f"[{source}] {key.caption()}"
                              + (f" ({others} other configuration(s) of this dataset are in the comparison tables)"
                                 if others else ""))
+    if not include_synthetic and any(k.source == "synthetic" and k.dataset in datasets for k in groups):
+        notes.append("Runs on synthetic stand-ins are left out of this table (zsbench report --include-synthetic "
+                     "adds them in their own labelled section); they are in the comparison tables.")
     return sections, notes
 
 
 def _paper_table(key: str, title: str, caption: str, datasets, column_defs, reported_table: str | None,
-                 numbers, groups, wanted=None, extra_notes=()) -> Table:
+                 numbers, groups, wanted=None, extra_notes=(), include_synthetic: bool = False) -> Table:
     columns = [(d, task, metric) for d, _ in datasets for task, metric in column_defs]
     sections, notes = [], []
     if reported_table:
         reported, sources = _reported_section(numbers, reported_table, columns)
         sections.append(reported)
         notes.append(f"Reported rows: {'; '.join(sources)}. They were obtained on other features, splits and metric "
-                      f"conventions (REFERENCE s.5) and are not the same measurement as the rows below.")
-    measured, measured_notes = _measured_sections(groups, [d for d, _ in datasets], columns, wanted)
+                      f"conventions (docs/reference.md) and are not the same measurement as the rows below.")
+    measured, measured_notes = _measured_sections(groups, [d for d, _ in datasets], columns, wanted,
+                                                  include_synthetic)
     notes += measured_notes
     if not measured:
         notes.append("No runs measured here for these datasets yet.")
@@ -158,29 +176,30 @@ def _paper_table(key: str, title: str, caption: str, datasets, column_defs, repo
     return table.mark_best()
 
 
-def image_text_table(groups, numbers) -> Table:
+def image_text_table(groups, numbers, include_synthetic: bool = False) -> Table:
     col_defs = [(task, "mAP@all") for task, _ in IMAGE_TEXT_COLUMNS]
     table = _paper_table(
         "paper-image-text", "Image-text retrieval, unseen classes (mAP@all)",
         "Zero-shot image-text retrieval on unseen classes, mAP@all: Img2Txt, Txt2Img and their average. "
         "Reported rows and each data source's measured rows are separate sections; best per column is marked "
         "within a section only. Measured: mean ± sample std over seeds; Avg is the per-seed mean of the two tasks.",
-        IMAGE_TEXT_DATASETS, col_defs, "image-text", numbers, groups)
+        IMAGE_TEXT_DATASETS, col_defs, "image-text", numbers, groups, include_synthetic=include_synthetic)
     table.columns = [label for _ in IMAGE_TEXT_DATASETS for _, label in IMAGE_TEXT_COLUMNS]
     return table
 
 
-def sketch_table(groups, numbers) -> Table:
+def sketch_table(groups, numbers, include_synthetic: bool = False) -> Table:
     col_defs = [(SKETCH_TASK, metric) for metric, _ in SKETCH_COLUMNS]
     return _paper_table(
         "paper-sketch", "Sketch-based image retrieval, unseen classes (mAP@all, P@100)",
         "Zero-shot sketch -> image retrieval on unseen classes, mAP@all and P@100. Reported rows and each data "
         "source's measured rows are separate sections; best per column is marked within a section only.",
         SKETCH_DATASETS, col_defs, "sketch", numbers, groups,
-        extra_notes=["CFSA's own sketch numbers were not found in any reachable source (REFERENCE s.6)."])
+        extra_notes=["CFSA's own sketch numbers were not found in any reachable source (docs/reference.md)."],
+        include_synthetic=include_synthetic)
 
 
-def ablation_table(groups) -> Table:
+def ablation_table(groups, include_synthetic: bool = False) -> Table:
     present = {r.method for runs in groups.values() for r in runs}
     wanted = set(ABLATION_METHODS) | {m for m in present if m.startswith("cfsa")}
     datasets = [(d, label) for d, label in IMAGE_TEXT_DATASETS + SKETCH_DATASETS
@@ -193,9 +212,11 @@ def ablation_table(groups) -> Table:
         f"CFSA and its ablated variants ({', '.join(ABLATION_METHODS)}): mAP@all averaged over each dataset's "
         "retrieval tasks per seed, then mean ± sample std over seeds.",
         datasets, [("average", "mAP@all")], None, [], groups, wanted,
-        extra_notes=["No reported ablation numbers: the CFSA paper's full text is not reachable (REFERENCE s.2), "
-                     "so only measured rows are shown."])
+        extra_notes=["No reported ablation numbers: the CFSA paper's full text is not reachable (docs/reference.md), "
+                     "so only measured rows are shown."], include_synthetic=include_synthetic)
 
 
-def paper_tables(groups: dict[GroupKey, list[Run]], numbers: list[ReportedNumber]) -> list[Table]:
-    return [image_text_table(groups, numbers), sketch_table(groups, numbers), ablation_table(groups)]
+def paper_tables(groups: dict[GroupKey, list[Run]], numbers: list[ReportedNumber],
+                 include_synthetic: bool = False) -> list[Table]:
+    return [image_text_table(groups, numbers, include_synthetic), sketch_table(groups, numbers, include_synthetic),
+            ablation_table(groups, include_synthetic)]

@@ -56,7 +56,7 @@ def sensitivity_table(key: GroupKey, runs: list[Run], task: str, metrics: tuple[
             rows.append(Row(f"{convention.name} ({convention.used_by})", cells, str(len(seeds))))
         sections.append(Section(label, rows))
     caption = (f"Metric-convention sensitivity, {task} on {key.caption()}. The same stored embeddings, scored by "
-               "cosine similarity, under each peer convention (REFERENCE s.5); mean over seeds, in brackets the "
+               "cosine similarity, under each peer convention (docs/reference.md); mean over seeds, in brackets the "
                f"difference to the {REFERENCE_CONVENTION} row. The recorded row is the run record's own numbers (the "
                "method's similarity); it equals the zsbench row when the method scores by cosine. Ties are broken "
                "by a fixed random gallery order.")

@@ -1,8 +1,11 @@
 """Reading the ``.npz`` embedding sidecars of run records, and re-scoring them.
 
-A sidecar holds the unseen-class common-space embeddings of a run, keyed ``<modality>/<part>/embeddings``
-and ``<modality>/<part>/labels`` with part ``all`` (protocol "all"), or ``test`` and ``train`` (protocol
-"test->train": queries from test, gallery from train). The report re-scores them with cosine similarity:
+A sidecar holds the unseen-class common-space embeddings of a run, keyed ``<fit>/<modality>/<part>/embeddings``
+and ``<fit>/<modality>/<part>/labels`` with part ``all`` (protocol "all"), or ``test`` and ``train`` (protocol
+"test->train": queries from test, gallery from train). ``<fit>`` names the modality group one model was
+fitted on (``sketch+image``; a two-modality method on a three-modality dataset has one fit per task's pair,
+each with its own common space). Older sidecars have no fit prefix (one fit of every modality); they are
+read as the fit ``""``. The report re-scores them with cosine similarity:
 a method's own ``similarity`` is not stored with the record, so for a method that overrides it the
 re-scored numbers can differ from the recorded ones (the report says so where it re-scores).
 """
@@ -23,23 +26,30 @@ QUERY_GALLERY_PARTS = {"all": ("all", "all"), "test->train": ("test", "train")}
 @dataclass
 class Sidecar:
     path: Path
-    arrays: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]  # modality -> part -> (embeddings, labels)
+    # fit ("" for sidecars without fits) -> modality -> part -> (embeddings, labels)
+    fits: dict[str, dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]]
 
-    def get(self, modality: str, part: str) -> tuple[np.ndarray, np.ndarray]:
+    def fit_for(self, modalities) -> str | None:
+        """The fit whose common space holds all of ``modalities`` (the first such), or None."""
+        for fit, arrays in self.fits.items():
+            if all(m in arrays for m in modalities):
+                return fit
+        return None
+
+    def get(self, modality: str, part: str, fit: str = "") -> tuple[np.ndarray, np.ndarray]:
         try:
-            return self.arrays[modality][part]
+            return self.fits[fit][modality][part]
         except KeyError:
-            raise ZSBenchError(f"embedding sidecar {self.path} has no {modality}/{part} embeddings; "
-                               f"rerun the record with `zsbench run --force`") from None
+            raise ZSBenchError(f"embedding sidecar {self.path} has no {fit + '/' if fit else ''}{modality}/{part} "
+                               f"embeddings; rerun the record with `zsbench run --force`") from None
 
-    def plot_part(self, modality: str) -> tuple[np.ndarray, np.ndarray]:
+    def plot_part(self, modality: str, fit: str = "") -> tuple[np.ndarray, np.ndarray]:
         """Unseen-class *test* items of a modality (all items when the dataset has no test part)."""
-        parts = self.arrays.get(modality, {})
-        return self.get(modality, "test" if "test" in parts else "all")
+        parts = self.fits.get(fit, {}).get(modality, {})
+        return self.get(modality, "test" if "test" in parts else "all", fit)
 
-    @property
-    def modalities(self) -> list[str]:
-        return sorted(self.arrays)
+    def modalities(self, fit: str = "") -> list[str]:
+        return sorted(self.fits.get(fit, {}))
 
 
 def load_sidecar(run: Run) -> Sidecar | None:
@@ -51,15 +61,18 @@ def load_sidecar(run: Run) -> Sidecar | None:
             files = {name: data[name] for name in data.files}
     except (OSError, ValueError) as err:
         raise ZSBenchError(f"embedding sidecar {path} is unreadable ({err}); rerun its record with --force") from None
-    arrays: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
+    fits: dict[str, dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]] = {}
     for name, value in files.items():
         parts = name.split("/")
-        if len(parts) == 3 and parts[2] == "embeddings":
-            labels = files.get(f"{parts[0]}/{parts[1]}/labels")
-            if labels is None:
-                raise ZSBenchError(f"embedding sidecar {path}: {name} has no labels array")
-            arrays.setdefault(parts[0], {})[parts[1]] = (np.asarray(value, dtype=np.float32), labels.astype(np.int64))
-    return Sidecar(path, arrays)
+        if parts[-1] != "embeddings" or len(parts) not in (3, 4):
+            continue
+        fit, modality, part = ([""] if len(parts) == 3 else []) + parts[:-1]
+        labels = files.get("/".join(parts[:-1] + ["labels"]))
+        if labels is None:
+            raise ZSBenchError(f"embedding sidecar {path}: {name} has no labels array")
+        fits.setdefault(fit, {}).setdefault(modality, {})[part] = (np.asarray(value, dtype=np.float32),
+                                                                   labels.astype(np.int64))
+    return Sidecar(path, fits)
 
 
 def cosine_scores(queries: np.ndarray, gallery: np.ndarray) -> np.ndarray:
@@ -70,14 +83,17 @@ def cosine_scores(queries: np.ndarray, gallery: np.ndarray) -> np.ndarray:
 def task_arrays(sidecar: Sidecar, task: str, eval_protocol: str):
     """(query embeddings, query labels, gallery embeddings, gallery labels) for a task like ``image->text``.
 
-    None when the two modalities' embeddings differ in width.
+    None when no fit holds both modalities, or their embeddings differ in width.
     """
     if eval_protocol not in QUERY_GALLERY_PARTS:
         raise ZSBenchError(f"sidecar {sidecar.path}: unknown evaluation protocol {eval_protocol!r}")
     q_part, g_part = QUERY_GALLERY_PARTS[eval_protocol]
     q_mod, g_mod = task.split("->")
-    Zq, yq = sidecar.get(q_mod, q_part)
-    Zg, yg = sidecar.get(g_mod, g_part)
+    fit = sidecar.fit_for((q_mod, g_mod))
+    if fit is None:
+        return None  # the run kept no embeddings of this task's fit
+    Zq, yq = sidecar.get(q_mod, q_part, fit)
+    Zg, yg = sidecar.get(g_mod, g_part, fit)
     if Zq.shape[1] != Zg.shape[1]:
         return None  # no common space to compare by cosine (the method scores with its own similarity)
     return Zq, yq, Zg, yg

@@ -1,4 +1,4 @@
-"""The metric conventions of the peer codebases (REFERENCE s.5), re-implemented in pure numpy.
+"""The metric conventions of the peer codebases (docs/reference.md), re-implemented in pure numpy.
 
 zsbench scores with one engine (``benchmark.metrics``): tie-aware sklearn AP for mAP@all, min(k, R)
 denominators for mAP@k, hits/k for P@k, queries without relevant items left out, mean over queries. The
