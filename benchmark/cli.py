@@ -484,7 +484,7 @@ def export_cmd(fmt, results, out, methods, dataset, keep_ties) -> None:
             if (wanted and run.method not in wanted) or (dataset and run.group.dataset != dataset) or \
                     run.embeddings_path is None:
                 continue
-            folder = Path(out) / run.path.parent.relative_to(Path(results)) / run.path.stem
+            folder = Path(out) / f"{run.group.dataset}-{run.group.source}" / run.method / run.path.stem
             for task in export_run(run, folder, break_ties=not keep_ties):
                 done += 1
                 tied += task.tied_pairs

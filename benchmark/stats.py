@@ -103,15 +103,19 @@ def _check_level(confidence: float, n_resamples: int) -> None:
         raise ZSBenchError(f"n_resamples must be >= 1, got {n_resamples}")
 
 
-def _two_level_means(X: np.ndarray, n: int, rng: np.random.Generator, query_draws: np.ndarray | None = None):
-    """``n`` resampled means of ``X`` (seeds x queries): seeds drawn, then one query draw for all of them."""
-    n_seeds, n_queries = X.shape
+def _seed_weights(n_seeds: int, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` x ``n_seeds`` weights of a seed draw with replacement (how often each seed was drawn / n_seeds)."""
     seeds = rng.integers(0, n_seeds, size=(n, n_seeds))
-    queries = rng.integers(0, n_queries, size=(n, n_queries)) if query_draws is None else query_draws
-    # the mean over drawn seeds of each query first (seed counts / n_seeds as weights), then over drawn queries
     weights = np.zeros((n, n_seeds))
     np.add.at(weights, (np.arange(n)[:, None], seeds), 1.0 / n_seeds)
-    return np.take_along_axis(weights @ X, queries, axis=1).mean(axis=1)
+    return weights
+
+
+def _query_means(per_query: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Row means of ``per_query`` (resamples x queries) over one query draw with replacement per row."""
+    n, n_queries = per_query.shape
+    draws = rng.integers(0, n_queries, size=(n, n_queries), dtype=np.int32)
+    return np.take_along_axis(per_query, draws, axis=1).mean(axis=1)
 
 
 def bootstrap_ci(values, n_resamples: int = N_RESAMPLES, confidence: float = CONFIDENCE, seed: int = 0) -> Interval:
@@ -119,7 +123,9 @@ def bootstrap_ci(values, n_resamples: int = N_RESAMPLES, confidence: float = CON
     X = as_matrix(values)
     _check_level(confidence, n_resamples)
     rng = np.random.default_rng(seed)
-    resampled = np.concatenate([_two_level_means(X, n, rng) for n in _chunks(n_resamples, X.size + X.shape[1])])
+    # per resample: the mean over drawn seeds of each query (seed weights @ X), then the mean over drawn queries
+    resampled = np.concatenate([_query_means(_seed_weights(X.shape[0], n, rng) @ X, rng)
+                                for n in _chunks(n_resamples, X.size + 2 * X.shape[1])])
     return _percentile_interval(X.mean(), resampled, confidence)
 
 
@@ -135,11 +141,11 @@ def paired_difference_ci(a, b, n_resamples: int = N_RESAMPLES, confidence: float
         raise ZSBenchError(f"paired comparison needs the same queries: {A.shape[1]} against {B.shape[1]}")
     _check_level(confidence, n_resamples)
     rng = np.random.default_rng(seed)
-    n_queries = A.shape[1]
     resampled = []
-    for n in _chunks(n_resamples, (A.shape[0] + B.shape[0] + 2) * n_queries):
-        draws = rng.integers(0, n_queries, size=(n, n_queries))
-        resampled.append(_two_level_means(A, n, rng, draws) - _two_level_means(B, n, rng, draws))
+    for n in _chunks(n_resamples, A.size + B.size + 3 * A.shape[1]):
+        # the difference of the seed-averaged methods per query, then one shared query draw
+        differences = _seed_weights(A.shape[0], n, rng) @ A - _seed_weights(B.shape[0], n, rng) @ B
+        resampled.append(_query_means(differences, rng))
     return _percentile_interval(A.mean() - B.mean(), np.concatenate(resampled), confidence)
 
 
@@ -170,8 +176,10 @@ def randomization_test(a, b, n_resamples: int = N_RESAMPLES, seed: int = 0) -> T
     rng = np.random.default_rng(seed)
     count = 0
     for size in _chunks(n_resamples, n):
-        signs = rng.integers(0, 2, size=(size, n), dtype=np.int8) * 2 - 1
-        count += int((np.abs(signs @ d / n) >= threshold).sum())
+        # random signs from random bits (one bit per sign): s = 1 - 2 * bit, so signs @ d = sum(d) - 2 * bits @ d
+        bits = np.unpackbits(rng.integers(0, 256, size=(size, -(-n // 8)), dtype=np.uint8), axis=1, count=n)
+        flipped = d.sum() - 2.0 * (bits @ d)
+        count += int((np.abs(flipped / n) >= threshold).sum())
     return TestResult(float(d.mean()), (count + 1) / (n_resamples + 1), n, False)
 
 
