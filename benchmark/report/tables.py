@@ -203,8 +203,8 @@ def scale_text(runs: list[Run], task: str) -> str:
     infos = [run.info(task) for run in runs if task in run.metrics]
     queries = spread(i.get("n_queries") for i in infos)
     gallery = spread(i.get("n_gallery") for i in infos)
-    classes = spread(run.record.get("split", {}).get("n_validation" if run.group.stage == "validation" else
-                                                      "n_unseen") for run in runs)
+    # the selection view's split names the validation classes as its unseen ones
+    classes = spread(run.record.get("split", {}).get("n_unseen") for run in runs)
     without = spread(i.get("queries_without_relevant") for i in infos)
     kind = "validation" if runs and runs[0].group.stage == "validation" else "unseen"
     text = f"{queries} queries, {gallery} gallery items, {classes} {kind} classes"
