@@ -154,6 +154,15 @@ def test_records_without_per_query_results_still_render_with_a_note(tmp_path):
     assert rows["new"].cells[0].has_interval and not rows["old"].cells[0].has_interval
     assert "±" in rows["old"].cells[0].text()
     assert any("No interval or test for old" in n for n in table.notes)
+    # the best row has no per-query results: nothing is marked, and the note says why
+    better_old = tmp_path / "better-old"
+    for seed in (0, 1):
+        write_run(better_old, "new", seed, 0.4)
+        write_run(better_old, "new-worse", seed, 0.2)
+        write_run(better_old, "old", seed, 0.6, sidecar=False)
+    table = _table(better_old)
+    assert not any(c.top for r in table.sections[0].rows for c in r.cells)
+    assert any("the best row (old) has no per-query results" in n for n in table.notes)
     only_old = tmp_path / "only-old"
     write_run(only_old, "old", 0, 0.4, sidecar=False)
     assert "no interval can be given" in _table(only_old).caption

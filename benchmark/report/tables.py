@@ -158,8 +158,12 @@ def comparison_table(key: GroupKey, runs: list[Run], task: str, metrics: tuple[s
         if extra is not None:
             section_stats.append((sections[-1], extra))
     n_family = adjust_family([extra for _, extra in section_stats])  # Holm over every comparison of the table
+    Table(key="", title="", caption="", columns=list(metrics), sections=sections).mark_best()
     for section, extra in section_stats:
         for j, metric in enumerate(metrics):
+            bold = {row.label for row in section.rows if row.cells[j].best}
+            if extra.best.get(metric) not in bold:
+                continue  # the best row has no per-query results: nothing was tested against it
             top = extra.top(metric)
             for row in section.rows:
                 row.cells[j].top = row.label in top
@@ -186,10 +190,15 @@ def _significance_notes(section: Section, extra, metric: str) -> list[str]:
     best = extra.best.get(metric)
     if best is None:
         return []
+    where = f" ({section.label})" if section.label else ""
+    bold = sorted(row.label for row in section.rows if row.cells[0].best)  # metric is the table's first column
+    if best not in bold:
+        return [f"{metric}{where}: the best row ({', '.join(bold)}) has no per-query results, so no row is tested "
+                f"against it or marked; among rows with per-query results the best is {best} (see its paired "
+                "comparisons)."]
     comparisons = extra.comparisons.get(metric, [])
     same = sorted(c.b for c in comparisons if not c.significant())
     worse = sorted(c.b for c in comparisons if c.significant())
-    where = f" ({section.label})" if section.label else ""
     return [f"{metric}{where}: best {best}; not significantly worse: {', '.join(same) or 'none'}; "
             f"significantly worse: {', '.join(worse) or 'none'}."]
 
