@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 
 import click
@@ -10,9 +11,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from benchmark.contract import ZSBenchError
+from benchmark.runner import STATUSES
 
-console = Console()
-err_console = Console(stderr=True)
+# Long lines are never folded by us (a pipe would get them cut at 80 columns): the terminal wraps them.
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 @click.group()
@@ -21,8 +24,32 @@ def cli() -> None:
     """Zero-shot cross-modal retrieval benchmark: CFSA beside the field's baselines on frozen splits."""
 
 
-def _split_list(text: str) -> list[str]:
-    return [part.strip() for part in text.split(",") if part.strip()]
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def print_table(title: str, columns: list[str], rows: list[list[str]], caption: str | None = None) -> None:
+    """A table on the terminal (rich, cells folded, never cut); plain aligned text when piped, so that
+    ``grep`` finds whole names."""
+    if console.is_terminal:
+        table = Table(title=title, caption=caption)
+        for column in columns:
+            table.add_column(column, overflow="fold")
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+        return
+    widths = [max([len(c)] + [len(r[i]) for r in rows]) for i, c in enumerate(columns)]
+
+    def line(cells) -> str:
+        return "  ".join(cell.ljust(w) for cell, w in zip(cells, widths, strict=True)).rstrip()
+
+    lines = [title, line(columns), *(line(r) for r in rows)] + ([caption] if caption else [])
+    print("\n".join(lines), flush=True)
+
+
+def print_json(data) -> None:
+    print(json.dumps(data, indent=1, default=str), flush=True)
 
 
 @cli.command()
@@ -34,92 +61,158 @@ def _split_list(text: str) -> list[str]:
               help="Named zero-shot split (default: the dataset's default), or 'all' for every split.")
 @click.option("--scale", type=float, default=None, help="Synthetic stand-in size as a fraction of the real counts.")
 @click.option("--seeds", default=None, help="Comma-separated seeds (default 0, or the grid file's).")
+@click.option("--param", "params", multiple=True, metavar="METHOD.PARAM=VALUE",
+              help="Override one hyper-parameter (repeatable), e.g. --param cfsa.epochs=20.")
 @click.option("--results", default=None, help="Folder of run records (default results/runs, or the grid file's).")
 @click.option("--force", is_flag=True, help="Rerun existing records (older ones move to superseded/).")
 @click.option("--device", default=None, help="cpu, cuda, or auto (default cpu, or the grid file's).")
 @click.option("--config", "config", default=None, type=click.Path(dir_okay=False),
               help="A grid file (TOML): methods with hyper-parameters, datasets, seeds; replaces the flags above.")
+@click.option("--stage", type=click.Choice(["test", "validation"]), default=None,
+              help="test: score the unseen classes (default); validation: train on the seen classes minus the "
+                   "split's validation classes and score those (model selection; no test class is used).")
 @click.option("--jobs", default=1, show_default=True, type=int, help="Runs at once (local worker processes).")
 @click.option("--executor", type=click.Choice(["serial", "processes", "ray"]), default=None,
               help="Where runs execute (default: serial, or processes when --jobs > 1).")
 @click.option("--address", default=None, help="Ray cluster address for --executor ray (default: start Ray here).")
 @click.option("--threads", default=None, type=int,
-              help="torch/BLAS threads per run; the same value gives bit-identical records on every executor.")
+              help="torch/BLAS threads per run (default 1, or the grid file's); part of a run's identity, so the "
+                   "same seed gives the same numbers on every executor.")
 @click.option("--semantics", default=None,
               help="Class semantics: glove (default), minilm, or a file (word2vec text, .npy matrix or dict).")
-def run(methods, datasets, synthetic, split, scale, seeds, results, force, device, config, jobs, executor,
-        address, threads, semantics) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON (one object per run).")
+def run(methods, datasets, synthetic, split, scale, seeds, params, results, force, device, config, stage, jobs,
+        executor, address, threads, semantics, as_json) -> None:
     """Run every (method, dataset, seed) and write one JSON record each; rerunning resumes."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from benchmark.executors import run_grid_with
     from benchmark.gridconfig import grid_from_cli
 
-    grid = grid_from_cli(config, methods, datasets, synthetic, split, scale, seeds, device, semantics)
+    grid = grid_from_cli(config, methods, datasets, synthetic, split, scale, seeds, device, semantics, threads, stage,
+                         params)
     results = results or grid.results or "results/runs"
     executor = executor or ("processes" if jobs > 1 else "serial")
+    grid.check()
     for request in grid.datasets:
         _build_embedded([request.name], request.synthetic, request.semantics)
-    rows = []
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=True) as progress:
-        task = progress.add_task(f"runs ({executor})", total=len(grid.tasks()))
-
-        def on_event(message: str) -> None:
-            progress.update(task, description=message)
-
-        def on_result(result) -> None:
-            progress.advance(task)
-            rows.append(result)
-
+    with RunProgress(len(grid.tasks()), executor) as progress:
         report = run_grid_with(grid, results, executor=executor, jobs=jobs, address=address, force=force,
-                               threads=threads, on_result=on_result, on_event=on_event)
-    _print_outcomes(report.results)
-    console.print(f"{len(report.results)} runs in {report.wall_s:.1f} s ({executor}, {jobs} job(s))")
+                               on_result=progress.finished, on_event=progress.event, on_progress=progress.steps)
+    outcomes = _with_records(report.results)
+    if as_json:
+        print_json([_outcome_json(o) for o in outcomes])
+    else:
+        _print_outcomes(outcomes)
+        console.print(f"{_plural(len(outcomes), 'run')} in {report.wall_s:.1f} s ({executor}, "
+                      f"{_plural(jobs, 'job')}, {_plural(grid.threads, 'thread')} each)")
     report.raise_for_failures()
+
+
+class RunProgress:
+    """What ``zsbench run`` shows while it works: on a terminal, a bar over the runs and one over the current
+    run's optimisation steps (k/N, time left); otherwise one line per finished run, flushed at once."""
+
+    def __init__(self, total: int, executor: str):
+        self.total, self.executor, self.done = total, executor, 0
+        self.live = console.is_terminal
+
+    def __enter__(self) -> RunProgress:
+        if self.live:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                     TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(),
+                                     console=console, transient=True)
+            self.progress.__enter__()
+            self.runs = self.progress.add_task(f"runs ({self.executor})", total=self.total)
+            self.step_task = self.progress.add_task("steps", total=None, visible=False)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.live:
+            self.progress.__exit__(*exc)
+
+    def event(self, message: str) -> None:
+        if self.live:
+            self.progress.update(self.step_task, description=escape(message[:70]), completed=0, total=None,
+                                 visible=True)
+
+    def steps(self, done: int, total: int | None) -> None:
+        if self.live:
+            self.progress.update(self.step_task, completed=done, total=total)
+
+    def finished(self, outcome) -> None:
+        self.done += 1
+        if self.live:
+            self.progress.advance(self.runs)
+            self.progress.update(self.step_task, visible=False)
+            return
+        reason = f" ({outcome.reason})" if outcome.reason else ""
+        print(f"[{self.done}/{self.total}] {outcome.dataset} {outcome.method} seed {outcome.seed}: {outcome.status}"
+              f"{reason} in {outcome.wall_s:.1f} s", flush=True)
+
+
+def _with_records(outcomes):
+    from benchmark.store import ResultStore
+
+    for o in outcomes:
+        if o.record is None and o.path is not None and o.status in ("done", "skipped"):
+            o.record = ResultStore(o.path.parent).load(o.path)
+    return outcomes
+
+
+def _outcome_json(o) -> dict:
+    out = {"dataset": o.dataset, "method": o.method, "seed": o.seed, "status": o.status,
+           "record": None if o.path is None else str(o.path), "reason": o.reason, "wall_s": round(o.wall_s, 3)}
+    if o.record is not None:
+        out.update({"source": o.record.source, "split": o.record.split_name, "stage": o.record.stage,
+                    "metrics": o.record.metrics, "total_s": o.record.total_s})
+    return out
 
 
 def _print_outcomes(outcomes) -> None:
     """One row per task of each run; runs without a record (unsupported, failed) show their reason."""
-    table = Table(title="runs (unseen classes)")
-    for column in ("dataset", "method", "seed", "status", "task", "mAP@all", "P@100", "s"):
-        table.add_column(column, overflow="fold")
-    sources: dict[str, str] = {}
+    rows, sources = [], {}
     for o in outcomes:
-        if o.path is None or o.status in ("unsupported", "failed", "busy"):
-            table.add_row(o.dataset, o.method, str(o.seed), o.status, o.error or "", "", "", "")
+        if o.record is None:
+            rows.append([o.dataset, o.method, str(o.seed), o.status, o.reason or "", "", "", ""])
             continue
         record = o.record
-        if record is None:
-            from benchmark.store import ResultStore
-
-            record = ResultStore(o.path.parent).load(o.path) or {}
-        sources.setdefault(o.dataset, f"{record.get('source', '?')}, split {record.get('split', {}).get('name', '?')}")
-        for task_name, values in record.get("metrics", {}).items():
-            table.add_row(o.dataset, o.method, str(o.seed), o.status, task_name,
-                          f"{values['mAP@all']:.4f}", f"{values.get('P@100', float('nan')):.4f}",
-                          f"{record.get('timings', {}).get('total_s', 0):.1f}")
-    table.caption = "; ".join(f"{name}: {info}" for name, info in sources.items())
-    console.print(table)
-    statuses = ("done", "skipped", "busy", "unsupported", "failed")
-    counts = {status: sum(o.status == status for o in outcomes) for status in statuses}
+        stage = "" if record.stage == "test" else f", stage {record.stage}"
+        sources.setdefault(o.dataset, f"{record.source}, split {record.split_name}{stage}")
+        for task_name, values in record.metrics.items():
+            rows.append([o.dataset, o.method, str(o.seed), o.status, task_name, f"{values['mAP@all']:.4f}",
+                         f"{values['P@100']:.4f}" if "P@100" in values else "", f"{record.total_s:.1f}"])
+    caption = "; ".join(f"{name}: {info}" for name, info in sources.items()) or None
+    stages = {o.record.stage for o in outcomes if o.record is not None}
+    title = "runs (validation classes)" if stages == {"validation"} else "runs (unseen classes)"
+    print_table(title, ["dataset", "method", "seed", "status", "task", "mAP@all", "P@100", "s"], rows, caption)
+    counts = {status: sum(o.status == status for o in outcomes) for status in STATUSES}
     summary = ", ".join(f"{n} {status}" for status, n in counts.items() if n) or "no runs"
     written = [o for o in outcomes if o.path is not None and o.status in ("done", "skipped")]
     console.print(f"{summary}; records in {written[0].path.parents[2]}" if written else summary)
 
 
 @cli.command("methods")
-def methods_cmd() -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
+def methods_cmd(as_json) -> None:
     """List the registered methods."""
     from benchmark.registry import available_methods
 
-    table = Table(title="methods")
-    table.add_column("name")
-    table.add_column("class")
-    table.add_column("overrides")
-    for name, (cls, overrides) in available_methods().items():
-        table.add_row(name, f"{cls.__module__}:{cls.__name__}", ", ".join(f"{k}={v}" for k, v in overrides.items()))
-    console.print(table)
+    rows = [{"name": name, "class": f"{cls.__module__}:{cls.__name__}", "overrides": overrides,
+             "quick_params": dict(cls.quick_params), "search_space": sorted(cls.search_space)}
+            for name, (cls, overrides) in available_methods().items()]
+    if as_json:
+        print_json(rows)
+        return
+    print_table("methods", ["name", "class", "overrides"],
+                [[r["name"], r["class"], ", ".join(f"{k}={v}" for k, v in r["overrides"].items())] for r in rows])
 
 
 @cli.group("datasets", invoke_without_command=True)
@@ -131,14 +224,13 @@ def datasets_group(ctx) -> None:
 
 
 @datasets_group.command("list")
-def datasets_list() -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
+def datasets_list(as_json=False) -> None:
     """List the registered datasets and their splits."""
     from benchmark.datasets import data_root
     from benchmark.datasets.specs import SPECS
 
-    table = Table(title=f"datasets (prepared real data is looked for in {data_root()}/)")
-    for column in ("name", "kind", "modalities", "classes", "splits (default first)", "prepared"):
-        table.add_column(column)
+    rows = []
     for spec in SPECS.values():
         splits = [spec.default_split] + [s for s in spec.splits if s != spec.default_split]
         prepared = (data_root() / spec.name / "manifest.json").is_file()
@@ -146,9 +238,15 @@ def datasets_list() -> None:
             from benchmark.datasets.emoji import is_built
 
             prepared = is_built()
-        table.add_row(spec.name, spec.kind, ", ".join(f"{m} {d}" for m, d in spec.modalities.items()),
-                      str(len(spec.class_names)), ", ".join(splits), "yes" if prepared else "no")
-    console.print(table)
+        rows.append({"name": spec.name, "kind": spec.kind, "modalities": spec.modalities,
+                     "classes": len(spec.class_names), "splits": splits, "prepared": prepared})
+    if as_json:
+        print_json(rows)
+        return
+    print_table(f"datasets (prepared real data is looked for in {data_root()}/)",
+                ["name", "kind", "modalities", "classes", "splits (default first)", "prepared"],
+                [[r["name"], r["kind"], ", ".join(f"{m} {d}" for m, d in r["modalities"].items()), str(r["classes"]),
+                  ", ".join(r["splits"]), "yes" if r["prepared"] else "no"] for r in rows])
 
 
 @datasets_group.command("info")
@@ -158,14 +256,17 @@ def datasets_info(name: str) -> None:
     from benchmark.datasets.specs import get_spec
 
     spec = get_spec(name)
-    console.print(f"[bold]{spec.title}[/bold] ({spec.name}, {spec.kind})")
-    console.print(f"citation: {spec.citation}\nraw data: {spec.homepage}\nformats: {spec.formats}")
+    console.print(f"[bold]{spec.title}[/bold]")
+    console.print(f"name: {spec.name}; kind: {spec.kind}\ncitation: {spec.citation}\nraw data: {spec.homepage}\nformats: {spec.formats}")
     console.print(f"real counts: {spec.counts}; evaluation protocol: {spec.eval_protocol}")
     for split_name, ref in spec.splits.items():
         split = spec.split(split_name)
         console.print(f"split {split_name}: {len(split.seen)} seen / {len(split.unseen)} unseen, "
                       f"sha256 {ref.sha256[:12]}... - {ref.description}")
         console.print(f"  unseen: {', '.join(split.unseen)}")
+        if split.validation is not None:
+            console.print(f"  validation classes (model selection, part of the seen ones): "
+                          f"{', '.join(split.validation.classes)}")
     if spec.notes:
         console.print(f"notes: {spec.notes}")
     console.print(f"prepare: zsbench datasets prepare {spec.name}" + ("" if spec.source == "embedded" else
@@ -190,16 +291,12 @@ def perf_metrics_cmd(queries, gallery, classes, sklearn_queries) -> None:
     from benchmark.perf import perf_metrics
 
     r = perf_metrics(queries, gallery, classes, sklearn_queries)
-    table = Table(title=f"metric engine, {r.n_queries} queries x {r.n_gallery} gallery, {r.n_classes} classes")
-    for column in ("engine (s)", "sklearn loop (s)", "speed-up", "engine peak extra memory (MB)", "max |diff|"):
-        table.add_column(column)
     sk = f"{r.sklearn_s:.2f}" + ("" if r.sklearn_queries_timed == r.n_queries else
                                  f" (from {r.sklearn_queries_timed} queries)")
-    table.add_row(f"{r.engine_s:.3f}", sk, f"{r.ratio:.1f}x", f"{r.peak_extra_mb:.0f}", f"{r.max_abs_diff:.2e}")
-    console.print(table)
+    print_table(f"metric engine, {r.n_queries} queries x {r.n_gallery} gallery, {r.n_classes} classes",
+                ["engine (s)", "sklearn loop (s)", "speed-up", "engine peak extra memory (MB)", "max |diff|"],
+                [[f"{r.engine_s:.3f}", sk, f"{r.ratio:.1f}x", f"{r.peak_extra_mb:.0f}", f"{r.max_abs_diff:.2e}"]])
 
-
-# --- scale and reliability commands ---
 
 @perf.command("all")
 @click.option("--repeats", default=3, show_default=True, help="Runs per figure (the table shows the median).")
@@ -231,17 +328,12 @@ def perf_memory_cmd(queries, gallery) -> None:
 
 
 def _print_perf(report) -> None:
-    table = Table(title="zsbench perf (median of runs)")
-    for column in ("figure", "median", "unit", "runs"):
-        table.add_column(column)
-    for f in report.figures:
-        table.add_row(f.name, f"{f.median:.4g}", f.unit, ", ".join(f"{v:.4g}" for v in f.values))
-    console.print(table)
+    print_table("zsbench perf (median of runs)", ["figure", "median", "unit", "runs"],
+                [[f.name, f"{f.median:.4g}", f.unit, ", ".join(f"{v:.4g}" for v in f.values)] for f in report.figures])
     if report.machine:
         console.print(", ".join(f"{k}: {v}" for k, v in report.machine.items()))
 
 
-# --- data commands ---
 def _progress_callback(progress, tasks: dict):
     def update(modality: str, done: int, total: int) -> None:
         if modality not in tasks:
@@ -277,15 +369,11 @@ def _build_embedded(dataset_names, synthetic: bool, semantics: str | None, rebui
 
 def _print_check(summary: dict) -> None:
     split = summary["split"]
-    table = Table(title=f"{summary['name']} ({summary['source']}): {summary['classes']} classes, split "
-                        f"{split['name']} {split['n_seen']} seen / {split['n_unseen']} unseen, "
-                        f"sha256 {split['sha256'][:12]}...")
-    for column in ("modality", "items", "dim", "seen items", "unseen items", "empty classes"):
-        table.add_column(column)
-    for m, info in summary["modalities"].items():
-        table.add_row(m, str(info["items"]), str(info["dim"]), str(info["seen_items"]), str(info["unseen_items"]),
-                      ", ".join(info["empty_classes"]) or "-")
-    console.print(table)
+    print_table(f"{summary['name']} ({summary['source']}): {summary['classes']} classes, split "
+                f"{split['name']} {split['n_seen']} seen / {split['n_unseen']} unseen, sha256 {split['sha256'][:12]}...",
+                ["modality", "items", "dim", "seen items", "unseen items", "empty classes"],
+                [[m, str(info["items"]), str(info["dim"]), str(info["seen_items"]), str(info["unseen_items"]),
+                  ", ".join(info["empty_classes"]) or "-"] for m, info in summary["modalities"].items()])
     console.print(f"semantics: {summary['semantics']}")
     if summary.get("dedup"):
         console.print(f"duplicates removed: {summary['dedup']}")
@@ -365,7 +453,6 @@ def datasets_prepare(name, source, fmt, out, semantics, label_base, classes_file
     console.print("[green]ok[/green]")
 
 
-# --- report commands ---
 @cli.command("report")
 @click.option("--results", default="results/runs", show_default=True, help="Folder of run records.")
 @click.option("--out", default="results/report", show_default=True, help="Folder the report is written to.")
@@ -391,7 +478,6 @@ def report_cmd(results, out, paper, reported, no_plots, no_sensitivity, per_clas
                   f"sensitivity tables, {len(result.figures)} figures; open {result.html}")
 
 
-# --- cfsa commands ---
 @perf.command("train")
 @click.option("--method", "method_name", default="cfsa", show_default=True,
               help="A registered CFSA variant; its step configuration is timed.")
@@ -408,13 +494,11 @@ def perf_train_cmd(method_name, hidden, batch_size, dims, embedding_dim, steps, 
     from cfsa.perf import run_perf_train
 
     r = run_perf_train(method_name, hidden, batch_size, dims, embedding_dim, steps, device, threads, peak_size)
-    table = Table(title=f"{method_name} training step on {r.device} ({r.threads} threads), width {r.hidden}, "
-                        f"batch {r.batch_size}, features {list(r.feature_dims.values())}")
-    for column in ("s/step", "samples/s", "GFLOP/step", "achieved GFLOP/s", "matmul peak GFLOP/s", "of peak"):
-        table.add_column(column)
-    table.add_row(f"{r.seconds_per_step:.4f}", f"{r.samples_per_s:.0f}", f"{r.gflop_per_step:.1f}",
-                  f"{r.achieved_gflops:.1f}", f"{r.peak_gflops:.1f}", f"{100 * r.fraction_of_peak:.0f}%")
-    console.print(table)
+    print_table(f"{method_name} training step on {r.device} ({r.threads} threads), width {r.hidden}, "
+                f"batch {r.batch_size}, features {list(r.feature_dims.values())}",
+                ["s/step", "samples/s", "GFLOP/step", "achieved GFLOP/s", "matmul peak GFLOP/s", "of peak"],
+                [[f"{r.seconds_per_step:.4f}", f"{r.samples_per_s:.0f}", f"{r.gflop_per_step:.1f}",
+                  f"{r.achieved_gflops:.1f}", f"{r.peak_gflops:.1f}", f"{100 * r.fraction_of_peak:.0f}%"]])
 
 
 def main() -> None:
@@ -423,7 +507,7 @@ def main() -> None:
     except ZSBenchError as err:
         err_console.print(f"[red]error:[/red] {escape(str(err))}", highlight=False, soft_wrap=True)
         sys.exit(2)
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, KeyboardInterrupt):
         err_console.print("aborted")
         sys.exit(130)
     except click.ClickException as err:

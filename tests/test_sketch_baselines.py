@@ -78,7 +78,7 @@ def test_contract(name, paired, tmp_path, monkeypatch):
     for m in train.modalities:
         assert not np.isin(train.labels[m], unseen).any()
         assert not np.isin(train.holdout_labels[m], unseen).any()
-    for task, values in outcome.record["metrics"].items():
+    for task, values in outcome.record.metrics.items():
         assert 0.0 <= values["mAP@all"] <= 1.0, task
     method = TINY[name]().fit(build_train_view(ds), seed=3)
     again = TINY[name]().fit(build_train_view(ds), seed=3)
