@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import click
 from rich.console import Console
@@ -80,9 +81,12 @@ def print_json(data) -> None:
                    "same seed gives the same numbers on every executor.")
 @click.option("--semantics", default=None,
               help="Class semantics: glove (default), minilm, or a file (word2vec text, .npy matrix or dict).")
+@click.option("--tuned", is_flag=True, help="Fit each method with the best parameters of its tuning study "
+                                           "(zsbench tune) on the same dataset; records say how they were chosen.")
+@click.option("--tuning", default="results/tuning", show_default=True, help="Folder of the tuning studies.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON (one object per run).")
 def run(methods, datasets, synthetic, split, scale, seeds, params, results, force, device, config, stage, jobs,
-        executor, address, threads, semantics, as_json) -> None:
+        executor, address, threads, semantics, tuned, tuning, as_json) -> None:
     """Run every (method, dataset, seed) and write one JSON record each; rerunning resumes."""
     from benchmark.executors import run_grid_with
     from benchmark.gridconfig import grid_from_cli
@@ -94,7 +98,9 @@ def run(methods, datasets, synthetic, split, scale, seeds, params, results, forc
     grid.check()
     for request in grid.datasets:
         _build_embedded([request.name], request.synthetic, request.semantics)
-    with RunProgress(len(grid.tasks()), executor) as progress:
+    if tuned:
+        grid = grid.with_tuned(tuning)
+    with RunProgress(len(grid.tasks()), executor, lines_to=sys.stderr if as_json else sys.stdout) as progress:
         report = run_grid_with(grid, results, executor=executor, jobs=jobs, address=address, force=force,
                                on_result=progress.finished, on_event=progress.event, on_progress=progress.steps)
     outcomes = _with_records(report.results)
@@ -111,8 +117,8 @@ class RunProgress:
     """What ``zsbench run`` shows while it works: on a terminal, a bar over the runs and one over the current
     run's optimisation steps (k/N, time left); otherwise one line per finished run, flushed at once."""
 
-    def __init__(self, total: int, executor: str):
-        self.total, self.executor, self.done = total, executor, 0
+    def __init__(self, total: int, executor: str, lines_to=sys.stdout):
+        self.total, self.executor, self.done, self.lines_to = total, executor, 0, lines_to
         self.live = console.is_terminal
 
     def __enter__(self) -> RunProgress:
@@ -155,7 +161,7 @@ class RunProgress:
             return
         reason = f" ({outcome.reason})" if outcome.reason else ""
         print(f"[{self.done}/{self.total}] {outcome.dataset} {outcome.method} seed {outcome.seed}: {outcome.status}"
-              f"{reason} in {outcome.wall_s:.1f} s", flush=True)
+              f"{reason} in {outcome.wall_s:.1f} s", file=self.lines_to, flush=True)
 
 
 def _with_records(outcomes):
@@ -197,6 +203,109 @@ def _print_outcomes(outcomes) -> None:
     summary = ", ".join(f"{n} {status}" for status, n in counts.items() if n) or "no runs"
     written = [o for o in outcomes if o.path is not None and o.status in ("done", "skipped")]
     console.print(f"{summary}; records in {written[0].path.parents[2]}" if written else summary)
+
+
+@cli.command()
+@click.option("--methods", required=True, help="Comma-separated method names (or 'all'), as for run.")
+@click.option("--dataset", "dataset", required=True, help="One dataset name (or a prepared folder).")
+@click.option("--synthetic", is_flag=True, help="Tune on the synthetic stand-in.")
+@click.option("--split", default=None, help="Named zero-shot split (default: the dataset's default).")
+@click.option("--scale", type=float, default=None, help="Synthetic stand-in size as a fraction of the real counts.")
+@click.option("--semantics", default=None, help="Class semantics: glove (default), minilm, or a file.")
+@click.option("--budget", type=int, required=True, help="Trials per method (the same for every method).")
+@click.option("--timeout", "timeout_s", type=float, default=3600.0, show_default=True,
+              help="Wall-time cap per method in seconds, summed over its trials (the same for every method).")
+@click.option("--seeds", default="0", show_default=True, help="Seeds each trial is fitted with (scores averaged).")
+@click.option("--seed", "sampler_seed", type=int, default=0, show_default=True, help="Seed of the TPE sampler.")
+@click.option("--param", "params", multiple=True, metavar="METHOD.PARAM=VALUE",
+              help="Fix one hyper-parameter for the whole study (repeatable).")
+@click.option("--out", default="results/tuning", show_default=True, help="Folder of the studies and trial records.")
+@click.option("--jobs", default=1, show_default=True, type=int, help="Methods tuned at once (worker processes).")
+@click.option("--executor", type=click.Choice(["serial", "processes", "ray"]), default=None,
+              help="Where tunings execute (default: serial, or processes when --jobs > 1).")
+@click.option("--address", default=None, help="Ray cluster address for --executor ray.")
+@click.option("--threads", default=1, show_default=True, type=int, help="torch/BLAS threads per trial.")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, or auto.")
+def tune(methods, dataset, synthetic, split, scale, semantics, budget, timeout_s, seeds, sampler_seed, params, out,
+         jobs, executor, address, threads, device) -> None:
+    """Choose hyper-parameters on the split's validation classes (never a test class), same budget for all."""
+    from benchmark.data import DatasetRequest
+    from benchmark.gridconfig import expand_methods, parse_param, parse_seeds, split_list
+    from benchmark.runner import resolve_device
+    from benchmark.tuning import tune_all
+
+    specs = expand_methods(split_list(methods))
+    fixed: dict[str, dict] = {}
+    for text in params:
+        target, param, value = parse_param(text)
+        if target not in specs:
+            raise ZSBenchError(f"--param {text}: no method {target!r} in --methods")
+        fixed.setdefault(target, {})[param] = value
+    request = DatasetRequest(dataset, synthetic, split, scale, semantics=semantics)
+    from benchmark.datasets import check_available
+
+    check_available(dataset, synthetic, split)
+    _build_embedded([dataset], synthetic, semantics)
+    executor = executor or ("processes" if jobs > 1 else "serial")
+    device = resolve_device(device)
+    rows = []
+    with TuneProgress(len(specs), budget, executor) as progress:
+        results = tune_all(specs, request, budget, parse_seeds(seeds), Path(out), timeout_s, threads, device,
+                           sampler_seed, fixed, executor, jobs, address, progress.trial, progress.done)
+    for r in results:
+        rows.append([r.method, f"{r.trials}/{r.budget}", str(r.failed), _score(r.default_value), _score(r.best_value),
+                     f"{r.wall_s:.0f}", r.stopped_by, ", ".join(f"{k}={_short(v)}" for k, v in r.best_params.items())])
+    print_table(f"tuning on the validation classes of {dataset} (mAP@all, mean over tasks and seeds {seeds})",
+                ["method", "trials", "failed", "defaults", "best", "s", "stopped by", "best parameters"], rows,
+                caption=f"studies in {out}; run them with `zsbench run --tuned --methods ... --dataset {dataset}`")
+
+
+def _score(value) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def _short(value) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+class TuneProgress:
+    """Trial k/N of the method being tuned, the best validation score so far and the time left (terminal);
+    one line per finished method otherwise."""
+
+    def __init__(self, n_methods: int, budget: int, executor: str):
+        self.n_methods, self.budget, self.executor = n_methods, budget, executor
+        self.live = console.is_terminal
+
+    def __enter__(self) -> TuneProgress:
+        if self.live:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                     TextColumn("left"), TimeRemainingColumn(), console=console, transient=True)
+            self.progress.__enter__()
+            self.methods = self.progress.add_task(f"methods ({self.executor})", total=self.n_methods)
+            self.trials = self.progress.add_task("trials", total=self.budget)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.live:
+            self.progress.__exit__(*exc)
+
+    def trial(self, method: str, done: int, budget: int, best, spent: float, cap: float) -> None:
+        if self.live:
+            self.progress.update(self.trials, completed=done, total=budget,
+                                 description=f"{method}: trial {done}/{budget}, best {_score(best)}, "
+                                             f"{spent:.0f} of {cap:.0f} s")
+        else:
+            print(f"{method}: trial {done}/{budget}, best so far {_score(best)}, {spent:.0f} s of {cap:.0f} s",
+                  flush=True)
+
+    def done(self, result) -> None:
+        if self.live:
+            self.progress.advance(self.methods)
+        print(f"{result.method}: {result.trials} trials ({result.failed} failed), best validation mAP@all "
+              f"{_score(result.best_value)} (defaults {_score(result.default_value)}), {result.wall_s:.0f} s",
+              flush=True)
 
 
 @cli.command("methods")

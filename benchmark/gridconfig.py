@@ -84,11 +84,33 @@ class Grid:
     results: str | None = None
     file: str | None = None
     file_sha256: str | None = None
+    #: (dataset index, method index) -> (parameters, selection) chosen by a tuning study (``--tuned``).
+    tuned: dict[tuple[int, int], tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=dict)
 
     def tasks(self) -> list[GridTask]:
         """Dataset-major, so a worker that loaded a dataset keeps using it."""
-        order = [(d, m, s) for d in self.datasets for m in self.methods for s in self.seeds]
-        return [GridTask(i, m.spec, dict(m.params), d, s, m.selection) for i, (d, m, s) in enumerate(order)]
+        tasks = []
+        for di, request in enumerate(self.datasets):
+            for mi, entry in enumerate(self.methods):
+                params, selection = self.tuned.get((di, mi), (entry.params, entry.selection))
+                for seed in self.seeds:
+                    tasks.append(GridTask(len(tasks), entry.spec, dict(params), request, seed, selection))
+        return tasks
+
+    def with_tuned(self, tuning: str | Path) -> Grid:
+        """Every (dataset, method) with the best parameters of its tuning study under ``tuning``, and the study's
+        details as the runs' ``selection``."""
+        from benchmark.tuning import find_study
+
+        if any(entry.params for entry in self.methods):
+            raise ZSBenchError("--tuned takes the parameters from the tuning studies; drop --param and grid params")
+        tuned = {}
+        for di, request in enumerate(self.datasets):
+            ds = request.load()
+            for mi, entry in enumerate(self.methods):
+                study = find_study(Path(tuning), entry.spec, request, ds)
+                tuned[(di, mi)] = (study.best_params, study.selection(ds))
+        return dataclasses.replace(self, tuned=tuned)
 
     def check(self) -> None:
         """Fail on an unknown method, hyper-parameter, dataset, split, stage or device before anything runs."""

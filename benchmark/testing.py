@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from benchmark.contract import Method, TrainView
+from benchmark.contract import IntRange, LogUniform, Method, TrainView
 
 #: When set, every ``fit`` appends a line "<method> <seed>" to this file (tests count runs with it).
 FIT_LOG_ENV = "ZSBENCH_TEST_FIT_LOG"
@@ -26,6 +26,7 @@ class RidgeProjection(Method):
     """
 
     name = "ridge-projection"
+    search_space = {"ridge": LogUniform(1e-3, 1e2), "proj_dim": IntRange(8, 64, log=True)}
     proj_dim: int = 64
     ridge: float = 1.0
     delay_s: float = 0.0
@@ -75,3 +76,26 @@ class NaNEmbeddings(RidgeProjection):
         Z = super().embed(modality, X)
         Z[::7] = np.nan
         return Z
+
+
+#: When set, :class:`SpyRidge` appends one JSON line per fit: the class names of its view and of its samples.
+SPY_LOG_ENV = "ZSBENCH_TEST_SPY_LOG"
+
+
+@dataclass
+class SpyRidge(RidgeProjection):
+    """RidgeProjection that writes down what its train view holds (tests check no test class reaches it)."""
+
+    name = "spy-ridge"
+
+    def fit(self, train: TrainView, seed: int) -> SpyRidge:
+        import json
+
+        log = os.environ.get(SPY_LOG_ENV)
+        if log:
+            sample_classes = sorted({train.class_names[c] for m in train.modalities
+                                     for part in (train.labels, train.holdout_labels) for c in part[m]})
+            with open(log, "a") as handle:
+                handle.write(json.dumps({"view_classes": list(train.class_names), "sample_classes": sample_classes})
+                             + "\n")
+        return super().fit(train, seed)
