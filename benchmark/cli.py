@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -100,9 +102,14 @@ def run(methods, datasets, synthetic, split, scale, seeds, params, results, forc
         _build_embedded([request.name], request.synthetic, request.semantics)
     if tuned:
         grid = grid.with_tuned(tuning)
-    with RunProgress(len(grid.tasks()), executor, lines_to=sys.stderr if as_json else sys.stdout) as progress:
-        report = run_grid_with(grid, results, executor=executor, jobs=jobs, address=address, force=force,
-                               on_result=progress.finished, on_event=progress.event, on_progress=progress.steps)
+    _estimate(grid, results)
+    progress = RunProgress(len(grid.tasks()), executor, lines_to=sys.stderr if as_json else sys.stdout)
+    try:
+        with _sigterm_interrupts(), progress:
+            report = run_grid_with(grid, results, executor=executor, jobs=jobs, address=address, force=force,
+                                   on_result=progress.finished, on_event=progress.event, on_progress=progress.steps)
+    except KeyboardInterrupt:
+        _interrupted(results, progress.outcomes, len(grid.tasks()))
     outcomes = _with_records(report.results)
     if as_json:
         print_json([_outcome_json(o) for o in outcomes])
@@ -113,6 +120,55 @@ def run(methods, datasets, synthetic, split, scale, seeds, params, results, forc
     report.raise_for_failures()
 
 
+@contextlib.contextmanager
+def _sigterm_interrupts():
+    """SIGTERM ends a command the way Ctrl-C does (finished work listed, locks and temp files removed)."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupted(results: str, outcomes: list, total: int) -> None:
+    """After Ctrl-C or SIGTERM: what finished, how to resume, and no lock or temp file left behind."""
+    import shlex
+
+    from benchmark.store import ResultStore
+
+    store = ResultStore(results)
+    store.remove_unheld_locks()
+    store.remove_stale_temps(min_age_s=0)
+    kept = [o for o in outcomes if o.status in ("done", "skipped")]
+    err_console.print(f"interrupted: {len(kept)} of {_plural(total, 'run')} have a record in {results}; the run in "
+                      f"progress wrote nothing", highlight=False)
+    for o in kept:
+        err_console.print(f"  {o.status}: {o.dataset} {o.method} seed {o.seed}", highlight=False)
+    err_console.print(f"rerun to finish the rest (finished runs are skipped): {shlex.join(['zsbench', *sys.argv[1:]])}",
+                      highlight=False, soft_wrap=True)
+    sys.exit(130)
+
+
+def _estimate(grid, results: str) -> None:
+    """Before a grid starts: its time from earlier records of the same configurations on this machine, and a
+    warning when that is over an hour."""
+    from benchmark.estimates import estimate_grid
+
+    estimate = estimate_grid(grid, results)
+    if estimate.known == 0:
+        return
+    line = (f"estimated {estimate.seconds / 60:.1f} min for {estimate.known} of {_plural(estimate.total, 'run')} "
+            f"(from earlier records on this machine; {estimate.unknown} without an estimate)")
+    if estimate.seconds > 3600:
+        err_console.print(f"[yellow]warning:[/yellow] {line}; consider --scale, fewer seeds or --jobs",
+                          highlight=False)
+    else:
+        err_console.print(line, highlight=False)
+
+
 class RunProgress:
     """What ``zsbench run`` shows while it works: on a terminal, a bar over the runs and one over the current
     run's optimisation steps (k/N, time left); otherwise one line per finished run, flushed at once."""
@@ -120,6 +176,7 @@ class RunProgress:
     def __init__(self, total: int, executor: str, lines_to=sys.stdout):
         self.total, self.executor, self.done, self.lines_to = total, executor, 0, lines_to
         self.live = console.is_terminal
+        self.outcomes: list = []
 
     def __enter__(self) -> RunProgress:
         if self.live:
@@ -155,6 +212,7 @@ class RunProgress:
 
     def finished(self, outcome) -> None:
         self.done += 1
+        self.outcomes.append(outcome)
         if self.live:
             self.progress.advance(self.runs)
             self.progress.update(self.step_task, visible=False)

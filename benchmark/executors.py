@@ -114,8 +114,9 @@ def _processes(jobs: int) -> Callable[..., Iterator[RunOutcome]]:
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
         # spawn: a fork of a process that already started torch threads can deadlock.
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=_init_worker, initargs=(threads, os.getpid())) as pool:
+        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_init_worker, initargs=(threads, os.getpid()))
+        try:
             futures = {pool.submit(run_task, task, results, force, device, threads, grid, stage): task
                        for task in tasks}
             for future in as_completed(futures):
@@ -123,6 +124,14 @@ def _processes(jobs: int) -> Callable[..., Iterator[RunOutcome]]:
                     yield future.result()
                 except Exception as err:  # noqa: BLE001 - a worker died (killed, out of memory)
                     yield _lost(futures[future], err)
+        except BaseException:
+            # Interrupted (Ctrl-C, SIGTERM, the grid closed early): stop the workers now rather than let them
+            # finish runs nobody waits for; their claim locks go with them and the driver sweeps the files.
+            for process in list(getattr(pool, "_processes", {}).values()):
+                process.terminate()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
 
     return execute
 
@@ -252,14 +261,18 @@ def run_grid_with(grid: Grid, results: str | Path, executor: str = "serial", job
     while todo:
         by_index = {task.index: task for task in todo}
         busy = []
-        for result in execute(todo, str(results), force, grid.device, grid.threads, resolved, grid.stage, on_event,
-                              on_progress):
-            if result.status == "busy":
-                busy.append(by_index[result.index])
-                continue
-            final[result.index] = result
-            if on_result:
-                on_result(result)
+        outcomes = execute(todo, str(results), force, grid.device, grid.threads, resolved, grid.stage, on_event,
+                           on_progress)
+        try:
+            for result in outcomes:
+                if result.status == "busy":
+                    busy.append(by_index[result.index])
+                    continue
+                final[result.index] = result
+                if on_result:
+                    on_result(result)
+        finally:
+            outcomes.close()  # an interrupted grid stops its executor's workers here
         if busy and on_event:
             on_event(f"waiting for {len(busy)} run(s) that another grid holds")
         if busy:

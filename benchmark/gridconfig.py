@@ -356,13 +356,16 @@ def grid_from_cli(config: str | None, methods: str | None, datasets: str | None,
 def _grid_from_cli(config, methods, datasets, synthetic, split, scale, seeds, device, semantics) -> Grid:
     if config is not None:
         clashing = [flag for flag, value in (("--methods", methods), ("--dataset", datasets), ("--split", split),
-                                             ("--scale", scale), ("--semantics", semantics))
+                                             ("--semantics", semantics))
                     if value is not None]
-        if synthetic:
-            clashing.append("--synthetic")
         if clashing:
             raise ZSBenchError(f"--config describes the grid; drop {', '.join(clashing)} (or edit {config})")
         grid = load_grid(config)
+        if synthetic or scale is not None:  # the whole grid on the stand-ins (at one scale), e.g. the paper grid
+            if scale is not None and not synthetic:
+                raise ZSBenchError("--scale with --config applies to the synthetic stand-ins: add --synthetic")
+            grid.datasets = [dataclasses.replace(d, synthetic=True, scale=scale if scale is not None else d.scale,
+                                                 semantics=None) for d in grid.datasets]
         if seeds is not None:
             grid.seeds = parse_seeds(seeds)
         if device is not None:

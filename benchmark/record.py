@@ -46,6 +46,8 @@ class RunRecord:
     stage: str = "test"
     #: torch/BLAS threads the run used (None in version-1 records: whatever the process had).
     threads: int | None = None
+    #: Where it ran (host, CPU count, architecture), for time estimates of later runs on the same machine.
+    machine: dict[str, Any] | None = None
     #: How the configuration was chosen: ``{"protocol": "defaults"}`` or a tuning study's details.
     selection: dict[str, Any] = field(default_factory=lambda: dict(DEFAULTS_SELECTION))
     #: The grid file (resolved) that asked for the run, as provenance; not part of its identity.
@@ -107,6 +109,6 @@ class RunRecord:
         return cls.from_json(data, path)
 
 
-_OPTIONAL = {"threads", "grid", "embeddings_file", "queries_file"}
+_OPTIONAL = {"threads", "machine", "grid", "embeddings_file", "queries_file"}
 _REQUIRED = {f.name for f in dataclasses.fields(RunRecord)
              if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}

@@ -27,6 +27,7 @@ import numpy as np
 
 from benchmark.contract import Method, ZSBenchError
 from benchmark.data import DatasetRequest, ZSDataset  # noqa: F401 - DatasetRequest re-exported
+from benchmark.estimates import this_machine
 from benchmark.protocol import build_train_view, evaluate
 from benchmark.record import DEFAULTS_SELECTION, RunRecord
 from benchmark.registry import build_method
@@ -216,7 +217,8 @@ def run_one(method_spec: str, ds: ZSDataset, seed: int, store: ResultStore, para
         with thread_limit(threads):
             record, sidecars = _fit_and_score(name, method, ds, parts, views, seed, device, on_event, on_progress,
                                               map_blocks, monitor_every)
-        record = dataclasses.replace(record, identity=identity, threads=int(threads), selection=selection, grid=grid)
+        record = dataclasses.replace(record, identity=identity, threads=int(threads), selection=selection, grid=grid,
+                                     machine=this_machine())
         if force:
             store.supersede(path)
         written = []

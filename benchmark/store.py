@@ -117,6 +117,10 @@ class ResultStore:
             with contextlib.suppress(OSError):
                 tmp.unlink()
             raise ZSBenchError(f"could not write {path}: {err.strerror or err}; earlier records are untouched") from None
+        except BaseException:  # Ctrl-C or SIGTERM mid-write: no leftover
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
 
     def supersede(self, path: Path) -> Path | None:
         """Move an existing record (and its sidecars) to ``superseded/`` before a forced rerun."""
@@ -157,6 +161,25 @@ class ResultStore:
                 continue
             except OSError:
                 continue  # a read-only folder: leave it, the store reports that when it writes
+        return removed
+
+    def remove_unheld_locks(self) -> list[Path]:
+        """Delete claim files that no live grid holds (what a killed or interrupted grid's workers left)."""
+        removed: list[Path] = []
+        if not self.root.is_dir():
+            return removed
+        for lock_path in self.root.rglob("*.lock"):
+            try:
+                with open(lock_path, "a+") as handle:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    # Removed while locked, as ``claim`` does, so a grid opening it now reports busy and retries.
+                    if os.stat(lock_path).st_ino == os.fstat(handle.fileno()).st_ino:
+                        lock_path.unlink()
+                        removed.append(lock_path)
+            except (BlockingIOError, FileNotFoundError):
+                continue
+            except OSError:
+                continue
         return removed
 
     def records(self) -> Iterator[tuple[Path, RunRecord]]:

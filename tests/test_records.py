@@ -120,3 +120,43 @@ def test_piped_listings_keep_whole_names_and_json_parses():
     assert {"cfsa", "semantic-regression"} <= {m["name"] for m in methods}
     datasets = json.loads(_cli("datasets", "list", "--json").stdout)
     assert {d["name"] for d in datasets} >= {"emoji", "tu-berlin"}
+
+
+def test_sigterm_lists_finished_runs_prints_the_rerun_command_and_leaves_no_lock_or_temp(tmp_path):
+    import os
+    import signal
+    import time
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    results = tmp_path / "r"
+    args = [sys.executable, "-m", "benchmark.cli", "run", "--methods", "benchmark.testing:RidgeProjection",
+            "--dataset", "wikipedia", "--synthetic", "--scale", "0.05", "--seeds", "0,1,2,3,4,5",
+            "--param", "benchmark.testing:RidgeProjection.delay_s=0.4", "--results", str(results)]
+    proc = subprocess.Popen(args, cwd=root, env={**os.environ, "PYTHONPATH": str(root)}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(list(results.rglob("*.json"))) < 1:
+        time.sleep(0.05)
+    while time.monotonic() < deadline and not list(results.rglob("*.lock")):  # a run in flight holds its claim
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted: " in err and "rerun to finish the rest" in err and "zsbench run --methods" in err
+    assert "done: wikipedia benchmark.testing:RidgeProjection seed 0" in err
+    assert not list(results.rglob("*.lock")) and not list(results.rglob(".*.tmp"))
+    assert 1 <= len(list(results.rglob("*.json"))) < 6
+
+
+def test_an_estimate_comes_from_earlier_records_of_the_same_configuration(tmp_path):
+    from benchmark.estimates import estimate_grid
+    from benchmark.executors import run_grid_with
+
+    grid = grid_from_cli(None, "random", "wikipedia", True, None, 0.05, "0,1", None)
+    assert estimate_grid(grid, tmp_path).known == 0
+    run_grid_with(grid_from_cli(None, "random", "wikipedia", True, None, 0.05, "0", None), tmp_path)
+    estimate = estimate_grid(grid, tmp_path)
+    assert estimate.known == 2 and estimate.total == 2 and estimate.seconds >= 0
+    other = grid_from_cli(None, "random", "wikipedia", True, None, 0.05, "0", None, params=["random.dim=8"])
+    assert estimate_grid(other, tmp_path).known == 0
