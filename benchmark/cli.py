@@ -102,7 +102,7 @@ def run(methods, datasets, synthetic, split, scale, seeds, params, results, forc
         _build_embedded([request.name], request.synthetic, request.semantics)
     if tuned:
         grid = grid.with_tuned(tuning)
-    _estimate(grid, results)
+    _estimate(grid, results, err_console if as_json else console)
     progress = RunProgress(len(grid.tasks()), executor, lines_to=sys.stderr if as_json else sys.stdout)
     try:
         with _sigterm_interrupts(), progress:
@@ -152,7 +152,7 @@ def _interrupted(results: str, outcomes: list, total: int) -> None:
     sys.exit(130)
 
 
-def _estimate(grid, results: str) -> None:
+def _estimate(grid, results: str, out: Console) -> None:
     """Before a grid starts: its time from earlier records of the same configurations on this machine, and a
     warning when that is over an hour."""
     from benchmark.estimates import estimate_grid
@@ -163,10 +163,9 @@ def _estimate(grid, results: str) -> None:
     line = (f"estimated {estimate.seconds / 60:.1f} min for {estimate.known} of {_plural(estimate.total, 'run')} "
             f"(from earlier records on this machine; {estimate.unknown} without an estimate)")
     if estimate.seconds > 3600:
-        err_console.print(f"[yellow]warning:[/yellow] {line}; consider --scale, fewer seeds or --jobs",
-                          highlight=False)
+        out.print(f"[yellow]warning:[/yellow] {line}; consider --scale, fewer seeds or --jobs", highlight=False)
     else:
-        err_console.print(line, highlight=False)
+        out.print(line, highlight=False)
 
 
 class RunProgress:
