@@ -108,20 +108,6 @@ def test_the_device_is_checked_once_and_recorded_as_it_ran():
         resolve_device("tpu")
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "benchmark.cli", *args], capture_output=True, text=True, timeout=120)
-
-
-def test_piped_listings_keep_whole_names_and_json_parses():
-    listing = _cli("datasets", "list").stdout
-    assert sum("pascal-sentences" in line for line in listing.splitlines()) == 1
-    assert "…" not in listing
-    methods = json.loads(_cli("methods", "--json").stdout)
-    assert {"cfsa", "semantic-regression"} <= {m["name"] for m in methods}
-    datasets = json.loads(_cli("datasets", "list", "--json").stdout)
-    assert {d["name"] for d in datasets} >= {"emoji", "tu-berlin"}
-
-
 def test_sigterm_lists_finished_runs_prints_the_rerun_command_and_leaves_no_lock_or_temp(tmp_path):
     import os
     import signal
