@@ -50,8 +50,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from baselines.pairing import other_class_partners, standardized_pairs
-from benchmark.contract import Method, TrainView, register_method
-from benchmark.torch_utils import minibatches, mlp, predict, resolve_device, seed_everything, to_tensor
+from baselines.training import batches_per_epoch, half_sq_distance, sampled_epoch
+from benchmark.contract import IntRange, LogUniform, Method, TrainView, Uniform, register_method
+from benchmark.torch_utils import mlp, predict, to_tensor
 
 DADN_BANDWIDTHS = (2.0, 5.0, 10.0, 20.0, 40.0, 80.0)
 
@@ -73,11 +74,6 @@ def mix_rbf_mmd2(X: torch.Tensor, Y: torch.Tensor, sigmas: Sequence[float] = DAD
 
 def mmd_distance(X: torch.Tensor, Y: torch.Tensor, sigmas: Sequence[float] = DADN_BANDWIDTHS) -> torch.Tensor:
     return torch.sqrt(mix_rbf_mmd2(X, Y, sigmas).clamp(min=1e-12))
-
-
-def half_sq_distance(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """sum((x - y)^2) / 2 over the batch (TensorFlow's l2_loss)."""
-    return 0.5 * ((x - y) ** 2).sum()
 
 
 def ranking_loss(fake: torch.Tensor, target: torch.Tensor, other_a: torch.Tensor, other_b: torch.Tensor,
@@ -113,6 +109,14 @@ def bce(logits: torch.Tensor, real: bool) -> torch.Tensor:
 class DADN(Method):
     name = "dadn"
     max_modalities = 2
+    quick_params = {"hidden": 16, "critic_hidden": (16, 8), "batch_size": 16, "epochs": 2}
+    search_space = {
+        "lr": LogUniform(1e-5, 1e-3),
+        "margin": LogUniform(2.0, 100.0),
+        "keep_prob": Uniform(0.5, 1.0),
+        "hidden": IntRange(128, 1024, log=True),
+        "epochs": IntRange(5, 20),
+    }
     hidden: int = 512
     critic_hidden: tuple[int, ...] = (512, 256)
     keep_prob: float = 0.9
@@ -123,6 +127,7 @@ class DADN(Method):
     decay_epochs: int = 10
     batch_size: int = 64
     epochs: int = 10
+    max_steps_per_epoch: int | None = 100  # a sampled epoch: at most this many batches (each a 5-update step)
 
     def _build(self, dims: dict[str, int], e: int) -> None:
         drop = 1.0 - self.keep_prob
@@ -142,12 +147,12 @@ class DADN(Method):
         optimizer.step()
 
     def fit(self, train: TrainView, seed: int) -> DADN:
-        seed_everything(seed)
-        rng = np.random.default_rng(seed)
-        self.device_ = resolve_device(self.device)
-        a, b, Xa, Xb, y, self.scalers_ = standardized_pairs(train, seed, self.name)
-        X = {a: to_tensor(Xa, self.device_), b: to_tensor(Xb, self.device_)}
-        C = to_tensor(train.class_embeddings[y], self.device_)
+        rng = self.begin_fit(seed)
+        dev = self.device_
+        pairs = standardized_pairs(train, seed, self.name)
+        a, b, y, self.scalers_ = pairs.a, pairs.b, pairs.labels, pairs.scalers
+        feats, index = pairs.tensors(dev)
+        C = to_tensor(train.class_embeddings[y], dev)
         self._build({a: train.dim(a), b: train.dim(b)}, train.embedding_dim)
         groups = {
             "map_gen": list(self.mappers_.parameters()),
@@ -159,6 +164,8 @@ class DADN(Method):
                  for p in part.parameters()]
         optimizer = torch.optim.Adam(every, lr=self.lr)
         lr = self.lr
+        steps = batches_per_epoch(len(pairs), self.batch_size, self.max_steps_per_epoch, drop_last=True)
+        self.set_total_steps(self.epochs * steps)
         for epoch in range(self.epochs):
             if epoch >= self.decay_epochs and epoch % self.decay_epochs == 0:
                 lr *= self.decay_rate
@@ -166,11 +173,11 @@ class DADN(Method):
                     group["lr"] = lr
             partners = other_class_partners(y, rng)
             sums, batches = np.zeros(4), 0
-            for idx in minibatches(len(y), self.batch_size, rng, drop_last=True):
-                idx_t = torch.as_tensor(idx, device=self.device_)
-                mis_t = torch.as_tensor(partners[idx], device=self.device_)
-                xb = {m: X[m][idx_t] for m in (a, b)}
-                xmis = {m: X[m][mis_t] for m in (a, b)}
+            for idx in sampled_epoch(len(pairs), self.batch_size, rng, self.max_steps_per_epoch, drop_last=True):
+                idx_t = torch.as_tensor(idx, device=dev)
+                mis_t = torch.as_tensor(partners[idx], device=dev)
+                xb = {m: feats[m][index[m][idx_t]] for m in (a, b)}
+                xmis = {m: feats[m][index[m][mis_t]] for m in (a, b)}
                 c = C[idx_t]
                 for _ in range(2):
                     g_map = self._mapping_generator_loss(xb, xmis, c, a, b)
@@ -183,6 +190,7 @@ class DADN(Method):
                 self._step(optimizer, d_rebuild, groups["rebuild_critic"])
                 sums += [g_map.item(), g_rebuild.item(), d_map.item(), d_rebuild.item()]
                 batches += 1
+                self.advance()
             sums /= max(batches, 1)
             self.log_epoch(epoch, mapping_generator=sums[0], rebuild_generator=sums[1], mapping_critic=sums[2],
                            rebuild_critic=sums[3], lr=lr)
@@ -233,4 +241,5 @@ class DADN(Method):
         return total
 
     def embed(self, modality: str, X: np.ndarray) -> np.ndarray:
+        self.check_fitted()
         return predict(self.mappers_[modality], self.scalers_[modality](X), self.device_)
