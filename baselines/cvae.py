@@ -113,7 +113,7 @@ class CVAE(Method):
         "dropout": Uniform(0.0, 0.5),
         "hidden_dim": IntRange(128, 1024, log=True),
         "latent_dim": IntRange(16, 256, log=True),
-        "epochs": IntRange(5, 30),
+        "min_steps": IntRange(100, 800, log=True),
     }
     hidden_dim: int = 512  # paper 2048 (encoder's first layer 2 x hidden_dim)
     latent_dim: int = 128  # paper 1024

@@ -120,8 +120,8 @@ class DADN(Method):
         "lr": LogUniform(1e-5, 1e-3),
         "margin": LogUniform(2.0, 100.0),
         "keep_prob": Uniform(0.5, 1.0),
-        "hidden": IntRange(128, 1024, log=True),
-        "epochs": IntRange(5, 20),
+        "hidden": IntRange(128, 512, log=True),
+        "epochs": IntRange(3, 10),
     }
     hidden: int = 512
     critic_hidden: tuple[int, ...] = (512, 256)

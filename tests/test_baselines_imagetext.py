@@ -1,5 +1,6 @@
 """DADN, ACMR, DSCMR and CCA: their distinctive losses against hand-computed values, CCA against
-scikit-learn (and its two solution routes against each other), seeds, and the pairing of unpaired data.
+scikit-learn (and its two solution routes against each other), seeds, step budgets, the pairing of unpaired
+data, and semantic-regression's embedding standardisation.
 The method contract itself (seen classes only, determinism, refit, inputs unchanged, ...) is checked for
 every registered method in ``tests/test_contract.py``. Tiny data and tiny networks: seconds."""
 
@@ -233,3 +234,21 @@ def test_other_class_partners_differ_in_class():
     labels = np.array([0, 0, 0, 1, 2, 2])
     partners = other_class_partners(labels, np.random.default_rng(0))
     assert (labels[partners] != labels).all()
+
+
+# --- semantic-regression's standardize_embeddings --------------------------------------------------------
+
+def test_standardized_embeddings_use_the_seen_class_training_statistics():
+    ds = tiny_dataset(True)
+    view = build_train_view(ds)
+    raw = quick("semantic-regression").fit(view, 0)
+    scaled = quick("semantic-regression", standardize_embeddings=True).fit(view, 0)
+    for m in ds.modalities:
+        train_raw = raw.embed(m, view.features[m])
+        train_scaled = scaled.embed(m, view.features[m])
+        np.testing.assert_allclose(train_scaled.mean(axis=0), 0.0, atol=1e-4)
+        np.testing.assert_allclose(train_scaled.std(axis=0), 1.0, rtol=1e-3)
+        # The same trained network; only the embedding is z-scored, with the training statistics.
+        X = ds.features[m]
+        expected = (raw.embed(m, X) - train_raw.mean(axis=0)) / train_raw.std(axis=0)
+        np.testing.assert_allclose(scaled.embed(m, X), expected, rtol=1e-4, atol=1e-4)
