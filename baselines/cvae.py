@@ -149,6 +149,10 @@ class CVAE(Method):
         C, T = to_tensor(condition, self.device_), to_tensor(target, self.device_)
         y_cond, y_target = train.labels[cond_m], train.labels[target_m]
         torch_gen = torch.Generator().manual_seed(seed)
+        # Noise for embeds during training (validation monitoring), from its own generator so that monitoring
+        # cannot change training; replaced after training by the draws every reported embedding uses.
+        self.noise_ = torch.randn(self.n_samples, self.latent_dim,
+                                  generator=torch.Generator().manual_seed(seed + 1)).to(self.device_)
         steps_per_epoch = max(1, len(C) // self.batch_size)
         if self.max_steps_per_epoch is not None:
             steps_per_epoch = min(steps_per_epoch, self.max_steps_per_epoch)

@@ -53,7 +53,7 @@ from torch import nn
 
 from baselines.feature_space import ReducedFeatures, modality_roles, two_modality_reason
 from benchmark.contract import IntRange, LogUniform, Method, TrainView, ZSBenchError, register_method
-from benchmark.torch_utils import to_tensor
+from benchmark.torch_utils import predict, to_tensor
 
 
 class GaussianNoise(nn.Module):
@@ -263,11 +263,11 @@ class SemPCYC(Method):
         if modality not in nets:
             raise ZSBenchError(f"sem-pcyc was fitted on {', '.join(nets)}, not {modality!r}")
         features = self.reducers_[modality](X)
-        net = nets[modality]
-        with torch.no_grad():
-            out = [net(to_tensor(features[i:i + 4096], self.device_)).float().cpu().numpy()
-                   for i in range(0, len(features), 4096)]
-        return np.concatenate(out).astype(np.float32) if out else np.zeros((0, self.semantic_dim), np.float32)
+        if not len(features):
+            return np.zeros((0, self.semantic_dim), np.float32)
+        # predict() runs the generator in eval mode (BatchNorm's running statistics, no dropout) and restores
+        # its mode, so an embed during training (validation monitoring) neither draws noise nor moves the model.
+        return predict(nets[modality], features, self.device_)
 
     def similarity(self, zq: np.ndarray, zg: np.ndarray) -> np.ndarray:
         """Negative Euclidean distance (the code's exp(-distance) ranks the same)."""

@@ -85,11 +85,16 @@ class SemanticRegression(Method):
                     total, batches = total + loss.item(), batches + 1
                     self.advance()
                 totals[f"mse_{m}"] = total / max(batches, 1)
+            if getattr(self, "epoch_hook_", None) is not None:  # the hook may embed (validation monitoring)
+                self._fit_embedding_scalers(train)
             self.log_epoch(epoch, **totals)
-        # Statistics of each modality's seen-class training embeddings, for ``standardize_embeddings``.
+        self._fit_embedding_scalers(train)
+        return self
+
+    def _fit_embedding_scalers(self, train: TrainView) -> None:
+        """Statistics of each modality's seen-class training embeddings, for ``standardize_embeddings``."""
         self.embedding_scalers_ = ({m: Standardizer(self._raw_embed(m, train.features[m])) for m in train.modalities}
                                    if self.standardize_embeddings else {})
-        return self
 
     def _raw_embed(self, modality: str, X: np.ndarray) -> np.ndarray:
         return predict(self.nets_[modality], self.scalers_[modality](X), self.device_)

@@ -252,3 +252,11 @@ def test_standardized_embeddings_use_the_seen_class_training_statistics():
         X = ds.features[m]
         expected = (raw.embed(m, X) - train_raw.mean(axis=0)) / train_raw.std(axis=0)
         np.testing.assert_allclose(scaled.embed(m, X), expected, rtol=1e-4, atol=1e-4)
+    # Embeds from the epoch hook (validation monitoring) are standardised with the statistics of that epoch.
+    monitored = quick("semantic-regression", standardize_embeddings=True)
+    during = []
+    monitored.epoch_hook_ = lambda epoch, entry: during.append(monitored.embed("image", view.features["image"]))
+    monitored.fit(view, 0)
+    assert len(during) == monitored.epochs
+    np.testing.assert_allclose(during[-1].mean(axis=0), 0.0, atol=1e-4)
+    np.testing.assert_array_equal(during[-1], scaled.embed("image", view.features["image"]))

@@ -4,6 +4,7 @@ Every check runs on each method's ``quick_params`` (a seconds-long configuration
 ``tests/conftest.py``: only seen classes reach ``fit``; ``fit`` leaves its inputs unchanged; the same seed
 gives the same embeddings and another seed others; a refit is a fresh fit; unseen samples cannot influence
 training; ``embed`` before ``fit`` is a clear error, and a row's embedding does not depend on its batch;
+embeds during training (the runner's validation monitor) work and change nothing;
 progress is reported from the first step to the declared total; hyper-parameters are constructor arguments;
 every declared search space names real hyper-parameters and its ends make a method that fits.
 """
@@ -176,6 +177,27 @@ def test_progress_is_reported_from_the_first_step_to_the_total(name):
     assert all(t == total for _, t in calls), "the total is declared once"
     done = [d for d, _ in calls]
     assert done == sorted(done) and done[-1] == total, f"progress ends at {done[-1]} of {total}"
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_embeds_during_training_work_and_change_nothing(name):
+    """The runner's validation monitor embeds from the epoch hook, mid-fit: that must work, and must not change
+    the trained model (no random draws, no BatchNorm statistics moved, no state replaced)."""
+    ds = tiny()
+    view = build_train_view(ds)
+    monitored, seen = quick(name), []
+
+    def monitor(epoch, entry):
+        seen.append({m: monitored.embed(m, ds.features[m][:5]) for m in ds.modalities})
+        return {"val_mAP@all": 0.5}
+
+    monitored.epoch_hook_ = monitor
+    monitored.fit(view, seed=2)
+    monitored.epoch_hook_ = None
+    assert all(np.isfinite(Z).all() for embeddings in seen for Z in embeddings.values())
+    assert len(seen) == len(monitored.history_)
+    assert all(entry["val_mAP@all"] == 0.5 for entry in monitored.history_)
+    assert_same_embeddings(every_embedding(monitored, ds), every_embedding(quick(name).fit(view, seed=2), ds))
 
 
 @pytest.mark.parametrize("name", METHODS)
