@@ -108,7 +108,6 @@ class ACMR(Method):
         dev = self.device_
         pairs = standardized_pairs(train, seed, self.name)
         a, b, self.scalers_ = pairs.a, pairs.b, pairs.scalers
-        feats, index = pairs.tensors(dev)
         Y = torch.as_tensor(seen_class_index(train)[pairs.labels], device=dev)
         self.projectors_ = nn.ModuleDict({a: self._projector(a, train.dim(a)), b: self._projector(b, train.dim(b))})
         self.projectors_.to(dev)
@@ -123,8 +122,8 @@ class ACMR(Method):
             factor = reversal_ramp(epoch / max(self.epochs, 1))
             sums, batches = np.zeros(4), 0
             for idx in sampled_epoch(len(pairs), self.batch_size, rng, self.max_steps_per_epoch, drop_last=True):
-                idx_t = torch.as_tensor(idx, device=dev)
-                xa, xb, yb = feats[a][index[a][idx_t]], feats[b][index[b][idx_t]], Y[idx_t]
+                xa, xb = pairs.batch(a, idx, dev), pairs.batch(b, idx, dev)
+                yb = Y[torch.as_tensor(idx, device=dev)]
                 za, zb = self.projectors_[a](xa), self.projectors_[b](xb)
                 label = (F.cross_entropy(label_classifier(za), yb) + F.cross_entropy(label_classifier(zb), yb))
                 neg_for_a = hardest_other_class(xa, yb)  # image anchor -> text of the most similar other-class image

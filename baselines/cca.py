@@ -96,41 +96,45 @@ def fit_cca_from_moments(Caa: np.ndarray, Cbb: np.ndarray, Cab: np.ndarray, n: i
     return (Ka @ P[:, :k]).astype(np.float32), (Kb @ Qt[:k].T).astype(np.float32), corr[:k]
 
 
-def _weighted_scatter(X: np.ndarray, weights: np.ndarray, mean: np.ndarray) -> np.ndarray:
-    """sum_u w_u (x_u - mean)(x_u - mean)' over the rows of ``X`` with a positive weight, in float64 chunks."""
-    out = np.zeros((X.shape[1], X.shape[1]))
-    rows = np.flatnonzero(weights)
+def _chunks(rows: np.ndarray):
     for start in range(0, rows.size, CHUNK_ROWS):
-        chunk = rows[start:start + CHUNK_ROWS]
-        Z = X[chunk].astype(np.float64) - mean
-        out += Z.T @ (weights[chunk, None] * Z)
-    return out
+        yield rows[start:start + CHUNK_ROWS]
+
+
+def _z(pairs: StandardizedPairs, modality: str, rows: np.ndarray) -> np.ndarray:
+    """Rows of a modality's training features, z-scored as every fit sees them, in float64."""
+    return pairs.scalers[modality](pairs.raw[modality][rows]).astype(np.float64)
 
 
 def pair_moments(pairs: StandardizedPairs):
-    """Means over the pairs and the centred scatter matrices (Caa, Cbb, Cab) of the paired features, without
-    materialising the pairs: with the sparse matrix P of pair counts (rows of a x rows of b),
-    sum over pairs of xa xb' is Fa' P Fb, computed from the side with fewer distinct rows."""
-    a, b, n = pairs.a, pairs.b, len(pairs)
-    Fa, Fb, ia, ib = pairs.features[a], pairs.features[b], pairs.index[a], pairs.index[b]
-    wa = np.bincount(ia, minlength=len(Fa)).astype(np.float64)
-    wb = np.bincount(ib, minlength=len(Fb)).astype(np.float64)
-    ma, mb = (wa @ Fa) / n, (wb @ Fb) / n
-    Caa, Cbb = _weighted_scatter(Fa, wa, ma), _weighted_scatter(Fb, wb, mb)
-    counts = scipy.sparse.csr_matrix((np.ones(n), (ia, ib)), shape=(len(Fa), len(Fb)))
-    transpose = len(Fa) > len(Fb)  # aggregate onto the side with fewer rows
-    if transpose:
-        Fa, Fb, wa, ma, mb, counts = Fb, Fa, wb, mb, ma, counts.T.tocsr()
-    Cab = np.zeros((Fa.shape[1], Fb.shape[1]))
-    rows = np.flatnonzero(wa)
-    for start in range(0, rows.size, CHUNK_ROWS):
-        chunk = rows[start:start + CHUNK_ROWS]
-        # sum over the pairs of row u of (x_u - ma)(y - mb)' = (x_u - ma)(sum of its partners - count_u mb)'
-        partners = np.asarray(counts[chunk] @ Fb, dtype=np.float64) - wa[chunk, None] * mb
-        Cab += (Fa[chunk].astype(np.float64) - ma).T @ partners
-    if transpose:
-        Cab, ma, mb = Cab.T, mb, ma
-    return ma, mb, Caa, Cbb, Cab
+    """Means over the pairs and the centred scatter matrices (Caa, Cbb, Cab) of the z-scored paired features,
+    in float64 chunks, without materialising the pairs: with w_u the number of pairs that row u is in,
+    Caa = sum_u w_u (x_u - ma)(x_u - ma)'; with the sparse pair-count matrix P (rows of a x rows of b),
+    sum over pairs of xa xb' is Xa' P Xb, aggregated onto the side with fewer distinct rows."""
+    n = len(pairs)
+    weights, means, scatters = {}, {}, {}
+    for m in (pairs.a, pairs.b):
+        weights[m] = np.bincount(pairs.index[m], minlength=len(pairs.raw[m])).astype(np.float64)
+        used = np.flatnonzero(weights[m])
+        means[m] = sum(weights[m][rows] @ _z(pairs, m, rows) for rows in _chunks(used)) / n
+        scatters[m] = np.zeros((pairs.raw[m].shape[1],) * 2)
+        for rows in _chunks(used):
+            Z = _z(pairs, m, rows) - means[m]
+            scatters[m] += Z.T @ (weights[m][rows, None] * Z)
+    # Aggregate onto side s (fewer distinct rows); t is the other side.
+    s, t = (pairs.a, pairs.b) if len(pairs.raw[pairs.a]) <= len(pairs.raw[pairs.b]) else (pairs.b, pairs.a)
+    counts = scipy.sparse.csr_matrix((np.ones(n), (pairs.index[s], pairs.index[t])),
+                                     shape=(len(pairs.raw[s]), len(pairs.raw[t])))
+    scaler_t = pairs.scalers[t]
+    cross = np.zeros((pairs.raw[s].shape[1], pairs.raw[t].shape[1]))
+    for rows in _chunks(np.flatnonzero(weights[s])):
+        # Row u's partners, z-scored and centred, summed: (P_u X_t - w_u mu_t) / sigma_t - w_u m_t.
+        partner_sum = np.asarray(counts[rows] @ pairs.raw[t], dtype=np.float64)
+        partners = ((partner_sum - weights[s][rows, None] * scaler_t.mean) / scaler_t.std
+                    - weights[s][rows, None] * means[t])
+        cross += (_z(pairs, s, rows) - means[s]).T @ partners
+    Cab = cross if s == pairs.a else cross.T
+    return means[pairs.a], means[pairs.b], scatters[pairs.a], scatters[pairs.b], Cab
 
 
 @register_method("cca")

@@ -157,7 +157,6 @@ class DADN(Method):
         dev = self.device_
         pairs = standardized_pairs(train, seed, self.name)
         a, b, y, self.scalers_ = pairs.a, pairs.b, pairs.labels, pairs.scalers
-        feats, index = pairs.tensors(dev)
         C = to_tensor(train.class_embeddings[y], dev)
         self._build({a: train.dim(a), b: train.dim(b)}, train.embedding_dim)
         groups = {
@@ -180,11 +179,9 @@ class DADN(Method):
             partners = other_class_partners(y, rng)
             sums, batches = np.zeros(4), 0
             for idx in sampled_epoch(len(pairs), self.batch_size, rng, self.max_steps_per_epoch, drop_last=True):
-                idx_t = torch.as_tensor(idx, device=dev)
-                mis_t = torch.as_tensor(partners[idx], device=dev)
-                xb = {m: feats[m][index[m][idx_t]] for m in (a, b)}
-                xmis = {m: feats[m][index[m][mis_t]] for m in (a, b)}
-                c = C[idx_t]
+                xb = {m: pairs.batch(m, idx, dev) for m in (a, b)}
+                xmis = {m: pairs.batch(m, partners[idx], dev) for m in (a, b)}
+                c = C[torch.as_tensor(idx, device=dev)]
                 for _ in range(2):
                     g_map = self._mapping_generator_loss(xb, xmis, c, a, b)
                     self._step(optimizer, g_map, groups["map_gen"])

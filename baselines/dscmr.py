@@ -109,7 +109,6 @@ class DSCMR(Method):
         dev = self.device_
         pairs = standardized_pairs(train, seed, self.name)
         a, b, y, self.scalers_ = pairs.a, pairs.b, pairs.labels, pairs.scalers
-        feats, index = pairs.tensors(dev)
         n_labels = len(train.seen_classes)
         onehot = F.one_hot(torch.as_tensor(seen_class_index(train)[y]), n_labels).float().to(dev)
         dims = {a: train.dim(a), b: train.dim(b)}
@@ -120,10 +119,9 @@ class DSCMR(Method):
             sums = np.zeros(4)
             batches = 0
             for idx in sampled_epoch(len(pairs), self.batch_size, rng, self.max_steps_per_epoch):
-                idx_t = torch.as_tensor(idx, device=dev)
-                za = self.net_.common(a, feats[a][index[a][idx_t]])
-                zb = self.net_.common(b, feats[b][index[b][idx_t]])
-                lab = onehot[idx_t]
+                za = self.net_.common(a, pairs.batch(a, idx, dev))
+                zb = self.net_.common(b, pairs.batch(b, idx, dev))
+                lab = onehot[torch.as_tensor(idx, device=dev)]
                 term1 = (label_space_loss(self.net_.classifier(za), lab)
                          + label_space_loss(self.net_.classifier(zb), lab))
                 term2 = common_space_loss(za, zb, lab, lab)

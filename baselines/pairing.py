@@ -29,18 +29,19 @@ def two_modalities(train: TrainView, method: str) -> tuple[str, str]:
 @dataclass(frozen=True)
 class StandardizedPairs:
     """The two-modality methods' common start: the two modalities, their z-scorers (fitted on every training
-    sample of the modality), each modality's z-scored features *once*, and the cross-modal pairs as row
-    indices into them (pair ``i`` is row ``index[a][i]`` of ``features[a]`` and row ``index[b][i]`` of
-    ``features[b]``, of class ``labels[i]``).
+    sample of the modality) and the cross-modal pairs as row indices (pair ``i`` is row ``index[a][i]`` of
+    modality a's training features and row ``index[b][i]`` of modality b's, of class ``labels[i]``).
 
-    Pairs are indices, not copied rows: on unpaired data each class has as many pairs as its larger modality
-    has samples, so materialised pairs would repeat the smaller modality's rows (TU-Berlin: ~180k pairs from
-    ~18k sketches, 4096-d, about 3 GB of repeated sketch rows).
+    Pairs are indices, and rows are z-scored when a batch asks for them: on unpaired data each class has as
+    many pairs as its larger modality has samples, so materialised pairs would repeat the smaller modality's
+    rows (TU-Berlin: ~180k pairs from ~18k sketches, 4096-d: ~3 GB of repeated sketch rows), and a z-scored
+    copy of the training features would double the largest array a fit holds (~3 GB of images). Z-scoring
+    is per element, so a batch holds exactly the numbers a z-scored copy would.
     """
 
     a: str
     b: str
-    features: dict[str, np.ndarray]
+    raw: dict[str, np.ndarray]
     index: dict[str, np.ndarray]
     labels: np.ndarray
     scalers: dict[str, Standardizer]
@@ -49,24 +50,21 @@ class StandardizedPairs:
         return int(self.labels.size)
 
     def rows(self, modality: str, pairs: np.ndarray | slice = slice(None)) -> np.ndarray:
-        """The z-scored features of ``modality`` for the given pairs (a copy)."""
-        return self.features[modality][self.index[modality][pairs]]
+        """The z-scored features of ``modality`` for the given pairs (a new float32 array)."""
+        return self.scalers[modality](self.raw[modality][self.index[modality][pairs]])
 
-    def tensors(self, device) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        """(features, index) as tensors on ``device``: a batch of pairs ``idx`` of modality m is
-        ``features[m][index[m][idx]]``."""
-        return ({m: to_tensor(x, device) for m, x in self.features.items()},
-                {m: torch.as_tensor(i, device=device) for m, i in self.index.items()})
+    def batch(self, modality: str, pairs: np.ndarray, device) -> torch.Tensor:
+        """:meth:`rows` as a tensor on ``device``."""
+        return to_tensor(self.rows(modality, pairs), device)
 
 
 def standardized_pairs(train: TrainView, seed: int, method: str) -> StandardizedPairs:
-    """The two modalities of ``train``, z-scored, with their cross-modal training pairs (see
+    """The two modalities of ``train`` with their z-scorers and cross-modal training pairs (see
     :class:`StandardizedPairs`)."""
     a, b = two_modalities(train, method)
     ia, ib, labels = cross_modal_pairs(train, seed)
     scalers = {m: Standardizer(train.features[m]) for m in (a, b)}
-    features = {m: scalers[m](train.features[m]) for m in (a, b)}
-    return StandardizedPairs(a, b, features, {a: ia, b: ib}, labels, scalers)
+    return StandardizedPairs(a, b, {m: train.features[m] for m in (a, b)}, {a: ia, b: ib}, labels, scalers)
 
 
 def cross_modal_pairs(train: TrainView, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
