@@ -29,8 +29,9 @@ mask, which can pick a same-class sample when all other similarities are negativ
 budget: a fixed ``epochs=30`` (the release's count is not stated in the paper), each a *sampled epoch*
 of at most ``max_steps_per_epoch=200`` batches (:mod:`baselines.training`), so the default budget is at
 most 6,000 optimiser steps whatever the dataset's size (emoji, ~1,000 pairs: 15 batches an epoch, 450
-steps, unchanged by the cap; TU-Berlin's ~180k pairs: 6,000); no test-set model selection. (4) Features are z-scored with training statistics. (5) Unpaired data: same-class
-samples are paired deterministically from the run seed (:func:`baselines.pairing.cross_modal_pairs`).
+steps, unchanged by the cap; TU-Berlin's ~160k pairs: 6,000); no test-set model selection. (4) Features
+are z-scored with training statistics. (5) Unpaired data: same-class samples are paired deterministically
+from the run seed (:func:`baselines.pairing.cross_modal_pairs`).
 """
 
 from __future__ import annotations

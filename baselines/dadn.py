@@ -36,12 +36,12 @@ are the dataset's (GloVe 50-d here, word2vec 300-d in the paper), used raw as in
 (3) The square root of the MMD^2 is taken of max(MMD^2, 1e-12) to keep gradients finite. (4) Batches
 are shuffled epochs rather than independent random draws, and each epoch is a *sampled epoch* of at most
 ``max_steps_per_epoch`` (50) batches (:mod:`baselines.training`): the default budget is 10 x 50 = 500
-steps (a step is one batch of the schedule above: five parameter updates; ~0.7 s on one 2-core machine's
-core at 4096-d inputs) whatever the dataset's size. On emoji (~1,000 pairs, 15 batches an epoch) the cap
-changes nothing; on TU-Berlin an epoch over all pairs
-would be ~2,800 steps at scale 1.0, because unpaired data has as many pairs as its larger modality has
-items (the ~180k seen images), so without the cap the epoch, not the budget, set the run time. (5) Unpaired data (sketch -> image): pairs and
-different-class partners are formed from same-class samples drawn deterministically from the run seed
+steps (a step is one batch of the schedule above: five parameter updates; ~0.7 s on one CPU core at
+4096-d inputs) whatever the dataset's size. On emoji (~1,000 pairs, 15 batches an epoch) the cap changes
+nothing; on TU-Berlin an epoch over all pairs would be ~2,500 steps at scale 1.0, because unpaired data
+has as many pairs as its larger modality has items (~160k seen training images), so without the cap the
+epoch, not the budget, set the run time. (5) Unpaired data (sketch -> image): pairs and different-class
+partners are formed from same-class samples drawn deterministically from the run seed
 (:func:`baselines.pairing.cross_modal_pairs`); the paper only ran paired image-text data.
 """
 

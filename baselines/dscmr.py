@@ -22,9 +22,10 @@ Deviations: (1) epochs: the code runs 500 and keeps the epoch with the best *tes
 on test data and train a fixed ``epochs=30`` by default (CPU-friendly; pass ``epochs=500`` for the
 paper's count), each a *sampled epoch* of at most ``max_steps_per_epoch`` (50) batches of 100 pairs
 (:mod:`baselines.training`): a default budget of at most 1,500 steps whatever the dataset's size (emoji,
-~1,000 pairs: 10 batches an epoch, 300 steps, unchanged by the cap; TU-Berlin's ~180k pairs: 1,500). (2) Input features are z-scored with training statistics (the code uses raw features).
-(3) Unpaired data (sketch -> image): the invariance loss needs pairs, so same-class samples are paired
-deterministically from the run seed (:func:`baselines.pairing.cross_modal_pairs`).
+~1,000 pairs: 10 batches an epoch, 300 steps, unchanged by the cap; TU-Berlin's ~160k pairs: 1,500).
+(2) Input features are z-scored with training statistics (the code uses raw features). (3) Unpaired data
+(sketch -> image): the invariance loss needs pairs, so same-class samples are paired deterministically
+from the run seed (:func:`baselines.pairing.cross_modal_pairs`).
 """
 
 from __future__ import annotations
