@@ -33,8 +33,8 @@ Deviations, each for a stated reason:
 - Training length: ``epochs`` (10) *sampled epochs* of at most ``max_steps_per_epoch`` (100) batches
   (:mod:`baselines.training`), and at least ``min_steps`` (200) optimiser steps, so the small image-text
   sets (a few hundred training pairs, two batches an epoch) are trained too. The default budget is thus
-  200 to 1,000 steps whatever the dataset's size (emoji: 8 batches an epoch, 25 epochs, 200 steps, as
-  before the cap; TU-Berlin's ~17.6k seen sketches: 10 epochs of 100 batches).
+  200 to 1,000 steps whatever the dataset's size (emoji: 7 batches an epoch, 29 epochs, ~200 steps, as
+  before the cap; TU-Berlin's ~16k seen training sketches: 10 epochs of 100 batches).
 - No model selection: the model after the last epoch is tested once.
 """
 
