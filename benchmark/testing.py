@@ -36,7 +36,8 @@ class RidgeProjection(Method):
         if log:
             with open(log, "a") as handle:
                 handle.write(f"{self.name} {seed}\n")
-        rng = np.random.default_rng(seed)
+        rng = self.begin_fit(seed)
+        self.set_total_steps(1)
         targets = train.class_embeddings / np.linalg.norm(train.class_embeddings, axis=1, keepdims=True)
         self.projections_, self.weights_, losses = {}, {}, {}
         for m in train.modalities:
@@ -46,11 +47,13 @@ class RidgeProjection(Method):
             W = np.linalg.solve(H.T @ H + self.ridge * np.eye(self.proj_dim), H.T @ T)
             self.projections_[m], self.weights_[m] = P, W
             losses[f"mse_{m}"] = float(np.mean((H @ W - T) ** 2))
+        self.advance()
         self.log_epoch(0, **losses)
         time.sleep(self.delay_s)
         return self
 
     def embed(self, modality: str, X: np.ndarray) -> np.ndarray:
+        self.check_fitted()
         H = (np.asarray(X, dtype=np.float32) @ self.projections_[modality]).astype(np.float64)
         return (H @ self.weights_[modality]).astype(np.float32)
 
@@ -62,6 +65,7 @@ class RaisesMidTraining(RidgeProjection):
     name = "raises-mid-training"
 
     def fit(self, train: TrainView, seed: int) -> RaisesMidTraining:
+        self.begin_fit(seed)
         self.log_epoch(0, loss=1.0)
         raise RuntimeError("simulated failure in epoch 1")
 

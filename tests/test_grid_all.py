@@ -35,6 +35,7 @@ class Diverges(Method):
     name = "diverges"
 
     def fit(self, train, seed):
+        self.begin_fit(seed)
         self.log_epoch(0, loss=float("nan"))
         return self
 
