@@ -118,7 +118,7 @@ def test_sigterm_lists_finished_runs_prints_the_rerun_command_and_leaves_no_lock
     results = tmp_path / "r"
     args = [sys.executable, "-m", "benchmark.cli", "run", "--methods", "benchmark.testing:RidgeProjection",
             "--dataset", "wikipedia", "--synthetic", "--scale", "0.05", "--seeds", "0,1,2,3,4,5",
-            "--param", "benchmark.testing:RidgeProjection.delay_s=0.4", "--results", str(results)]
+            "--param", "benchmark.testing:RidgeProjection.delay_s=0.25", "--results", str(results)]
     proc = subprocess.Popen(args, cwd=root, env={**os.environ, "PYTHONPATH": str(root)}, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120

@@ -25,7 +25,7 @@ GRID = f"""
 seeds = {list(range(N_SEEDS))}
 [[methods]]
 name = "benchmark.testing:RidgeProjection"
-params = {{ delay_s = 0.25 }}
+params = {{ delay_s = 0.15 }}
 [[datasets]]
 name = "wikipedia"
 synthetic = true

@@ -91,10 +91,10 @@ def _cli(*args: str, env_extra: dict | None = None, **kw) -> subprocess.Popen:
 
 
 def test_a_killed_tuning_resumes_with_the_remaining_trials_only(tmp_path, wiki):
-    reference = tune_method(RIDGE, WIKI, wiki, 6, [0], tmp_path / "reference", params={"delay_s": 0.2})
+    reference = tune_method(RIDGE, WIKI, wiki, 6, [0], tmp_path / "reference")  # the delay changes no draw
     out = tmp_path / "killed"
     args = ["tune", "--methods", RIDGE, "--dataset", "wikipedia", "--synthetic", "--scale", "0.05", "--budget", "6",
-            "--param", f"{RIDGE}.delay_s=0.2", "--out", str(out)]
+            "--param", f"{RIDGE}.delay_s=0.15", "--out", str(out)]
     proc = _cli(*args)
     deadline = time.monotonic() + 120
     done = 0
@@ -112,7 +112,7 @@ def test_a_killed_tuning_resumes_with_the_remaining_trials_only(tmp_path, wiki):
     assert len(trial_lines) == 6 - partial.trials, rerun.stdout
     resumed = find_study(out, RIDGE, WIKI, wiki)
     assert resumed.trials == 6 and _trial_params(resumed) == _trial_params(reference)
-    assert resumed.best_params == reference.best_params
+    assert {k: v for k, v in resumed.best_params.items() if k != "delay_s"} == reference.best_params
 
 
 def test_no_test_class_reaches_a_spy_in_tuning_or_in_the_tuned_fit(tmp_path, wiki, monkeypatch):
