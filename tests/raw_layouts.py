@@ -167,7 +167,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("layout", choices=sorted(RELEASE_SIZES))
     parser.add_argument("folder", type=Path)
-    parser.add_argument("--per-class", type=int, default=4, help="items per class and modality")
+    parser.add_argument("--per-class", type=int, default=4,
+                        help="photos per class (Sketchy: one sketch each; TU-Berlin: as many sketches)")
     args = parser.parse_args()
     sketch_px, photo_px = RELEASE_SIZES[args.layout]
     if args.layout == "sketchy-raw":
@@ -177,7 +178,8 @@ if __name__ == "__main__":
         make_tu_berlin_raw(args.folder, sketches=args.per_class, photos=args.per_class, size=sketch_px,
                            photo_size=photo_px)
     elif args.layout == "wikipedia-raw":
-        make_wikipedia_raw(args.folder, train=args.per_class, test=0, size=photo_px)
+        make_wikipedia_raw(args.folder, train=args.per_class - args.per_class // 5, test=args.per_class // 5,
+                           size=photo_px)
     else:
         make_pascal_sentences_raw(args.folder, per_class=args.per_class, size=photo_px)
     print(args.folder)
