@@ -396,7 +396,8 @@ def datasets_prepare(name, source, fmt, out, semantics, label_base, classes_file
         console.print(f"left out {len(summary['skipped_broken'])} broken image(s), e.g. "
                       f"{summary['skipped_broken'][0]} (listed in the manifest)")
     if summary.get("registered") is False:
-        console.print(f"run it with: zsbench run --methods semantic-regression --dataset {summary['folder']}")
+        console.print(f"run it with: zsbench run --methods semantic-regression --dataset {summary['folder']}",
+                      soft_wrap=True)
     console.print("[green]ok[/green]")
 
 

@@ -372,3 +372,13 @@ def test_detection_picks_each_layout(tmp_path, sketchy_layout, tu_berlin_layout)
     assert detect_format(make_wikipedia_raw(tmp_path / "w", 1, 1)) == "wikipedia-raw"
     assert detect_format(make_pascal_sentences_raw(tmp_path / "p", 1)) == "pascal-sentences-raw"
     assert detect_format(make_folders(tmp_path / "f", OWN_CLASSES[:2], per_class=1)) == "folders"
+
+
+def test_threaded_decoding_gives_the_same_features(tu_berlin_layout):
+    files = sorted((tu_berlin_layout / "ImageResized").rglob("*.JPEG"))[:24]
+    items = [f.read_bytes() for f in files]
+    serial = FeatureExtractor(make_backbone("efficientnet-lite0", 32), use_cache=False, batch_size=10)(items)
+    threaded = FeatureExtractor(make_backbone("efficientnet-lite0", 32), use_cache=False, batch_size=10,
+                                workers=3)(items)
+    np.testing.assert_array_equal(serial, threaded)
+    assert np.abs(serial[0] - serial[1]).max() > 0

@@ -86,9 +86,9 @@ def make_backbone(name: str = "efficientnet-lite0", size: int | None = None, wei
         return Backbone(name, size or 224, 1280, None)
     if name in TORCHVISION_DIMS:
         if not weights or not Path(weights).is_file():
-            raise ZSBenchError(f"backbone {name} needs --weights FILE (a local torchvision state dict; "
-                               f"{weights!r} is not a file); nothing is downloaded. Use the default "
-                               f"efficientnet-lite0 otherwise")
+            given = "" if not weights else f"; {weights} is not a file"
+            raise ZSBenchError(f"backbone {name} needs --weights FILE, a local torchvision state dict{given}; "
+                               f"nothing is downloaded. Use the default efficientnet-lite0 otherwise")
         return Backbone(name, size or 224, TORCHVISION_DIMS[name], str(weights), file_sha256(Path(weights)))
     if name.startswith("clip:") and len(name) > 5:
         return _clip_backbone(name[5:], size, weights)
