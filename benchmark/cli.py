@@ -578,25 +578,51 @@ def datasets_check(name: str, split) -> None:
 @datasets_group.command("prepare")
 @click.argument("name")
 @click.option("--from", "source", default=None, help="Folder holding the dataset in one public layout.")
-@click.option("--format", "fmt", default=None, help="sake-lists, cvae-npy, dscmr-mat, acmr-pkl or dadn-txt "
-                                                    "(default: detected).")
+@click.option("--format", "fmt", default=None,
+              help="Raw releases: sketchy-raw, tu-berlin-raw, wikipedia-raw, pascal-sentences-raw, folders; feature "
+                   "files: sake-lists, cvae-npy, dscmr-mat, acmr-pkl, dadn-txt (default: detected).")
 @click.option("--out", default=None, help="Output folder (default: $ZSBENCH_DATA/NAME, else ./data/NAME).")
-@click.option("--semantics", default=None, help="glove (default), minilm, or a file of class vectors.")
+@click.option("--semantics", default=None, help="Class semantics: glove (default), minilm, or a file of class vectors.")
 @click.option("--label-base", type=click.Choice(["0", "1"]), default=None,
               help="Integer labels start at 0 or 1 (default: detected).")
 @click.option("--classes", "classes_file", default=None, help="Class names in integer-label order, one a line.")
 @click.option("--backbone", default="efficientnet-lite0", show_default=True,
-              help="Feature extractor for raw images: efficientnet-lite0, vgg16 or resnet50 (with --weights).")
-@click.option("--weights", default=None, help="Local torchvision weights file for vgg16/resnet50.")
+              help="Image features: efficientnet-lite0, vgg11|13|16|19, resnet18|34|50|101|152 (with --weights), or "
+                   "clip:MODEL (an open_clip config name or JSON file, with --weights).")
+@click.option("--weights", default=None,
+              help="Weights file for torchvision and clip backbones, or an open_clip pretrained tag.")
 @click.option("--image-size", type=int, default=None, help="Input size for feature extraction (default 224).")
+@click.option("--text-encoder", type=click.Choice(["glove", "minilm", "tfidf-svd", "clip"]), default=None,
+              help="Raw texts: glove (default), minilm, tfidf-svd (fitted on seen-class training texts), clip "
+                   "(default with a clip backbone).")
+@click.option("--split", default=None, help="Registered dataset: the split whose seen classes tfidf-svd is fitted "
+                                            "on (default: the dataset's default split).")
+@click.option("--limit-per-class", type=int, default=None, help="Raw releases: the first N items of each class "
+                                                               "(a quick first look).")
+@click.option("--skip-broken", is_flag=True, help="Leave out images that cannot be decoded (listed in the manifest) "
+                                                  "instead of stopping.")
+@click.option("--variants", default=None, help="Sketchy: augmentation folders to read besides tx_000000000000, "
+                                               "comma-separated, or 'all'.")
+@click.option("--unseen", default=None, help="A dataset of your own: unseen class names, comma-separated, or a file "
+                                             "(default: a seeded draw of a quarter of the classes).")
+@click.option("--tasks", default=None, help="A dataset of your own: 'query->gallery,...' (default: every pair).")
+@click.option("--paired", is_flag=True, help="A dataset of your own: items pair across modalities by class and "
+                                             "file name.")
+@click.option("--device", default="cpu", show_default=True, help="Where feature extraction runs: cpu or cuda.")
+@click.option("--workers", type=int, default=1, show_default=True, help="Threads that read and decode images.")
+@click.option("--batch-size", type=int, default=64, show_default=True, help="Images per forward pass.")
 @click.option("--rebuild", is_flag=True, help="Embedded datasets: build again even when cached.")
 def datasets_prepare(name, source, fmt, out, semantics, label_base, classes_file, backbone, weights, image_size,
-                     rebuild) -> None:
-    """Convert a dataset from its public format (or build an embedded one) and check the result."""
-    from benchmark.datasets.specs import get_spec
+                     text_encoder, split, limit_per_class, skip_broken, variants, unseen, tasks, paired, device,
+                     workers, batch_size, rebuild) -> None:
+    """Convert a dataset from a raw release or a paper's feature files (or build an embedded one) and check it.
 
-    spec = get_spec(name)
-    if spec.source == "embedded":
+    A NAME the registry does not know prepares a dataset of your own (folders layout, its own split file).
+    """
+    from benchmark.datasets.specs import SPECS
+
+    spec = SPECS.get(name)
+    if spec is not None and spec.source == "embedded":
         from benchmark.datasets.emoji import ensure_emoji
         from benchmark.datasets.prepared import check_prepared
 
@@ -605,17 +631,27 @@ def datasets_prepare(name, source, fmt, out, semantics, label_base, classes_file
         console.print("[green]ok[/green]")
         return
     if source is None:
-        raise ZSBenchError(f"prepare {name} needs --from PATH (the downloaded data: {spec.homepage}; formats: "
-                           f"{spec.formats})")
+        where = f"the downloaded data: {spec.homepage}; formats: {spec.formats}" if spec is not None else \
+            "a folder <modality>/<class>/<file> of your own data"
+        raise ZSBenchError(f"prepare {name} needs --from PATH ({where})")
     from benchmark.datasets.features import FeatureExtractor, make_backbone
-    from benchmark.datasets.prepare import prepare_dataset
+    from benchmark.datasets.prepare import RawOptions, prepare_dataset
 
-    extractor = FeatureExtractor(make_backbone(backbone, image_size, weights))
+    extractor = FeatureExtractor(make_backbone(backbone, image_size, weights), batch_size=batch_size, device=device,
+                                 workers=workers)
+    raw = RawOptions(text_encoder=text_encoder, split=split, limit_per_class=limit_per_class, skip_broken=skip_broken,
+                     variants=tuple(_split_list(variants or "")), unseen=unseen, tasks=tasks, paired=paired)
     with _data_progress() as progress:
         summary = prepare_dataset(name, source, out, fmt, semantics, None if label_base is None else int(label_base),
-                                  classes_file, extractor, _progress_callback(progress, {}))
+                                  classes_file, extractor, _progress_callback(progress, {}), raw)
     console.print(f"prepared {name} from {source} ({summary['format']}) into {summary['folder']}")
     _print_check(summary)
+    if summary.get("skipped_broken"):
+        console.print(f"left out {len(summary['skipped_broken'])} broken image(s), e.g. "
+                      f"{summary['skipped_broken'][0]} (listed in the manifest)")
+    if summary.get("registered") is False:
+        console.print(f"run it with: zsbench run --methods semantic-regression --dataset {summary['folder']}",
+                      soft_wrap=True)
     console.print("[green]ok[/green]")
 
 
