@@ -636,11 +636,12 @@ def datasets_prepare(name, source, fmt, out, semantics, label_base, classes_file
         raise ZSBenchError(f"prepare {name} needs --from PATH ({where})")
     from benchmark.datasets.features import FeatureExtractor, make_backbone
     from benchmark.datasets.prepare import RawOptions, prepare_dataset
+    from benchmark.gridconfig import split_list
 
     extractor = FeatureExtractor(make_backbone(backbone, image_size, weights), batch_size=batch_size, device=device,
                                  workers=workers)
     raw = RawOptions(text_encoder=text_encoder, split=split, limit_per_class=limit_per_class, skip_broken=skip_broken,
-                     variants=tuple(_split_list(variants or "")), unseen=unseen, tasks=tasks, paired=paired)
+                     variants=tuple(split_list(variants or "")), unseen=unseen, tasks=tasks, paired=paired)
     with _data_progress() as progress:
         summary = prepare_dataset(name, source, out, fmt, semantics, None if label_base is None else int(label_base),
                                   classes_file, extractor, _progress_callback(progress, {}), raw)

@@ -35,17 +35,29 @@ BUSY_POLL_S = 1.0
 
 # --- the worker side -------------------------------------------------------------------------------------
 
-_DATASETS: OrderedDict[DatasetRequest, Any] = OrderedDict()
+_DATASETS: OrderedDict[tuple, Any] = OrderedDict()
 _DATASETS_KEPT = 2  # tasks come dataset-major, so a worker rarely needs an older one again
 
 
+def _data_version(request: DatasetRequest) -> tuple:
+    """What else decides what ``request`` loads: where data and caches live, and when the prepared folder's
+    manifest was last written (a re-prepared dataset is loaded again, not served from memory)."""
+    from benchmark.datasets import data_root
+
+    folder = Path(request.name) if Path(request.name).is_dir() else data_root() / request.name
+    manifest = folder / "manifest.json"
+    stamp = manifest.stat().st_mtime_ns if manifest.is_file() else None
+    return (str(data_root().resolve()), os.environ.get("ZSBENCH_CACHE"), stamp)
+
+
 def _dataset(request: DatasetRequest):
-    if request not in _DATASETS:
-        _DATASETS[request] = request.load()
+    key = (request, _data_version(request))
+    if key not in _DATASETS:
+        _DATASETS[key] = request.load()
         while len(_DATASETS) > _DATASETS_KEPT:
             _DATASETS.popitem(last=False)
-    _DATASETS.move_to_end(request)
-    return _DATASETS[request]
+    _DATASETS.move_to_end(key)
+    return _DATASETS[key]
 
 
 def one_line(err: BaseException) -> str:

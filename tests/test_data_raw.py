@@ -42,16 +42,6 @@ def _raises(match: str, fn, *args, **kwargs) -> str:
     return message
 
 
-@pytest.fixture(autouse=True)
-def forget_loaded_datasets():
-    """The executors keep loaded datasets by name within a process; a run here must not leak this module's
-    prepared folders into another test's run of the same name."""
-    yield
-    from benchmark import executors
-
-    executors._DATASETS.clear()
-
-
 @pytest.fixture
 def extractor(tmp_path_factory):
     from tests.conftest import _session_cache
