@@ -25,10 +25,14 @@ Deviations: (1) the release optimises the projectors on the embedding loss only 
 classifier on its own loss, so the adversarial gradient never reaches the projectors; we pass it through
 the gradient-reversal layer, which is the min-max the paper describes. (2) Hard negatives are restricted
 to different-class samples by masking same-class ones out (the release multiplies similarities by a 0/1
-mask, which can pick a same-class sample when all other similarities are negative). (3) Fixed
-``epochs=30`` by default (CPU-friendly; the release's count is not stated in the paper), no test-set
-model selection. (4) Features are z-scored with training statistics. (5) Unpaired data: same-class
-samples are paired deterministically from the run seed (:func:`baselines.pairing.cross_modal_pairs`).
+mask, which can pick a same-class sample when all other similarities are negative). (3) Training
+budget: a fixed ``epochs=30`` (the release's count is not stated in the paper), each a *sampled epoch*
+of at most ``max_steps_per_epoch=100`` batches (:mod:`baselines.training`), so the default budget is at
+most 3,000 optimiser steps whatever the dataset's size (emoji, ~1,000 pairs: 15 batches an epoch, 450
+steps, unchanged by the cap; TU-Berlin's ~160k pairs: 3,000 steps of ~0.08 s on one CPU core at 4096-d,
+where full epochs would be ~76,000); no test-set model selection. (4) Features
+are z-scored with training statistics. (5) Unpaired data: same-class samples are paired deterministically
+from the run seed (:func:`baselines.pairing.cross_modal_pairs`).
 """
 
 from __future__ import annotations
@@ -41,22 +45,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from baselines.pairing import seen_class_index, standardized_pairs
-from benchmark.contract import Method, TrainView, register_method
-from benchmark.torch_utils import (
-    minibatches,
-    mlp,
-    predict,
-    resolve_device,
-    reversal_ramp,
-    reverse_gradient,
-    seed_everything,
-    to_tensor,
-)
-
-
-def half_sq_distance(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """sum((x - y)^2) / 2 over the whole batch (TensorFlow's l2_loss, as the release uses)."""
-    return 0.5 * ((x - y) ** 2).sum()
+from baselines.training import batches_per_epoch, half_sq_distance, sampled_epoch
+from benchmark.contract import IntRange, LogUniform, Method, TrainView, Uniform, register_method
+from benchmark.torch_utils import mlp, predict, reversal_ramp, reverse_gradient
 
 
 def triplet_loss(anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor, margin: float,
@@ -88,6 +79,16 @@ def modality_loss(logits_a: torch.Tensor, logits_b: torch.Tensor) -> torch.Tenso
 class ACMR(Method):
     name = "acmr"
     max_modalities = 2
+    quick_params = {"common_dim": 8, "image_hidden": (16,), "text_hidden": (8,), "batch_size": 8, "epochs": 2}
+    search_space = {
+        "lr": LogUniform(1e-5, 1e-3),
+        "label_weight": LogUniform(1.0, 1000.0),
+        "alpha": LogUniform(0.5, 20.0),
+        "margin": LogUniform(0.01, 1.0),
+        "beta1": Uniform(0.5, 0.9),
+        "common_dim": IntRange(16, 128, log=True),
+        "epochs": IntRange(10, 40),
+    }
     common_dim: int = 40
     image_hidden: tuple[int, ...] = (512, 100)
     text_hidden: tuple[int, ...] = (40, 100)
@@ -98,31 +99,33 @@ class ACMR(Method):
     beta1: float = 0.5
     batch_size: int = 64
     epochs: int = 30
+    max_steps_per_epoch: int | None = 100  # a sampled epoch: at most this many batches of pairs
 
     def _projector(self, modality: str, dim: int) -> nn.Sequential:
         hidden = self.text_hidden if modality == "text" else self.image_hidden
         return mlp([dim, *hidden, self.common_dim], activation=nn.Tanh, final_activation=nn.Tanh())
 
     def fit(self, train: TrainView, seed: int) -> ACMR:
-        seed_everything(seed)
-        rng = np.random.default_rng(seed)
-        self.device_ = resolve_device(self.device)
-        a, b, Xa, Xb, y, self.scalers_ = standardized_pairs(train, seed, self.name)
-        Xa, Xb = to_tensor(Xa, self.device_), to_tensor(Xb, self.device_)
-        Y = torch.as_tensor(seen_class_index(train)[y], device=self.device_)
+        rng = self.begin_fit(seed)
+        dev = self.device_
+        pairs = standardized_pairs(train, seed, self.name)
+        a, b, self.scalers_ = pairs.a, pairs.b, pairs.scalers
+        Y = torch.as_tensor(seen_class_index(train)[pairs.labels], device=dev)
         self.projectors_ = nn.ModuleDict({a: self._projector(a, train.dim(a)), b: self._projector(b, train.dim(b))})
-        self.projectors_.to(self.device_)
-        label_classifier = nn.Linear(self.common_dim, len(train.seen_classes)).to(self.device_)
+        self.projectors_.to(dev)
+        label_classifier = nn.Linear(self.common_dim, len(train.seen_classes)).to(dev)
         modality_classifier = mlp([self.common_dim, self.common_dim // 2, self.common_dim // 4, 2],
-                                  activation=nn.Identity).to(self.device_)
+                                  activation=nn.Identity).to(dev)
         params = [*self.projectors_.parameters(), *label_classifier.parameters(), *modality_classifier.parameters()]
         optimizer = torch.optim.Adam(params, lr=self.lr, betas=(self.beta1, 0.999))
+        steps = batches_per_epoch(len(pairs), self.batch_size, self.max_steps_per_epoch, drop_last=True)
+        self.set_total_steps(self.epochs * steps)
         for epoch in range(self.epochs):
             factor = reversal_ramp(epoch / max(self.epochs, 1))
             sums, batches = np.zeros(4), 0
-            for idx in minibatches(len(y), self.batch_size, rng, drop_last=True):
-                idx_t = torch.as_tensor(idx, device=self.device_)
-                xa, xb, yb = Xa[idx_t], Xb[idx_t], Y[idx_t]
+            for idx in sampled_epoch(len(pairs), self.batch_size, rng, self.max_steps_per_epoch, drop_last=True):
+                xa, xb = pairs.batch(a, idx, dev), pairs.batch(b, idx, dev)
+                yb = Y[torch.as_tensor(idx, device=dev)]
                 za, zb = self.projectors_[a](xa), self.projectors_[b](xb)
                 label = (F.cross_entropy(label_classifier(za), yb) + F.cross_entropy(label_classifier(zb), yb))
                 neg_for_a = hardest_other_class(xa, yb)  # image anchor -> text of the most similar other-class image
@@ -137,9 +140,11 @@ class ACMR(Method):
                 optimizer.step()
                 sums += [loss.item(), label.item(), triplet.item(), adversarial.item()]
                 batches += 1
+                self.advance()
             sums /= max(batches, 1)
             self.log_epoch(epoch, loss=sums[0], label=sums[1], triplet=sums[2], modality=sums[3])
         return self
 
     def embed(self, modality: str, X: np.ndarray) -> np.ndarray:
+        self.check_fitted()
         return predict(self.projectors_[modality], self.scalers_[modality](X), self.device_)

@@ -30,8 +30,11 @@ Deviations, each for a stated reason:
   unpaired ones each query-modality item is paired with a random same-class item, redrawn every epoch.
 - Noise: one fixed set of ``n_samples`` draws (from the run seed) serves every query, so an embedding
   depends only on the item, never on its position or batch; with 100 draws this changes nothing else.
-- Training length: at least ``min_steps`` (200) optimiser steps, so the small image-text sets (a few
-  hundred training pairs, two batches an epoch) are trained too; on Sketchy-sized data ``epochs`` decides.
+- Training length: ``epochs`` (10) *sampled epochs* of at most ``max_steps_per_epoch`` (100) batches
+  (:mod:`baselines.training`), and at least ``min_steps`` (200) optimiser steps, so the small image-text
+  sets (a few hundred training pairs, two batches an epoch) are trained too. The default budget is thus
+  200 to 1,000 steps whatever the dataset's size (emoji: 7 batches an epoch, 29 epochs, ~200 steps, as
+  before the cap; TU-Berlin's ~16k seen training sketches: 10 epochs of 100 batches).
 - No model selection: the model after the last epoch is tested once.
 """
 
@@ -44,8 +47,9 @@ import torch
 from torch import nn
 
 from baselines.feature_space import ReducedFeatures, class_matched_partners, modality_roles, two_modality_reason
-from benchmark.contract import Method, TrainView, ZSBenchError, register_method
-from benchmark.torch_utils import minibatches, resolve_device, seed_everything, to_tensor
+from baselines.training import batches_per_epoch, sampled_epoch
+from benchmark.contract import IntRange, LogUniform, Method, TrainView, Uniform, ZSBenchError, register_method
+from benchmark.torch_utils import to_tensor
 
 
 def gaussian_kl(mu: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
@@ -101,11 +105,22 @@ class CVAENetwork(nn.Module):
 class CVAE(Method):
     name = "cvae"
     max_modalities = 2
+    quick_params = {"hidden_dim": 16, "latent_dim": 4, "feature_dim": 8, "epochs": 2, "min_steps": 4,
+                    "batch_size": 16, "n_samples": 5}
+    search_space = {
+        "lr": LogUniform(1e-5, 1e-3),
+        "regulariser_weight": LogUniform(0.1, 100.0),
+        "dropout": Uniform(0.0, 0.5),
+        "hidden_dim": IntRange(128, 1024, log=True),
+        "latent_dim": IntRange(16, 256, log=True),
+        "min_steps": IntRange(100, 800, log=True),
+    }
     hidden_dim: int = 512  # paper 2048 (encoder's first layer 2 x hidden_dim)
     latent_dim: int = 128  # paper 1024
     feature_dim: int | None = 512  # PCA size of the inputs; None = raw features, as the paper
     epochs: int = 10  # paper 25
     min_steps: int = 200  # at least this many optimiser steps, however few training pairs
+    max_steps_per_epoch: int | None = 100  # a sampled epoch: at most this many batches
     batch_size: int = 128
     lr: float = 2e-4
     beta1: float = 0.5
@@ -121,9 +136,7 @@ class CVAE(Method):
         reason = self.supports(train)
         if reason:
             raise ZSBenchError(reason)
-        seed_everything(seed)
-        rng = np.random.default_rng(seed)
-        self.device_ = resolve_device(self.device)
+        rng = self.begin_fit(seed)
         self.condition_modality_, self.target_modality_ = modality_roles(train, self.query_modality)
         cond_m, target_m = self.condition_modality_, self.target_modality_
         self.reducers_ = {m: ReducedFeatures(train.features[m], self.feature_dim, seed) for m in (cond_m, target_m)}
@@ -136,15 +149,24 @@ class CVAE(Method):
         C, T = to_tensor(condition, self.device_), to_tensor(target, self.device_)
         y_cond, y_target = train.labels[cond_m], train.labels[target_m]
         torch_gen = torch.Generator().manual_seed(seed)
+        # Noise for embeds during training (validation monitoring), from its own generator so that monitoring
+        # cannot change training; replaced after training by the draws every reported embedding uses.
+        self.noise_ = torch.randn(self.n_samples, self.latent_dim,
+                                  generator=torch.Generator().manual_seed(seed + 1)).to(self.device_)
         steps_per_epoch = max(1, len(C) // self.batch_size)
+        if self.max_steps_per_epoch is not None:
+            steps_per_epoch = min(steps_per_epoch, self.max_steps_per_epoch)
         epochs = max(self.epochs, -(-self.min_steps // steps_per_epoch))
+        n_usable = len(C) if train.paired else int(np.isin(y_cond, y_target).sum())
+        per_epoch = batches_per_epoch(n_usable, self.batch_size, self.max_steps_per_epoch, drop_last=True)
+        self.set_total_steps(epochs * per_epoch if n_usable >= 2 else 0)  # BatchNorm needs two samples a batch
         for epoch in range(epochs):
             partners = np.arange(len(C)) if train.paired else class_matched_partners(y_cond, y_target, rng)
             usable = np.flatnonzero(partners >= 0)
             sums = {"reconstruction": 0.0, "kl": 0.0, "regulariser": 0.0, "total": 0.0}
             batches = 0
             self.net_.train()
-            for idx in minibatches(usable.size, self.batch_size, rng, drop_last=True):
+            for idx in sampled_epoch(usable.size, self.batch_size, rng, self.max_steps_per_epoch, drop_last=True):
                 if idx.size < 2:  # BatchNorm needs two samples
                     continue
                 rows = usable[idx]
@@ -163,6 +185,7 @@ class CVAE(Method):
                                    ("total", loss)):
                     sums[key] += float(value.detach())
                 batches += 1
+                self.advance()
             self.log_epoch(epoch, **{k: v / max(batches, 1) for k, v in sums.items()})
         self.net_.eval()
         # One fixed set of noise draws for every query: embeddings depend on the item alone.
@@ -170,6 +193,7 @@ class CVAE(Method):
         return self
 
     def embed(self, modality: str, X: np.ndarray) -> np.ndarray:
+        self.check_fitted()
         if modality not in self.reducers_:
             raise ZSBenchError(f"cvae was fitted on {self.condition_modality_} and {self.target_modality_}, "
                                f"not {modality!r}")

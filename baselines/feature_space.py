@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from benchmark.contract import TrainView, ZSBenchError
+from benchmark.torch_utils import Standardizer
 
 #: PCA is fitted on at most this many training rows: enough for a few hundred components, and the Gram
 #: matrix of the subsample stays cheap on two cores.
@@ -49,14 +50,13 @@ class ReducedFeatures:
     def __init__(self, X: np.ndarray, dim: int | None, seed: int):
         X = np.asarray(X, dtype=np.float32)
         self.dim = dim
-        self.mean = X.mean(axis=0, dtype=np.float64).astype(np.float32)
-        self.std = np.maximum(X.std(axis=0, dtype=np.float64), 1e-6).astype(np.float32)
+        self.scaler = Standardizer(X)
         self.components: np.ndarray | None = None
         if dim is None or dim >= X.shape[1]:
             return
         rng = np.random.default_rng(seed)
         rows = rng.choice(len(X), size=min(len(X), PCA_MAX_ROWS), replace=False) if len(X) > PCA_MAX_ROWS else None
-        Z = torch.as_tensor(self._standardize(X if rows is None else X[np.sort(rows)]), dtype=torch.float64)
+        Z = torch.as_tensor(self.scaler(X if rows is None else X[np.sort(rows)]), dtype=torch.float64)
         gram = Z @ Z.T
         eigvals, eigvecs = torch.linalg.eigh(gram)
         keep = min(dim, int((eigvals > 1e-8 * eigvals.max()).sum()))
@@ -71,17 +71,14 @@ class ReducedFeatures:
         scale = torch.sqrt(eigvals[order].mean() / Z.shape[0])
         self.components = (V * signs / scale).to(torch.float32).numpy()
 
-    def _standardize(self, X: np.ndarray) -> np.ndarray:
-        return (np.asarray(X, dtype=np.float32) - self.mean) / self.std
-
     @property
     def out_dim(self) -> int:
-        return int(self.mean.size if self.components is None else self.components.shape[1])
+        return int(self.scaler.mean.size if self.components is None else self.components.shape[1])
 
     def __call__(self, X: np.ndarray) -> np.ndarray:
         if self.dim is None:
             return np.asarray(X, dtype=np.float32)
-        Z = self._standardize(X)
+        Z = self.scaler(X)
         return (Z if self.components is None else Z @ self.components).astype(np.float32, copy=False)
 
 

@@ -17,13 +17,18 @@ class RandomEmbedding(Method):
     independent of the item's position, so gallery order cannot leak the labels."""
 
     name = "random"
+    quick_params = {"dim": 16}  # already instant: nothing to shrink
     dim: int = 16
 
     def fit(self, train: TrainView, seed: int) -> RandomEmbedding:
+        self.begin_fit(seed)
+        self.set_total_steps(1)  # nothing to train (and nothing to tune: no search space)
         self.seed_ = int(seed)
+        self.advance()
         return self
 
     def embed(self, modality: str, X: np.ndarray) -> np.ndarray:
+        self.check_fitted()
         out = np.empty((len(X), self.dim), dtype=np.float32)
         for i, row in enumerate(np.asarray(X, dtype=np.float32)):
             digest = hashlib.blake2b(row.tobytes(), digest_size=8, key=f"{self.seed_}/{modality}".encode()).digest()

@@ -34,7 +34,9 @@ Deviations, each for a stated reason:
   on the seen classes, then frozen). The datasets here ship fixed features, so they are z-scored and
   reduced by PCA to 512 dimensions (``feature_dim``; None keeps them as they are).
 - Training length: the paper trains up to 100 epochs with early stopping on a validation mAP of held-out
-  classes; here a fixed ``epochs`` (default 10, i.e. 1,000 batches: a CPU budget) and no model selection.
+  classes; here a fixed budget in steps: ``epochs`` (10) of ``batches_per_epoch`` (100) sampled batches,
+  i.e. 1,000 steps (each an auto-encoder, a generator and a discriminator update) whatever the dataset's
+  size, and no model selection.
 - Pairs: paired datasets keep their pairs; otherwise a same-class item of the other modality, as the
   paper's sampler does for TU-Berlin.
 - The auto-encoder's decoder output is linear (the code's ReLU cannot reconstruct the negative
@@ -50,8 +52,8 @@ import torch
 from torch import nn
 
 from baselines.feature_space import ReducedFeatures, modality_roles, two_modality_reason
-from benchmark.contract import Method, TrainView, ZSBenchError, register_method
-from benchmark.torch_utils import resolve_device, seed_everything, to_tensor
+from benchmark.contract import IntRange, LogUniform, Method, TrainView, ZSBenchError, register_method
+from benchmark.torch_utils import predict, to_tensor
 
 
 class GaussianNoise(nn.Module):
@@ -116,6 +118,16 @@ class SemanticAutoEncoder(nn.Module):
 class SemPCYC(Method):
     name = "sem-pcyc"
     max_modalities = 2
+    quick_params = {"semantic_dim": 8, "feature_dim": 8, "epochs": 2, "batches_per_epoch": 3, "batch_size": 16}
+    search_space = {
+        "lr": LogUniform(1e-5, 1e-3),
+        "weight_cycle": LogUniform(0.1, 10.0),
+        "weight_adversarial": LogUniform(0.1, 10.0),
+        "weight_classification": LogUniform(0.1, 10.0),
+        "weight_regression": LogUniform(0.01, 1.0),
+        "semantic_dim": IntRange(32, 256, log=True),
+        "epochs": IntRange(3, 10),
+    }
     semantic_dim: int = 128  # the paper's dim_out
     feature_dim: int | None = 512  # the paper's feature size; inputs are PCA-reduced to it
     epochs: int = 10  # paper: up to 100 with early stopping on held-out classes
@@ -143,9 +155,8 @@ class SemPCYC(Method):
         reason = self.supports(train)
         if reason:
             raise ZSBenchError(reason)
-        seed_everything(seed)
-        rng = np.random.default_rng(seed)
-        dev = self.device_ = resolve_device(self.device)
+        rng = self.begin_fit(seed)
+        dev = self.device_
         sk_m, im_m = self.sketch_modality_, self.image_modality_ = modality_roles(train, self.query_modality)
         self.reducers_ = {m: ReducedFeatures(train.features[m], self.feature_dim, seed) for m in (sk_m, im_m)}
         SK = to_tensor(self.reducers_[sk_m](train.features[sk_m]), dev)
@@ -178,6 +189,7 @@ class SemPCYC(Method):
 
         for module in (*generators, *discriminators, autoencoder):
             module.train()
+        self.set_total_steps(self.epochs * self.batches_per_epoch)
         for epoch in range(self.epochs):
             sums: dict[str, float] = {}
             for _ in range(self.batches_per_epoch):
@@ -227,6 +239,7 @@ class SemPCYC(Method):
                                    ("classification", loss_cls), ("regression", loss_reg), ("generator", loss_gen),
                                    ("discriminator", loss_disc)):
                     sums[key] = sums.get(key, 0.0) + float(value.detach())
+                self.advance()
             self.log_epoch(epoch, **{k: v / max(self.batches_per_epoch, 1) for k, v in sums.items()})
         for module in (*generators, *discriminators, autoencoder):
             module.eval()
@@ -245,15 +258,16 @@ class SemPCYC(Method):
         return cls, i_sk, i_im
 
     def embed(self, modality: str, X: np.ndarray) -> np.ndarray:
+        self.check_fitted()
         nets = {self.sketch_modality_: self.sk2se_, self.image_modality_: self.im2se_}
         if modality not in nets:
             raise ZSBenchError(f"sem-pcyc was fitted on {', '.join(nets)}, not {modality!r}")
         features = self.reducers_[modality](X)
-        net = nets[modality]
-        with torch.no_grad():
-            out = [net(to_tensor(features[i:i + 4096], self.device_)).float().cpu().numpy()
-                   for i in range(0, len(features), 4096)]
-        return np.concatenate(out).astype(np.float32) if out else np.zeros((0, self.semantic_dim), np.float32)
+        if not len(features):
+            return np.zeros((0, self.semantic_dim), np.float32)
+        # predict() runs the generator in eval mode (BatchNorm's running statistics, no dropout) and restores
+        # its mode, so an embed during training (validation monitoring) neither draws noise nor moves the model.
+        return predict(nets[modality], features, self.device_)
 
     def similarity(self, zq: np.ndarray, zg: np.ndarray) -> np.ndarray:
         """Negative Euclidean distance (the code's exp(-distance) ranks the same)."""

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import signal
 import sys
+from pathlib import Path
 
 import click
 from rich.console import Console
@@ -10,9 +14,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from benchmark.contract import ZSBenchError
+from benchmark.runner import STATUSES
 
-console = Console()
-err_console = Console(stderr=True)
+# Long lines are never folded by us (a pipe would get them cut at 80 columns): the terminal wraps them.
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 @click.group()
@@ -21,8 +27,32 @@ def cli() -> None:
     """Zero-shot cross-modal retrieval benchmark: CFSA beside the field's baselines on frozen splits."""
 
 
-def _split_list(text: str) -> list[str]:
-    return [part.strip() for part in text.split(",") if part.strip()]
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def print_table(title: str, columns: list[str], rows: list[list[str]], caption: str | None = None) -> None:
+    """A table on the terminal (rich, cells folded, never cut); plain aligned text when piped, so that
+    ``grep`` finds whole names."""
+    if console.is_terminal:
+        table = Table(title=title, caption=caption)
+        for column in columns:
+            table.add_column(column, overflow="fold")
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+        return
+    widths = [max([len(c)] + [len(r[i]) for r in rows]) for i, c in enumerate(columns)]
+
+    def line(cells) -> str:
+        return "  ".join(cell.ljust(w) for cell, w in zip(cells, widths, strict=True)).rstrip()
+
+    lines = [title, line(columns), *(line(r) for r in rows)] + ([caption] if caption else [])
+    print("\n".join(lines), flush=True)
+
+
+def print_json(data) -> None:
+    print(json.dumps(data, indent=1, default=str), flush=True)
 
 
 @cli.command()
@@ -34,92 +64,321 @@ def _split_list(text: str) -> list[str]:
               help="Named zero-shot split (default: the dataset's default), or 'all' for every split.")
 @click.option("--scale", type=float, default=None, help="Synthetic stand-in size as a fraction of the real counts.")
 @click.option("--seeds", default=None, help="Comma-separated seeds (default 0, or the grid file's).")
+@click.option("--param", "params", multiple=True, metavar="METHOD.PARAM=VALUE",
+              help="Override one hyper-parameter (repeatable), e.g. --param cfsa.epochs=20.")
 @click.option("--results", default=None, help="Folder of run records (default results/runs, or the grid file's).")
 @click.option("--force", is_flag=True, help="Rerun existing records (older ones move to superseded/).")
 @click.option("--device", default=None, help="cpu, cuda, or auto (default cpu, or the grid file's).")
 @click.option("--config", "config", default=None, type=click.Path(dir_okay=False),
               help="A grid file (TOML): methods with hyper-parameters, datasets, seeds; replaces the flags above.")
+@click.option("--stage", type=click.Choice(["test", "validation"]), default=None,
+              help="test: score the unseen classes (default); validation: train on the seen classes minus the "
+                   "split's validation classes and score those (model selection; no test class is used).")
 @click.option("--jobs", default=1, show_default=True, type=int, help="Runs at once (local worker processes).")
 @click.option("--executor", type=click.Choice(["serial", "processes", "ray"]), default=None,
               help="Where runs execute (default: serial, or processes when --jobs > 1).")
 @click.option("--address", default=None, help="Ray cluster address for --executor ray (default: start Ray here).")
 @click.option("--threads", default=None, type=int,
-              help="torch/BLAS threads per run; the same value gives bit-identical records on every executor.")
+              help="torch/BLAS threads per run (default 1, or the grid file's); part of a run's identity, so the "
+                   "same seed gives the same numbers on every executor.")
 @click.option("--semantics", default=None,
               help="Class semantics: glove (default), minilm, or a file (word2vec text, .npy matrix or dict).")
-def run(methods, datasets, synthetic, split, scale, seeds, results, force, device, config, jobs, executor,
-        address, threads, semantics) -> None:
+@click.option("--tuned", is_flag=True, help="Fit each method with the best parameters of its tuning study "
+                                           "(zsbench tune) on the same dataset; records say how they were chosen.")
+@click.option("--tuning", default="results/tuning", show_default=True, help="Folder of the tuning studies.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON (one object per run).")
+def run(methods, datasets, synthetic, split, scale, seeds, params, results, force, device, config, stage, jobs,
+        executor, address, threads, semantics, tuned, tuning, as_json) -> None:
     """Run every (method, dataset, seed) and write one JSON record each; rerunning resumes."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from benchmark.executors import run_grid_with
     from benchmark.gridconfig import grid_from_cli
 
-    grid = grid_from_cli(config, methods, datasets, synthetic, split, scale, seeds, device, semantics)
+    grid = grid_from_cli(config, methods, datasets, synthetic, split, scale, seeds, device, semantics, threads, stage,
+                         params)
     results = results or grid.results or "results/runs"
     executor = executor or ("processes" if jobs > 1 else "serial")
+    grid.check()
     for request in grid.datasets:
         _build_embedded([request.name], request.synthetic, request.semantics)
-    rows = []
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=True) as progress:
-        task = progress.add_task(f"runs ({executor})", total=len(grid.tasks()))
-
-        def on_event(message: str) -> None:
-            progress.update(task, description=message)
-
-        def on_result(result) -> None:
-            progress.advance(task)
-            rows.append(result)
-
-        report = run_grid_with(grid, results, executor=executor, jobs=jobs, address=address, force=force,
-                               threads=threads, on_result=on_result, on_event=on_event)
-    _print_outcomes(report.results)
-    console.print(f"{len(report.results)} runs in {report.wall_s:.1f} s ({executor}, {jobs} job(s))")
+    if tuned:
+        grid = grid.with_tuned(tuning)
+    _estimate(grid, results, err_console if as_json else console)
+    progress = RunProgress(len(grid.tasks()), executor, lines_to=sys.stderr if as_json else sys.stdout)
+    try:
+        with _sigterm_interrupts(), progress:
+            report = run_grid_with(grid, results, executor=executor, jobs=jobs, address=address, force=force,
+                                   on_result=progress.finished, on_event=progress.event, on_progress=progress.steps)
+    except KeyboardInterrupt:
+        _interrupted(results, progress.outcomes, len(grid.tasks()))
+    outcomes = _with_records(report.results)
+    if as_json:
+        print_json([_outcome_json(o) for o in outcomes])
+    else:
+        _print_outcomes(outcomes)
+        console.print(f"{_plural(len(outcomes), 'run')} in {report.wall_s:.1f} s ({executor}, "
+                      f"{_plural(jobs, 'job')}, {_plural(grid.threads, 'thread')} each)")
     report.raise_for_failures()
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts():
+    """SIGTERM ends a command the way Ctrl-C does (finished work listed, locks and temp files removed)."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupted(results: str, outcomes: list, total: int) -> None:
+    """After Ctrl-C or SIGTERM: what finished, how to resume, and no lock or temp file left behind."""
+    import shlex
+
+    from benchmark.store import ResultStore
+
+    store = ResultStore(results)
+    store.remove_unheld_locks()
+    store.remove_stale_temps(min_age_s=0)
+    kept = [o for o in outcomes if o.status in ("done", "skipped")]
+    err_console.print(f"interrupted: {len(kept)} of {_plural(total, 'run')} have a record in {results}; the run in "
+                      f"progress wrote nothing", highlight=False)
+    for o in kept:
+        err_console.print(f"  {o.status}: {o.dataset} {o.method} seed {o.seed}", highlight=False)
+    err_console.print(f"rerun to finish the rest (finished runs are skipped): {shlex.join(['zsbench', *sys.argv[1:]])}",
+                      highlight=False, soft_wrap=True)
+    sys.exit(130)
+
+
+def _estimate(grid, results: str, out: Console) -> None:
+    """Before a grid starts: its time from earlier records of the same configurations on this machine, and a
+    warning when that is over an hour."""
+    from benchmark.estimates import estimate_grid
+
+    estimate = estimate_grid(grid, results)
+    if estimate.known == 0:
+        return
+    line = (f"estimated {estimate.seconds / 60:.1f} min for {estimate.known} of {_plural(estimate.total, 'run')} "
+            f"(from earlier records on this machine; {estimate.unknown} without an estimate)")
+    if estimate.seconds > 3600:
+        out.print(f"[yellow]warning:[/yellow] {line}; consider --scale, fewer seeds or --jobs", highlight=False)
+    else:
+        out.print(line, highlight=False)
+
+
+class RunProgress:
+    """What ``zsbench run`` shows while it works: on a terminal, a bar over the runs and one over the current
+    run's optimisation steps (k/N, time left); otherwise one line per finished run, flushed at once."""
+
+    def __init__(self, total: int, executor: str, lines_to=sys.stdout):
+        self.total, self.executor, self.done, self.lines_to = total, executor, 0, lines_to
+        self.live = console.is_terminal
+        self.outcomes: list = []
+
+    def __enter__(self) -> RunProgress:
+        if self.live:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                     TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(),
+                                     console=console, transient=True)
+            self.progress.__enter__()
+            self.runs = self.progress.add_task(f"runs ({self.executor})", total=self.total)
+            self.step_task = self.progress.add_task("steps", total=None, visible=False)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.live:
+            self.progress.__exit__(*exc)
+
+    def event(self, message: str) -> None:
+        if self.live:
+            self.progress.update(self.step_task, description=escape(message[:70]), completed=0, total=None,
+                                 visible=True)
+
+    def steps(self, done: int, total: int | None) -> None:
+        if self.live:
+            self.progress.update(self.step_task, completed=done, total=total)
+
+    def finished(self, outcome) -> None:
+        self.done += 1
+        self.outcomes.append(outcome)
+        if self.live:
+            self.progress.advance(self.runs)
+            self.progress.update(self.step_task, visible=False)
+            return
+        reason = f" ({outcome.reason})" if outcome.reason else ""
+        print(f"[{self.done}/{self.total}] {outcome.dataset} {outcome.method} seed {outcome.seed}: {outcome.status}"
+              f"{reason} in {outcome.wall_s:.1f} s", file=self.lines_to, flush=True)
+
+
+def _with_records(outcomes):
+    from benchmark.store import ResultStore
+
+    for o in outcomes:
+        if o.record is None and o.path is not None and o.status in ("done", "skipped"):
+            o.record = ResultStore(o.path.parent).load(o.path)
+    return outcomes
+
+
+def _outcome_json(o) -> dict:
+    out = {"dataset": o.dataset, "method": o.method, "seed": o.seed, "status": o.status,
+           "record": None if o.path is None else str(o.path), "reason": o.reason, "wall_s": round(o.wall_s, 3)}
+    if o.record is not None:
+        out.update({"source": o.record.source, "split": o.record.split_name, "stage": o.record.stage,
+                    "metrics": o.record.metrics, "total_s": o.record.total_s})
+    return out
 
 
 def _print_outcomes(outcomes) -> None:
     """One row per task of each run; runs without a record (unsupported, failed) show their reason."""
-    table = Table(title="runs (unseen classes)")
-    for column in ("dataset", "method", "seed", "status", "task", "mAP@all", "P@100", "s"):
-        table.add_column(column, overflow="fold")
-    sources: dict[str, str] = {}
+    rows, sources = [], {}
     for o in outcomes:
-        if o.path is None or o.status in ("unsupported", "failed", "busy"):
-            table.add_row(o.dataset, o.method, str(o.seed), o.status, o.error or "", "", "", "")
+        if o.record is None:
+            rows.append([o.dataset, o.method, str(o.seed), o.status, o.reason or "", "", "", ""])
             continue
         record = o.record
-        if record is None:
-            from benchmark.store import ResultStore
-
-            record = ResultStore(o.path.parent).load(o.path) or {}
-        sources.setdefault(o.dataset, f"{record.get('source', '?')}, split {record.get('split', {}).get('name', '?')}")
-        for task_name, values in record.get("metrics", {}).items():
-            table.add_row(o.dataset, o.method, str(o.seed), o.status, task_name,
-                          f"{values['mAP@all']:.4f}", f"{values.get('P@100', float('nan')):.4f}",
-                          f"{record.get('timings', {}).get('total_s', 0):.1f}")
-    table.caption = "; ".join(f"{name}: {info}" for name, info in sources.items())
-    console.print(table)
-    statuses = ("done", "skipped", "busy", "unsupported", "failed")
-    counts = {status: sum(o.status == status for o in outcomes) for status in statuses}
+        stage = "" if record.stage == "test" else f", stage {record.stage}"
+        sources.setdefault(o.dataset, f"{record.source}, split {record.split_name}{stage}")
+        for task_name, values in record.metrics.items():
+            rows.append([o.dataset, o.method, str(o.seed), o.status, task_name, f"{values['mAP@all']:.4f}",
+                         f"{values['P@100']:.4f}" if "P@100" in values else "", f"{record.total_s:.1f}"])
+    caption = "; ".join(f"{name}: {info}" for name, info in sources.items()) or None
+    stages = {o.record.stage for o in outcomes if o.record is not None}
+    title = "runs (validation classes)" if stages == {"validation"} else "runs (unseen classes)"
+    print_table(title, ["dataset", "method", "seed", "status", "task", "mAP@all", "P@100", "s"], rows, caption)
+    counts = {status: sum(o.status == status for o in outcomes) for status in STATUSES}
     summary = ", ".join(f"{n} {status}" for status, n in counts.items() if n) or "no runs"
     written = [o for o in outcomes if o.path is not None and o.status in ("done", "skipped")]
     console.print(f"{summary}; records in {written[0].path.parents[2]}" if written else summary)
 
 
+@cli.command()
+@click.option("--methods", required=True, help="Comma-separated method names (or 'all'), as for run.")
+@click.option("--dataset", "dataset", required=True, help="One dataset name (or a prepared folder).")
+@click.option("--synthetic", is_flag=True, help="Tune on the synthetic stand-in.")
+@click.option("--split", default=None, help="Named zero-shot split (default: the dataset's default).")
+@click.option("--scale", type=float, default=None, help="Synthetic stand-in size as a fraction of the real counts.")
+@click.option("--semantics", default=None, help="Class semantics: glove (default), minilm, or a file.")
+@click.option("--budget", type=int, required=True, help="Trials per method (the same for every method).")
+@click.option("--timeout", "timeout_s", type=float, default=3600.0, show_default=True,
+              help="Wall-time cap per method in seconds, summed over its trials (the same for every method).")
+@click.option("--seeds", default="0", show_default=True, help="Seeds each trial is fitted with (scores averaged).")
+@click.option("--seed", "sampler_seed", type=int, default=0, show_default=True, help="Seed of the TPE sampler.")
+@click.option("--param", "params", multiple=True, metavar="METHOD.PARAM=VALUE",
+              help="Fix one hyper-parameter for the whole study (repeatable).")
+@click.option("--out", default="results/tuning", show_default=True, help="Folder of the studies and trial records.")
+@click.option("--jobs", default=1, show_default=True, type=int, help="Methods tuned at once (worker processes).")
+@click.option("--executor", type=click.Choice(["serial", "processes", "ray"]), default=None,
+              help="Where tunings execute (default: serial, or processes when --jobs > 1).")
+@click.option("--address", default=None, help="Ray cluster address for --executor ray.")
+@click.option("--threads", default=1, show_default=True, type=int, help="torch/BLAS threads per trial.")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, or auto.")
+def tune(methods, dataset, synthetic, split, scale, semantics, budget, timeout_s, seeds, sampler_seed, params, out,
+         jobs, executor, address, threads, device) -> None:
+    """Choose hyper-parameters on the split's validation classes (never a test class), same budget for all."""
+    from benchmark.data import DatasetRequest
+    from benchmark.gridconfig import expand_methods, parse_param, parse_seeds, split_list
+    from benchmark.runner import resolve_device
+    from benchmark.tuning import tune_all
+
+    specs = expand_methods(split_list(methods))
+    fixed: dict[str, dict] = {}
+    for text in params:
+        target, param, value = parse_param(text)
+        if target not in specs:
+            raise ZSBenchError(f"--param {text}: no method {target!r} in --methods")
+        fixed.setdefault(target, {})[param] = value
+    request = DatasetRequest(dataset, synthetic, split, scale, semantics=semantics)
+    from benchmark.datasets import check_available
+
+    check_available(dataset, synthetic, split)
+    _build_embedded([dataset], synthetic, semantics)
+    executor = executor or ("processes" if jobs > 1 else "serial")
+    device = resolve_device(device)
+    rows = []
+    with TuneProgress(len(specs), budget, executor) as progress:
+        results = tune_all(specs, request, budget, parse_seeds(seeds), Path(out), timeout_s, threads, device,
+                           sampler_seed, fixed, executor, jobs, address, progress.trial, progress.done)
+    for r in results:
+        rows.append([r.method, f"{r.trials}/{r.budget}", str(r.failed), _score(r.default_value), _score(r.best_value),
+                     f"{r.wall_s:.0f}", r.stopped_by, ", ".join(f"{k}={_short(v)}" for k, v in r.best_params.items())])
+    print_table(f"tuning on the validation classes of {dataset} (mAP@all, mean over tasks and seeds {seeds})",
+                ["method", "trials", "failed", "defaults", "best", "s", "stopped by", "best parameters"], rows,
+                caption=f"studies in {out}; run them with `zsbench run --tuned --methods ... --dataset {dataset}`")
+
+
+def _score(value) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def _short(value) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+class TuneProgress:
+    """Trial k/N of the method being tuned, the best validation score so far and the time left (terminal);
+    one line per finished method otherwise."""
+
+    def __init__(self, n_methods: int, budget: int, executor: str):
+        self.n_methods, self.budget, self.executor = n_methods, budget, executor
+        self.live = console.is_terminal
+
+    def __enter__(self) -> TuneProgress:
+        if self.live:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                     TextColumn("left"), TimeRemainingColumn(), console=console, transient=True)
+            self.progress.__enter__()
+            self.methods = self.progress.add_task(f"methods ({self.executor})", total=self.n_methods)
+            self.trials = self.progress.add_task("trials", total=self.budget)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.live:
+            self.progress.__exit__(*exc)
+
+    def trial(self, method: str, done: int, budget: int, best, spent: float, cap: float) -> None:
+        if self.live:
+            self.progress.update(self.trials, completed=done, total=budget,
+                                 description=f"{method}: trial {done}/{budget}, best {_score(best)}, "
+                                             f"{spent:.0f} of {cap:.0f} s")
+        else:
+            print(f"{method}: trial {done}/{budget}, best so far {_score(best)}, {spent:.0f} s of {cap:.0f} s",
+                  flush=True)
+
+    def done(self, result) -> None:
+        if self.live:
+            self.progress.advance(self.methods)
+        print(f"{result.method}: {result.trials} trials ({result.failed} failed), best validation mAP@all "
+              f"{_score(result.best_value)} (defaults {_score(result.default_value)}), {result.wall_s:.0f} s",
+              flush=True)
+
+
 @cli.command("methods")
-def methods_cmd() -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
+def methods_cmd(as_json) -> None:
     """List the registered methods."""
     from benchmark.registry import available_methods
 
-    table = Table(title="methods")
-    table.add_column("name")
-    table.add_column("class")
-    table.add_column("overrides")
-    for name, (cls, overrides) in available_methods().items():
-        table.add_row(name, f"{cls.__module__}:{cls.__name__}", ", ".join(f"{k}={v}" for k, v in overrides.items()))
-    console.print(table)
+    rows = [{"name": name, "class": f"{cls.__module__}:{cls.__name__}", "overrides": overrides,
+             "quick_params": dict(cls.quick_params), "search_space": sorted(cls.search_space)}
+            for name, (cls, overrides) in available_methods().items()]
+    if as_json:
+        print_json(rows)
+        return
+    print_table("methods", ["name", "class", "overrides"],
+                [[r["name"], r["class"], ", ".join(f"{k}={v}" for k, v in r["overrides"].items())] for r in rows])
 
 
 @cli.group("datasets", invoke_without_command=True)
@@ -131,14 +390,13 @@ def datasets_group(ctx) -> None:
 
 
 @datasets_group.command("list")
-def datasets_list() -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
+def datasets_list(as_json=False) -> None:
     """List the registered datasets and their splits."""
     from benchmark.datasets import data_root
     from benchmark.datasets.specs import SPECS
 
-    table = Table(title=f"datasets (prepared real data is looked for in {data_root()}/)")
-    for column in ("name", "kind", "modalities", "classes", "splits (default first)", "prepared"):
-        table.add_column(column)
+    rows = []
     for spec in SPECS.values():
         splits = [spec.default_split] + [s for s in spec.splits if s != spec.default_split]
         prepared = (data_root() / spec.name / "manifest.json").is_file()
@@ -146,9 +404,15 @@ def datasets_list() -> None:
             from benchmark.datasets.emoji import is_built
 
             prepared = is_built()
-        table.add_row(spec.name, spec.kind, ", ".join(f"{m} {d}" for m, d in spec.modalities.items()),
-                      str(len(spec.class_names)), ", ".join(splits), "yes" if prepared else "no")
-    console.print(table)
+        rows.append({"name": spec.name, "kind": spec.kind, "modalities": spec.modalities,
+                     "classes": len(spec.class_names), "splits": splits, "prepared": prepared})
+    if as_json:
+        print_json(rows)
+        return
+    print_table(f"datasets (prepared real data is looked for in {data_root()}/)",
+                ["name", "kind", "modalities", "classes", "splits (default first)", "prepared"],
+                [[r["name"], r["kind"], ", ".join(f"{m} {d}" for m, d in r["modalities"].items()), str(r["classes"]),
+                  ", ".join(r["splits"]), "yes" if r["prepared"] else "no"] for r in rows])
 
 
 @datasets_group.command("info")
@@ -158,14 +422,17 @@ def datasets_info(name: str) -> None:
     from benchmark.datasets.specs import get_spec
 
     spec = get_spec(name)
-    console.print(f"[bold]{spec.title}[/bold] ({spec.name}, {spec.kind})")
-    console.print(f"citation: {spec.citation}\nraw data: {spec.homepage}\nformats: {spec.formats}")
+    console.print(f"[bold]{spec.title}[/bold]")
+    console.print(f"name: {spec.name}; kind: {spec.kind}\ncitation: {spec.citation}\nraw data: {spec.homepage}\nformats: {spec.formats}")
     console.print(f"real counts: {spec.counts}; evaluation protocol: {spec.eval_protocol}")
     for split_name, ref in spec.splits.items():
         split = spec.split(split_name)
         console.print(f"split {split_name}: {len(split.seen)} seen / {len(split.unseen)} unseen, "
                       f"sha256 {ref.sha256[:12]}... - {ref.description}")
         console.print(f"  unseen: {', '.join(split.unseen)}")
+        if split.validation is not None:
+            console.print(f"  validation classes (model selection, part of the seen ones): "
+                          f"{', '.join(split.validation.classes)}")
     if spec.notes:
         console.print(f"notes: {spec.notes}")
     console.print(f"prepare: zsbench datasets prepare {spec.name}" + ("" if spec.source == "embedded" else
@@ -190,16 +457,12 @@ def perf_metrics_cmd(queries, gallery, classes, sklearn_queries) -> None:
     from benchmark.perf import perf_metrics
 
     r = perf_metrics(queries, gallery, classes, sklearn_queries)
-    table = Table(title=f"metric engine, {r.n_queries} queries x {r.n_gallery} gallery, {r.n_classes} classes")
-    for column in ("engine (s)", "sklearn loop (s)", "speed-up", "engine peak extra memory (MB)", "max |diff|"):
-        table.add_column(column)
     sk = f"{r.sklearn_s:.2f}" + ("" if r.sklearn_queries_timed == r.n_queries else
                                  f" (from {r.sklearn_queries_timed} queries)")
-    table.add_row(f"{r.engine_s:.3f}", sk, f"{r.ratio:.1f}x", f"{r.peak_extra_mb:.0f}", f"{r.max_abs_diff:.2e}")
-    console.print(table)
+    print_table(f"metric engine, {r.n_queries} queries x {r.n_gallery} gallery, {r.n_classes} classes",
+                ["engine (s)", "sklearn loop (s)", "speed-up", "engine peak extra memory (MB)", "max |diff|"],
+                [[f"{r.engine_s:.3f}", sk, f"{r.ratio:.1f}x", f"{r.peak_extra_mb:.0f}", f"{r.max_abs_diff:.2e}"]])
 
-
-# --- scale and reliability commands ---
 
 @perf.command("all")
 @click.option("--repeats", default=3, show_default=True, help="Runs per figure (the table shows the median).")
@@ -231,17 +494,12 @@ def perf_memory_cmd(queries, gallery) -> None:
 
 
 def _print_perf(report) -> None:
-    table = Table(title="zsbench perf (median of runs)")
-    for column in ("figure", "median", "unit", "runs"):
-        table.add_column(column)
-    for f in report.figures:
-        table.add_row(f.name, f"{f.median:.4g}", f.unit, ", ".join(f"{v:.4g}" for v in f.values))
-    console.print(table)
+    print_table("zsbench perf (median of runs)", ["figure", "median", "unit", "runs"],
+                [[f.name, f"{f.median:.4g}", f.unit, ", ".join(f"{v:.4g}" for v in f.values)] for f in report.figures])
     if report.machine:
         console.print(", ".join(f"{k}: {v}" for k, v in report.machine.items()))
 
 
-# --- data commands ---
 def _progress_callback(progress, tasks: dict):
     def update(modality: str, done: int, total: int) -> None:
         if modality not in tasks:
@@ -277,15 +535,11 @@ def _build_embedded(dataset_names, synthetic: bool, semantics: str | None, rebui
 
 def _print_check(summary: dict) -> None:
     split = summary["split"]
-    table = Table(title=f"{summary['name']} ({summary['source']}): {summary['classes']} classes, split "
-                        f"{split['name']} {split['n_seen']} seen / {split['n_unseen']} unseen, "
-                        f"sha256 {split['sha256'][:12]}...")
-    for column in ("modality", "items", "dim", "seen items", "unseen items", "empty classes"):
-        table.add_column(column)
-    for m, info in summary["modalities"].items():
-        table.add_row(m, str(info["items"]), str(info["dim"]), str(info["seen_items"]), str(info["unseen_items"]),
-                      ", ".join(info["empty_classes"]) or "-")
-    console.print(table)
+    print_table(f"{summary['name']} ({summary['source']}): {summary['classes']} classes, split "
+                f"{split['name']} {split['n_seen']} seen / {split['n_unseen']} unseen, sha256 {split['sha256'][:12]}...",
+                ["modality", "items", "dim", "seen items", "unseen items", "empty classes"],
+                [[m, str(info["items"]), str(info["dim"]), str(info["seen_items"]), str(info["unseen_items"]),
+                  ", ".join(info["empty_classes"]) or "-"] for m, info in summary["modalities"].items()])
     console.print(f"semantics: {summary['semantics']}")
     if summary.get("dedup"):
         console.print(f"duplicates removed: {summary['dedup']}")
@@ -324,25 +578,51 @@ def datasets_check(name: str, split) -> None:
 @datasets_group.command("prepare")
 @click.argument("name")
 @click.option("--from", "source", default=None, help="Folder holding the dataset in one public layout.")
-@click.option("--format", "fmt", default=None, help="sake-lists, cvae-npy, dscmr-mat, acmr-pkl or dadn-txt "
-                                                    "(default: detected).")
+@click.option("--format", "fmt", default=None,
+              help="Raw releases: sketchy-raw, tu-berlin-raw, wikipedia-raw, pascal-sentences-raw, folders; feature "
+                   "files: sake-lists, cvae-npy, dscmr-mat, acmr-pkl, dadn-txt (default: detected).")
 @click.option("--out", default=None, help="Output folder (default: $ZSBENCH_DATA/NAME, else ./data/NAME).")
-@click.option("--semantics", default=None, help="glove (default), minilm, or a file of class vectors.")
+@click.option("--semantics", default=None, help="Class semantics: glove (default), minilm, or a file of class vectors.")
 @click.option("--label-base", type=click.Choice(["0", "1"]), default=None,
               help="Integer labels start at 0 or 1 (default: detected).")
 @click.option("--classes", "classes_file", default=None, help="Class names in integer-label order, one a line.")
 @click.option("--backbone", default="efficientnet-lite0", show_default=True,
-              help="Feature extractor for raw images: efficientnet-lite0, vgg16 or resnet50 (with --weights).")
-@click.option("--weights", default=None, help="Local torchvision weights file for vgg16/resnet50.")
+              help="Image features: efficientnet-lite0, vgg11|13|16|19, resnet18|34|50|101|152 (with --weights), or "
+                   "clip:MODEL (an open_clip config name or JSON file, with --weights).")
+@click.option("--weights", default=None,
+              help="Weights file for torchvision and clip backbones, or an open_clip pretrained tag.")
 @click.option("--image-size", type=int, default=None, help="Input size for feature extraction (default 224).")
+@click.option("--text-encoder", type=click.Choice(["glove", "minilm", "tfidf-svd", "clip"]), default=None,
+              help="Raw texts: glove (default), minilm, tfidf-svd (fitted on seen-class training texts), clip "
+                   "(default with a clip backbone).")
+@click.option("--split", default=None, help="Registered dataset: the split whose seen classes tfidf-svd is fitted "
+                                            "on (default: the dataset's default split).")
+@click.option("--limit-per-class", type=int, default=None, help="Raw releases: the first N items of each class "
+                                                               "(a quick first look).")
+@click.option("--skip-broken", is_flag=True, help="Leave out images that cannot be decoded (listed in the manifest) "
+                                                  "instead of stopping.")
+@click.option("--variants", default=None, help="Sketchy: augmentation folders to read besides tx_000000000000, "
+                                               "comma-separated, or 'all'.")
+@click.option("--unseen", default=None, help="A dataset of your own: unseen class names, comma-separated, or a file "
+                                             "(default: a seeded draw of a quarter of the classes).")
+@click.option("--tasks", default=None, help="A dataset of your own: 'query->gallery,...' (default: every pair).")
+@click.option("--paired", is_flag=True, help="A dataset of your own: items pair across modalities by class and "
+                                             "file name.")
+@click.option("--device", default="cpu", show_default=True, help="Where feature extraction runs: cpu or cuda.")
+@click.option("--workers", type=int, default=1, show_default=True, help="Threads that read and decode images.")
+@click.option("--batch-size", type=int, default=64, show_default=True, help="Images per forward pass.")
 @click.option("--rebuild", is_flag=True, help="Embedded datasets: build again even when cached.")
 def datasets_prepare(name, source, fmt, out, semantics, label_base, classes_file, backbone, weights, image_size,
-                     rebuild) -> None:
-    """Convert a dataset from its public format (or build an embedded one) and check the result."""
-    from benchmark.datasets.specs import get_spec
+                     text_encoder, split, limit_per_class, skip_broken, variants, unseen, tasks, paired, device,
+                     workers, batch_size, rebuild) -> None:
+    """Convert a dataset from a raw release or a paper's feature files (or build an embedded one) and check it.
 
-    spec = get_spec(name)
-    if spec.source == "embedded":
+    A NAME the registry does not know prepares a dataset of your own (folders layout, its own split file).
+    """
+    from benchmark.datasets.specs import SPECS
+
+    spec = SPECS.get(name)
+    if spec is not None and spec.source == "embedded":
         from benchmark.datasets.emoji import ensure_emoji
         from benchmark.datasets.prepared import check_prepared
 
@@ -351,21 +631,31 @@ def datasets_prepare(name, source, fmt, out, semantics, label_base, classes_file
         console.print("[green]ok[/green]")
         return
     if source is None:
-        raise ZSBenchError(f"prepare {name} needs --from PATH (the downloaded data: {spec.homepage}; formats: "
-                           f"{spec.formats})")
+        where = f"the downloaded data: {spec.homepage}; formats: {spec.formats}" if spec is not None else \
+            "a folder <modality>/<class>/<file> of your own data"
+        raise ZSBenchError(f"prepare {name} needs --from PATH ({where})")
     from benchmark.datasets.features import FeatureExtractor, make_backbone
-    from benchmark.datasets.prepare import prepare_dataset
+    from benchmark.datasets.prepare import RawOptions, prepare_dataset
+    from benchmark.gridconfig import split_list
 
-    extractor = FeatureExtractor(make_backbone(backbone, image_size, weights))
+    extractor = FeatureExtractor(make_backbone(backbone, image_size, weights), batch_size=batch_size, device=device,
+                                 workers=workers)
+    raw = RawOptions(text_encoder=text_encoder, split=split, limit_per_class=limit_per_class, skip_broken=skip_broken,
+                     variants=tuple(split_list(variants or "")), unseen=unseen, tasks=tasks, paired=paired)
     with _data_progress() as progress:
         summary = prepare_dataset(name, source, out, fmt, semantics, None if label_base is None else int(label_base),
-                                  classes_file, extractor, _progress_callback(progress, {}))
+                                  classes_file, extractor, _progress_callback(progress, {}), raw)
     console.print(f"prepared {name} from {source} ({summary['format']}) into {summary['folder']}")
     _print_check(summary)
+    if summary.get("skipped_broken"):
+        console.print(f"left out {len(summary['skipped_broken'])} broken image(s), e.g. "
+                      f"{summary['skipped_broken'][0]} (listed in the manifest)")
+    if summary.get("registered") is False:
+        console.print(f"run it with: zsbench run --methods semantic-regression --dataset {summary['folder']}",
+                      soft_wrap=True)
     console.print("[green]ok[/green]")
 
 
-# --- cfsa commands ---
 @perf.command("train")
 @click.option("--method", "method_name", default="cfsa", show_default=True,
               help="A registered CFSA variant; its step configuration is timed.")
@@ -382,13 +672,11 @@ def perf_train_cmd(method_name, hidden, batch_size, dims, embedding_dim, steps, 
     from cfsa.perf import run_perf_train
 
     r = run_perf_train(method_name, hidden, batch_size, dims, embedding_dim, steps, device, threads, peak_size)
-    table = Table(title=f"{method_name} training step on {r.device} ({r.threads} threads), width {r.hidden}, "
-                        f"batch {r.batch_size}, features {list(r.feature_dims.values())}")
-    for column in ("s/step", "samples/s", "GFLOP/step", "achieved GFLOP/s", "matmul peak GFLOP/s", "of peak"):
-        table.add_column(column)
-    table.add_row(f"{r.seconds_per_step:.4f}", f"{r.samples_per_s:.0f}", f"{r.gflop_per_step:.1f}",
-                  f"{r.achieved_gflops:.1f}", f"{r.peak_gflops:.1f}", f"{100 * r.fraction_of_peak:.0f}%")
-    console.print(table)
+    print_table(f"{method_name} training step on {r.device} ({r.threads} threads), width {r.hidden}, "
+                f"batch {r.batch_size}, features {list(r.feature_dims.values())}",
+                ["s/step", "samples/s", "GFLOP/step", "achieved GFLOP/s", "matmul peak GFLOP/s", "of peak"],
+                [[f"{r.seconds_per_step:.4f}", f"{r.samples_per_s:.0f}", f"{r.gflop_per_step:.1f}",
+                  f"{r.achieved_gflops:.1f}", f"{r.peak_gflops:.1f}", f"{100 * r.fraction_of_peak:.0f}%"]])
 
 
 # --- report, compare and export commands (benchmark.report) ---
@@ -410,6 +698,7 @@ def perf_train_cmd(method_name, hidden, batch_size, dims, embedding_dim, steps, 
 def report_cmd(results, out, paper, include_synthetic, reported, no_plots, no_sensitivity, no_stats, loss_curves,
                per_class) -> None:
     """Tables with intervals and significance, paper tables, figures and report.html from the records."""
+    from benchmark.gridconfig import split_list
     from benchmark.report.build import build_report
     from benchmark.report.tables import to_rich
 
@@ -417,7 +706,7 @@ def report_cmd(results, out, paper, include_synthetic, reported, no_plots, no_se
         result = build_report(results, out, paper=paper, reported=reported, plots=not no_plots,
                               sensitivity=not no_sensitivity, per_class=per_class,
                               on_event=lambda message: status.update(message), include_synthetic=include_synthetic,
-                              loss_curves=tuple(_split_list(loss_curves)), statistics=not no_stats)
+                              loss_curves=tuple(split_list(loss_curves)), statistics=not no_stats)
     for table in result.paper if paper else result.comparison:
         console.print(to_rich(table))
         for note in table.notes:
@@ -436,27 +725,38 @@ def report_cmd(results, out, paper, include_synthetic, reported, no_plots, no_se
 @click.option("--split", default=None, help="Split name, when several groups hold both methods.")
 @click.option("--stage", default="test", show_default=True, type=click.Choice(["test", "validation"]))
 @click.option("--resamples", default=10000, show_default=True, help="Bootstrap and randomization resamples.")
-def compare_cmd(method_a, method_b, dataset, results, metric, source, split, stage, resamples) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
+def compare_cmd(method_a, method_b, dataset, results, metric, source, split, stage, resamples, as_json) -> None:
     """One paired comparison in full: per task difference, 95 % interval, p-value, wins/ties/losses."""
     from benchmark.report.compare import compare_methods
     from benchmark.report.tables import number
 
     key, rows = compare_methods(results, method_a, method_b, dataset, metric, source, split, stage, resamples)
-    table = Table(title=f"{method_a} vs {method_b}, {metric}, on {key.dataset} ({key.source}, split {key.split})")
-    for column in ("task", method_a, method_b, "difference [95 % CI]", "d_z", f"{method_a} wins/ties/losses",
-                   "p", "p (Holm)"):
-        table.add_column(column, justify="left" if column == "task" else "right")
+    if as_json:
+        print_json([{"task": r.task, "dataset": key.dataset, "source": key.source, "split": key.split,
+                     "metric": metric, "a": method_a, "b": method_b, "mean_a": r.mean_a, "mean_b": r.mean_b,
+                     "seeds_a": r.seeds_a, "seeds_b": r.seeds_b, "difference": r.comparison.difference.estimate,
+                     "ci_low": r.comparison.difference.low, "ci_high": r.comparison.difference.high,
+                     "cohens_dz": r.comparison.effect.cohens_dz, "wins": r.comparison.effect.wins,
+                     "ties": r.comparison.effect.ties, "losses": r.comparison.effect.losses,
+                     "p": r.comparison.test.p_value, "p_holm": r.comparison.p_holm,
+                     "n_queries": r.comparison.test.n_queries} for r in rows])
+        return
+    table_rows = []
     for r in rows:
         c = r.comparison
-        table.add_row(r.task, f"{number(r.mean_a)} ({r.seeds_a} seeds)", f"{number(r.mean_b)} ({r.seeds_b} seeds)",
-                      f"{number(c.difference.estimate, signed=True)} [{number(c.difference.low, signed=True)}, "
-                      f"{number(c.difference.high, signed=True)}]", number(c.effect.cohens_dz, 2),
-                      f"{c.effect.wins}/{c.effect.ties}/{c.effect.losses}", _p_text(c.test.p_value),
-                      _p_text(c.p_holm))
-    console.print(table)
-    console.print(f"{rows[0].comparison.test.n_queries} queries per task; randomization test over queries on per-query "
-                  f"values averaged over seeds ({'exact' if rows[0].comparison.test.exact else f'{resamples} sign flips'}"
-                  f"); Holm over the {len(rows)} task(s).", style="dim", highlight=False)
+        table_rows.append([r.task, f"{number(r.mean_a)} ({r.seeds_a} seeds)", f"{number(r.mean_b)} ({r.seeds_b} seeds)",
+                           f"{number(c.difference.estimate, signed=True)} [{number(c.difference.low, signed=True)}, "
+                           f"{number(c.difference.high, signed=True)}]", number(c.effect.cohens_dz, 2),
+                           f"{c.effect.wins}/{c.effect.ties}/{c.effect.losses}", _p_text(c.test.p_value),
+                           _p_text(c.p_holm)])
+    test = rows[0].comparison.test
+    print_table(f"{method_a} vs {method_b}, {metric}, on {key.dataset} ({key.source}, split {key.split})",
+                ["task", method_a, method_b, "difference [95 % CI]", "d_z", f"{method_a} wins/ties/losses", "p",
+                 "p (Holm)"], table_rows,
+                caption=f"{test.n_queries} queries per task; randomization test over queries on per-query values "
+                        f"averaged over seeds ({'exact' if test.exact else f'{resamples} sign flips'}); Holm over "
+                        f"the {len(rows)} task(s).")
 
 
 def _p_text(p: float) -> str:
@@ -472,12 +772,12 @@ def _p_text(p: float) -> str:
 @click.option("--keep-ties", is_flag=True, help="Write raw scores (tools then order tied items their own way).")
 def export_cmd(fmt, results, out, methods, dataset, keep_ties) -> None:
     """TREC run and qrels files of every run's rankings (cosine on the stored embeddings), for trec_eval or ranx."""
-    from pathlib import Path
 
+    from benchmark.gridconfig import split_list
     from benchmark.report.export import export_run
     from benchmark.report.records import group_runs, load_runs
 
-    wanted = set(_split_list(methods)) if methods else None
+    wanted = set(split_list(methods)) if methods else None
     done, tied = 0, 0
     for members in group_runs(load_runs(results)).values():
         for run in members:
@@ -500,7 +800,7 @@ def main() -> None:
     except ZSBenchError as err:
         err_console.print(f"[red]error:[/red] {escape(str(err))}", highlight=False, soft_wrap=True)
         sys.exit(2)
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, KeyboardInterrupt):
         err_console.print("aborted")
         sys.exit(130)
     except click.ClickException as err:

@@ -201,6 +201,10 @@ class Method:
     def similarity(self, zq: np.ndarray, zg: np.ndarray) -> np.ndarray:
         return cosine_similarity(zq, zg)
 
+    def validate_params(self) -> None:
+        """Raise a one-line ZSBenchError when a hyper-parameter value cannot work (a width of 0, an unknown loss
+        kind). ``zsbench tune`` calls it on both ends of every declared range before any trial."""
+
     def supports(self, train: TrainView) -> str | None:
         """None when this method can learn from ``train``; otherwise a one-line reason, and the runner skips
         the (method, dataset) pair with that reason instead of running it. Every method supports every

@@ -14,7 +14,6 @@ line naming the failures.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import time
 from collections import OrderedDict
@@ -26,43 +25,39 @@ from typing import Any
 from benchmark.contract import ZSBenchError
 from benchmark.data import DatasetRequest
 from benchmark.gridconfig import Grid, GridTask
+from benchmark.runner import RunOutcome
 from benchmark.store import ResultStore
 
 EXECUTORS = ("serial", "processes", "ray")
 #: Seconds between retries of runs another grid holds.
 BUSY_POLL_S = 1.0
-#: A temporary record file older than this whose writer no longer holds its lock is a killed writer's.
-STALE_TEMP_AGE_S = 60.0
-
-
-@dataclass
-class TaskResult:
-    """What a worker sends back: small, so results travel cheaply between processes."""
-
-    index: int
-    method: str
-    dataset: str
-    seed: int
-    status: str  # done, skipped, busy, unsupported, failed (error says why)
-    path: Path | None
-    error: str | None = None
-    wall_s: float = 0.0
-    record: dict[str, Any] | None = None  # the driver loads it for display; never sent by workers
 
 
 # --- the worker side -------------------------------------------------------------------------------------
 
-_DATASETS: OrderedDict[DatasetRequest, Any] = OrderedDict()
+_DATASETS: OrderedDict[tuple, Any] = OrderedDict()
 _DATASETS_KEPT = 2  # tasks come dataset-major, so a worker rarely needs an older one again
 
 
+def _data_version(request: DatasetRequest) -> tuple:
+    """What else decides what ``request`` loads: where data and caches live, and when the prepared folder's
+    manifest was last written (a re-prepared dataset is loaded again, not served from memory)."""
+    from benchmark.datasets import data_root
+
+    folder = Path(request.name) if Path(request.name).is_dir() else data_root() / request.name
+    manifest = folder / "manifest.json"
+    stamp = manifest.stat().st_mtime_ns if manifest.is_file() else None
+    return (str(data_root().resolve()), os.environ.get("ZSBENCH_CACHE"), stamp)
+
+
 def _dataset(request: DatasetRequest):
-    if request not in _DATASETS:
-        _DATASETS[request] = request.load()
+    key = (request, _data_version(request))
+    if key not in _DATASETS:
+        _DATASETS[key] = request.load()
         while len(_DATASETS) > _DATASETS_KEPT:
             _DATASETS.popitem(last=False)
-    _DATASETS.move_to_end(request)
-    return _DATASETS[request]
+    _DATASETS.move_to_end(key)
+    return _DATASETS[key]
 
 
 def one_line(err: BaseException) -> str:
@@ -71,49 +66,25 @@ def one_line(err: BaseException) -> str:
     return message if isinstance(err, ZSBenchError) else f"{type(err).__name__}: {message}"
 
 
-@contextlib.contextmanager
-def thread_limit(threads: int | None) -> Iterator[None]:
-    """Run with ``threads`` torch and BLAS threads (None: as the process is set up).
-
-    Floating-point sums split over threads can differ in the last bits with the thread count, so runs
-    that must match bit for bit across executors (serial uses every core, each of N workers its share,
-    a Ray task one) are given the same count.
-    """
-    if threads is None:
-        yield
-        return
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        with threadpool_limits(limits=threads):
-            yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def run_task(task: GridTask, results: str, force: bool, device: str, grid: dict[str, Any] | None,
-             on_event: Callable[[str], None] | None = None, threads: int | None = None,
-             map_blocks: Callable | None = None) -> TaskResult:
-    """Run one task in this process; any failure becomes a ``failed`` result (no record is written)."""
+def run_task(task: GridTask, results: str, force: bool, device: str, threads: int, grid: dict[str, Any] | None,
+             stage: str = "test", on_event: Callable[[str], None] | None = None,
+             on_progress: Callable[[int, int | None], None] | None = None,
+             map_blocks: Callable | None = None) -> RunOutcome:
+    """Run one task in this process; any failure becomes a ``failed`` outcome (no record is written)."""
     from benchmark.runner import run_one
 
     t0 = time.perf_counter()
     try:
         ds = _dataset(task.dataset)
-        with thread_limit(threads):
-            outcome = run_one(task.method, ds, task.seed, ResultStore(results), task.params or None, force, device,
-                              on_event, grid=grid, map_blocks=map_blocks)
+        if stage == "validation":
+            ds = ds.selection_view()
+        outcome = run_one(task.method, ds, task.seed, ResultStore(results), task.params or None, force, device,
+                          threads, on_event, on_progress, grid=grid, map_blocks=map_blocks, selection=task.selection)
     except Exception as err:  # noqa: BLE001 - a failed run must not stop the rest of the grid
-        return TaskResult(task.index, task.method, task.dataset.name, task.seed, "failed", None, one_line(err),
-                          time.perf_counter() - t0)
-    if outcome.status == "unsupported":  # no record: the method cannot run this dataset, and says why
-        return TaskResult(task.index, outcome.method, outcome.dataset, outcome.seed, outcome.status, None,
-                          outcome.extra.get("reason"), time.perf_counter() - t0)
-    return TaskResult(task.index, outcome.method, outcome.dataset, outcome.seed, outcome.status, outcome.path,
-                      wall_s=time.perf_counter() - t0)
+        return RunOutcome(task.method, task.dataset.name, task.seed, "failed", reason=one_line(err),
+                          wall_s=time.perf_counter() - t0, index=task.index)
+    outcome.index, outcome.record = task.index, None  # the driver loads the record it wants to show
+    return outcome
 
 
 def _init_worker(threads: int, driver_pid: int) -> None:
@@ -134,46 +105,55 @@ def _init_worker(threads: int, driver_pid: int) -> None:
     threading.Thread(target=watch_driver, daemon=True, name="zsbench-driver-watch").start()
 
 
-def _lost(task: GridTask, err: BaseException) -> TaskResult:
-    return TaskResult(task.index, task.method, task.dataset.name, task.seed, "failed", None,
-                      f"worker lost: {one_line(err)}")
+def _lost(task: GridTask, err: BaseException) -> RunOutcome:
+    return RunOutcome(task.method, task.dataset.name, task.seed, "failed", reason=f"worker lost: {one_line(err)}",
+                      index=task.index)
 
 
 # --- the executors ---------------------------------------------------------------------------------------
 
-def _serial(threads: int | None) -> Callable[..., Iterator[TaskResult]]:
-    def execute(tasks, results, force, device, grid, on_event) -> Iterator[TaskResult]:
+def _serial() -> Callable[..., Iterator[RunOutcome]]:
+    def execute(tasks, results, force, device, threads, grid, stage, on_event, on_progress) -> Iterator[RunOutcome]:
         for task in tasks:
-            yield run_task(task, results, force, device, grid, on_event, threads)
+            yield run_task(task, results, force, device, threads, grid, stage, on_event, on_progress)
 
     return execute
 
 
-def _processes(jobs: int, threads: int | None) -> Callable[..., Iterator[TaskResult]]:
-    def execute(tasks, results, force, device, grid, on_event) -> Iterator[TaskResult]:
+def _processes(jobs: int) -> Callable[..., Iterator[RunOutcome]]:
+    def execute(tasks, results, force, device, threads, grid, stage, on_event, on_progress) -> Iterator[RunOutcome]:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
-        share = max(1, (os.cpu_count() or 1) // jobs)
         # spawn: a fork of a process that already started torch threads can deadlock.
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=_init_worker, initargs=(threads or share, os.getpid())) as pool:
-            futures = {pool.submit(run_task, task, results, force, device, grid, None, threads): task
+        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_init_worker, initargs=(threads, os.getpid()))
+        try:
+            futures = {pool.submit(run_task, task, results, force, device, threads, grid, stage): task
                        for task in tasks}
             for future in as_completed(futures):
                 try:
                     yield future.result()
                 except Exception as err:  # noqa: BLE001 - a worker died (killed, out of memory)
                     yield _lost(futures[future], err)
+        except BaseException:
+            # Interrupted (Ctrl-C, SIGTERM, the grid closed early): stop the workers now rather than let them
+            # finish runs nobody waits for; their claim locks go with them and the driver sweeps the files.
+            for process in list(getattr(pool, "_processes", {}).values()):
+                process.terminate()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
 
     return execute
 
 
-def _ray(jobs: int | None, address: str | None, threads: int | None) -> Callable[..., Iterator[TaskResult]]:
-    def execute(tasks, results, force, device, grid, on_event) -> Iterator[TaskResult]:
+def _ray(jobs: int | None, address: str | None) -> Callable[..., Iterator[RunOutcome]]:
+    def execute(tasks, results, force, device, threads, grid, stage, on_event, on_progress) -> Iterator[RunOutcome]:
         with ray_session(address, jobs) as ray:
-            remote_task = ray.remote(num_cpus=threads or 1)(run_task)
-            refs = {remote_task.remote(task, results, force, device, grid, None, threads, map_blocks_on_ray): task
+            remote_task = ray.remote(num_cpus=threads)(run_task)
+            refs = {remote_task.remote(task, results, force, device, threads, grid, stage, None, None,
+                                       map_blocks_on_ray): task
                     for task in tasks}
             pending = list(refs)
             while pending:
@@ -239,20 +219,17 @@ def ray_session(address: str | None, num_cpus: int | None = None):
         ray.shutdown()
 
 
-def make_executor(name: str, jobs: int = 1, address: str | None = None,
-                  threads: int | None = None) -> Callable[..., Iterator[TaskResult]]:
+def make_executor(name: str, jobs: int = 1, address: str | None = None) -> Callable[..., Iterator[RunOutcome]]:
     if jobs < 1:
         raise ZSBenchError(f"--jobs must be at least 1, got {jobs}")
-    if threads is not None and threads < 1:
-        raise ZSBenchError(f"--threads must be at least 1, got {threads}")
     if name == "serial":
         if jobs > 1:
             raise ZSBenchError(f"--jobs {jobs} needs --executor processes or ray; serial runs one at a time")
-        return _serial(threads)
+        return _serial()
     if name == "processes":
-        return _processes(jobs, threads)
+        return _processes(jobs)
     if name == "ray":
-        return _ray(jobs if jobs > 1 else None, address, threads)
+        return _ray(jobs if jobs > 1 else None, address)
     raise ZSBenchError(f"unknown executor {name!r}; choose one of {', '.join(EXECUTORS)}")
 
 
@@ -260,11 +237,11 @@ def make_executor(name: str, jobs: int = 1, address: str | None = None,
 
 @dataclass
 class GridReport:
-    results: list[TaskResult]
+    results: list[RunOutcome]
     wall_s: float
 
     @property
-    def failures(self) -> list[TaskResult]:
+    def failures(self) -> list[RunOutcome]:
         return [r for r in self.results if r.status == "failed"]
 
     def raise_for_failures(self) -> None:
@@ -272,60 +249,42 @@ class GridReport:
         if failed:
             first = failed[0]
             raise ZSBenchError(
-                f"{len(failed)} of {len(self.results)} runs failed and wrote no record (the others are kept; "
-                f"rerun to retry); first: {first.method} on {first.dataset} seed {first.seed}: {first.error}"
+                f"{len(failed)} of {len(self.results)} run{'s' if len(self.results) != 1 else ''} failed and wrote "
+                f"no record (the others are kept; rerun to retry); first: {first.method} on {first.dataset} seed "
+                f"{first.seed}: {first.reason}"
             )
 
 
-def remove_stale_temps(root: str | Path, min_age_s: float = STALE_TEMP_AGE_S) -> list[Path]:
-    """Delete temporary record files left by killed writers (never read as records in any case).
-
-    A live writer holds an exclusive lock on its temporary file; a killed one's lock went with it.
-    """
-    removed = []
-    root = Path(root)
-    if not root.is_dir():
-        return removed
-    now = time.time()
-    for tmp in root.rglob(".*.tmp"):
-        try:
-            if now - tmp.stat().st_mtime < min_age_s:
-                continue
-            with open(tmp, "rb") as handle:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                tmp.unlink()
-                removed.append(tmp)
-        except (BlockingIOError, FileNotFoundError):
-            continue
-        except OSError:
-            continue  # a read-only folder: leave it, the store reports that when it writes
-    return removed
-
-
 def run_grid_with(grid: Grid, results: str | Path, executor: str = "serial", jobs: int = 1,
-                  address: str | None = None, force: bool = False, threads: int | None = None,
-                  on_result: Callable[[TaskResult], None] | None = None,
-                  on_event: Callable[[str], None] | None = None) -> GridReport:
+                  address: str | None = None, force: bool = False,
+                  on_result: Callable[[RunOutcome], None] | None = None,
+                  on_event: Callable[[str], None] | None = None,
+                  on_progress: Callable[[int, int | None], None] | None = None) -> GridReport:
     """Run every task of ``grid``; results come back in the grid's order whatever order they finished in."""
     grid.check()
-    execute = make_executor(executor, jobs, address, threads)
+    execute = make_executor(executor, jobs, address)
     store = ResultStore(results)
-    store._writable_folder(store.root)  # a read-only or misplaced results folder fails before any run
-    remove_stale_temps(store.root)
+    store.ensure_folder()  # a read-only or misplaced results folder fails before any run
+    store.remove_stale_temps()
     resolved = grid.resolved()
     t0 = time.perf_counter()
-    final: dict[int, TaskResult] = {}
+    final: dict[int, RunOutcome] = {}
     todo: Sequence[GridTask] = grid.tasks()
     while todo:
         by_index = {task.index: task for task in todo}
         busy = []
-        for result in execute(todo, str(results), force, grid.device, resolved, on_event):
-            if result.status == "busy":
-                busy.append(by_index[result.index])
-                continue
-            final[result.index] = result
-            if on_result:
-                on_result(result)
+        outcomes = execute(todo, str(results), force, grid.device, grid.threads, resolved, grid.stage, on_event,
+                           on_progress)
+        try:
+            for result in outcomes:
+                if result.status == "busy":
+                    busy.append(by_index[result.index])
+                    continue
+                final[result.index] = result
+                if on_result:
+                    on_result(result)
+        finally:
+            outcomes.close()  # an interrupted grid stops its executor's workers here
         if busy and on_event:
             on_event(f"waiting for {len(busy)} run(s) that another grid holds")
         if busy:

@@ -5,6 +5,8 @@ regenerates the committed records::
 
     seeds = [0, 1]
     device = "cpu"                 # optional
+    threads = 1                    # optional: torch/BLAS threads per run (part of a run's identity)
+    stage = "test"                 # optional: "validation" scores the validation classes (model selection)
     results = "results/runs"       # optional; --results overrides it
 
     [[methods]]
@@ -19,28 +21,35 @@ regenerates the committed records::
     data_seed = 0                  # optional
     synthetic_version = 1          # optional, stand-ins only: the generator version (default: the current, 2)
 
-The same method may appear twice with different ``params`` (a sweep). The grid is *resolved* (every
-hyper-parameter with its value, every split and scale spelled out) and the resolved form goes into every
-record it writes, as provenance; it is not part of a run's identity.
+The same method may appear twice with different ``params`` (a sweep). ``zsbench run --param
+cfsa.epochs=20`` overrides one hyper-parameter of the grid's ``cfsa`` entries from the command line, the
+same way. The grid is *resolved* (every hyper-parameter with its value, every split and scale spelled
+out) and the resolved form goes into every record it writes, as provenance; it is not part of a run's
+identity. Expanding names (``all``, comma lists, seeds) happens here and nowhere else.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from benchmark.contract import ZSBenchError
-from benchmark.data import DatasetRequest
+from benchmark.data import STAGES, DatasetRequest
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10 reads TOML with the tomli backport (a dependency there)
     import tomli as tomllib
 
-TOP_KEYS = {"seeds", "device", "results", "methods", "datasets"}
+TOP_KEYS = {"seeds", "device", "threads", "stage", "results", "methods", "datasets"}
+#: The word that expands to every registered method, dataset or split.
+ALL = "all"
+DEFAULT_THREADS = 1
 METHOD_KEYS = {"name", "params"}
 DATASET_KEYS = {"name", "synthetic", "split", "scale", "data_seed", "semantics", "synthetic_version"}
 
@@ -49,6 +58,8 @@ DATASET_KEYS = {"name", "synthetic", "split", "scale", "data_seed", "semantics",
 class MethodEntry:
     spec: str
     params: dict[str, Any] = field(default_factory=dict)
+    #: How these parameters were chosen (None: the method's defaults); a tuning study's details otherwise.
+    selection: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -60,6 +71,7 @@ class GridTask:
     params: dict[str, Any]
     dataset: DatasetRequest
     seed: int
+    selection: dict[str, Any] | None = None
 
 
 @dataclass
@@ -68,36 +80,72 @@ class Grid:
     datasets: list[DatasetRequest]
     seeds: list[int]
     device: str = "cpu"
+    threads: int = DEFAULT_THREADS
+    stage: str = "test"
     results: str | None = None
     file: str | None = None
     file_sha256: str | None = None
+    #: (dataset index, method index) -> (parameters, selection) chosen by a tuning study (``--tuned``).
+    tuned: dict[tuple[int, int], tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=dict)
 
     def tasks(self) -> list[GridTask]:
         """Dataset-major, so a worker that loaded a dataset keeps using it."""
-        order = [(d, m, s) for d in self.datasets for m in self.methods for s in self.seeds]
-        return [GridTask(i, m.spec, dict(m.params), d, s) for i, (d, m, s) in enumerate(order)]
+        tasks = []
+        for di, request in enumerate(self.datasets):
+            for mi, entry in enumerate(self.methods):
+                params, selection = self.tuned.get((di, mi), (entry.params, entry.selection))
+                for seed in self.seeds:
+                    tasks.append(GridTask(len(tasks), entry.spec, dict(params), request, seed, selection))
+        return tasks
+
+    def with_tuned(self, tuning: str | Path) -> Grid:
+        """Every (dataset, method) with the best parameters of its tuning study under ``tuning``, and the study's
+        details as the runs' ``selection``."""
+        from benchmark.tuning import find_study
+
+        if any(entry.params for entry in self.methods):
+            raise ZSBenchError("--tuned takes the parameters from the tuning studies; drop --param and grid params")
+        tuned = {}
+        for di, request in enumerate(self.datasets):
+            ds = request.load()
+            for mi, entry in enumerate(self.methods):
+                study = find_study(Path(tuning), entry.spec, request, ds)
+                tuned[(di, mi)] = (study.best_params, study.selection(ds))
+        return dataclasses.replace(self, tuned=tuned)
 
     def check(self) -> None:
-        """Fail on an unknown method, hyper-parameter, dataset or split before anything runs."""
+        """Fail on an unknown method, hyper-parameter, dataset, split, stage or device before anything runs."""
         from benchmark.datasets import check_available
-        from benchmark.registry import build_method
+        from benchmark.runner import resolve_device
 
-        for entry in self.methods:
-            build_method(entry.spec, entry.params)
+        self._built()
+        if self.stage not in STAGES:
+            raise ZSBenchError(f"stage must be one of {', '.join(STAGES)}, got {self.stage!r}")
+        if self.threads < 1:
+            raise ZSBenchError(f"--threads must be at least 1, got {self.threads}")
+        self.device = resolve_device(self.device)
         for request in self.datasets:
             check_available(request.name, request.synthetic, request.split)
             if request.scale is not None and not 0 < request.scale <= 1:
                 raise ZSBenchError(f"dataset {request.name!r}: scale must lie in (0, 1], got {request.scale}")
 
+    def _built(self) -> list[tuple[str, Any]]:
+        """Each entry's (name, method object), built once per grid (an error names a bad method or parameter)."""
+        from benchmark.registry import build_method
+
+        key = [(entry.spec, sorted(entry.params.items(), key=str)) for entry in self.methods]
+        if getattr(self, "_built_key", None) != key:
+            self._built_methods = [build_method(entry.spec, entry.params) for entry in self.methods]
+            self._built_key = key
+        return self._built_methods
+
     def resolved(self) -> dict[str, Any]:
         """The grid with every default spelled out (kept in each record)."""
         from benchmark.datasets.specs import SPECS
         from benchmark.datasets.synthetic import DEFAULT_VERSION, default_scale
-        from benchmark.registry import build_method
 
         methods = []
-        for entry in self.methods:
-            name, method = build_method(entry.spec, entry.params)
+        for entry, (name, method) in zip(self.methods, self._built(), strict=True):
             methods.append({"name": name, "overrides": dict(entry.params), "params": method.get_params()})
         datasets = []
         for request in self.datasets:
@@ -112,14 +160,106 @@ class Grid:
                 entry["synthetic_version"] = request.synthetic_version or DEFAULT_VERSION
             datasets.append(entry)
         return {"file": self.file, "file_sha256": self.file_sha256, "methods": methods, "datasets": datasets,
-                "seeds": list(self.seeds), "device": self.device}
+                "seeds": list(self.seeds), "device": self.device, "threads": self.threads, "stage": self.stage}
+
+    def with_params(self, assignments: Sequence[str]) -> Grid:
+        """The grid with ``method.param=value`` overrides (``--param``), checked against the methods' fields."""
+        if not assignments:
+            return self
+        entries = list(self.methods)
+        for text in assignments:
+            target, param, value = parse_param(text)
+            hits = [i for i, entry in enumerate(entries) if entry.spec == target]
+            if not hits:
+                names = ", ".join(entry.spec for entry in entries)
+                raise ZSBenchError(f"--param {text}: no method {target!r} in this grid (its methods: {names})")
+            for i in hits:
+                _check_param(entries[i].spec, param, text)
+                entries[i] = dataclasses.replace(entries[i], params={**entries[i].params, param: value})
+        return dataclasses.replace(self, methods=entries)
+
+
+def parse_param(text: str) -> tuple[str, str, Any]:
+    """``method.param=value`` -> (method, param, value); the value is read as TOML (1e-4, 20, true, "mmd")."""
+    head, sep, raw = text.partition("=")
+    method, dot, param = head.strip().rpartition(".")
+    if not sep or not dot or not method or not param or not raw.strip():
+        raise ZSBenchError(f"--param {text!r}: write it as METHOD.PARAM=VALUE, e.g. --param cfsa.epochs=20")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()  # a bare word is a string: --param cfsa.alignment=mmd
+    return method, param.strip(), value
+
+
+def _check_param(spec: str, param: str, text: str) -> None:
+    from benchmark.registry import resolve_method
+
+    _, cls, _ = resolve_method(spec)
+    names = [f.name for f in dataclasses.fields(cls) if f.init]
+    if param not in names:
+        raise ZSBenchError(f"--param {text}: {spec} has no hyper-parameter {param!r}; its hyper-parameters: "
+                           f"{', '.join(names)}")
+
+
+def expand_methods(specs: Sequence[str]) -> list[str]:
+    """``all`` becomes every registered method (sorted); other names are kept, in order, once each."""
+    from benchmark.registry import available_methods
+
+    expanded: list[str] = []
+    for spec in specs:
+        for name in (available_methods() if spec == ALL else [spec]):
+            if name not in expanded:
+                expanded.append(name)
+    return expanded
+
+
+def dataset_requests(names: Sequence[str], synthetic: bool = False, split: str | None = None,
+                     scale: float | None = None, semantics: str | None = None) -> list[DatasetRequest]:
+    """``all`` becomes every registered dataset; split ``all`` runs each dataset on every one of its splits.
+
+    With several datasets a named split must exist in each of them (split names are per dataset).
+    """
+    from benchmark.datasets.specs import SPECS, get_spec
+
+    expanded: list[str] = []
+    for name in names:
+        for dataset in (list(SPECS) if name == ALL else [name]):
+            if dataset not in expanded:
+                expanded.append(dataset)
+    requests = []
+    for dataset in expanded:
+        if dataset not in SPECS and Path(dataset).is_dir():  # a prepared folder of the user's own
+            requests.append(DatasetRequest(dataset, synthetic, split, scale, semantics=semantics))
+            continue
+        spec = get_spec(dataset)
+        if split == ALL:
+            requests.extend(DatasetRequest(dataset, synthetic, s, scale, semantics=semantics) for s in spec.splits)
+            continue
+        if split is not None and split not in spec.splits and len(expanded) > 1:
+            raise ZSBenchError(f"dataset {dataset!r} has no split {split!r} (its splits: {', '.join(spec.splits)}); "
+                               f"leave --split out for each dataset's default, or pass --split all")
+        requests.append(DatasetRequest(dataset, synthetic, split, scale, semantics=semantics))
+    return requests
+
+
+def parse_seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise ZSBenchError(f"--seeds must be comma-separated integers, got {text!r}") from None
+    if not seeds:
+        raise ZSBenchError("--seeds is empty")
+    return seeds
+
+
+def split_list(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
 
 
 def grid_from_flags(methods: list[str], datasets: list[str], seeds: list[int], synthetic: bool = False,
                     split: str | None = None, scale: float | None = None, device: str = "cpu",
                     semantics: str | None = None) -> Grid:
-    from benchmark.runner import dataset_requests, expand_methods
-
     return Grid(methods=[MethodEntry(m) for m in expand_methods(methods)],
                 datasets=dataset_requests(datasets, synthetic=synthetic, split=split, scale=scale, semantics=semantics),
                 seeds=list(seeds), device=device)
@@ -198,6 +338,8 @@ def load_grid(path: str | Path) -> Grid:
         raise ZSBenchError(f"{where}: seeds has duplicates {seeds}")
     grid = Grid(methods=methods, datasets=datasets, seeds=[int(s) for s in seeds],
                 device=_expect(data.get("device", "cpu"), str, where, "device"),
+                threads=_expect(data.get("threads", DEFAULT_THREADS), int, where, "threads"),
+                stage=_expect(data.get("stage", "test"), str, where, "stage"),
                 results=None if data.get("results") is None else _expect(data["results"], str, where, "results"),
                 file=str(path), file_sha256=hashlib.sha256(raw).hexdigest())
     return grid
@@ -205,19 +347,31 @@ def load_grid(path: str | Path) -> Grid:
 
 def grid_from_cli(config: str | None, methods: str | None, datasets: str | None, synthetic: bool,
                   split: str | None, scale: float | None, seeds: str | None, device: str | None,
-                  semantics: str | None = None) -> Grid:
-    """The grid of ``zsbench run``: a grid file, or the flags; flags that a file would contradict are errors."""
-    from benchmark.runner import parse_seeds
+                  semantics: str | None = None, threads: int | None = None, stage: str | None = None,
+                  params: Sequence[str] = ()) -> Grid:
+    """The grid of ``zsbench run``: a grid file, or the flags; flags that a file would contradict are errors.
+    ``seeds``, ``device``, ``threads``, ``stage`` and ``params`` apply to either."""
+    grid = _grid_from_cli(config, methods, datasets, synthetic, split, scale, seeds, device, semantics)
+    if threads is not None:
+        grid.threads = threads
+    if stage is not None:
+        grid.stage = stage
+    return grid.with_params(params)
 
+
+def _grid_from_cli(config, methods, datasets, synthetic, split, scale, seeds, device, semantics) -> Grid:
     if config is not None:
         clashing = [flag for flag, value in (("--methods", methods), ("--dataset", datasets), ("--split", split),
-                                             ("--scale", scale), ("--semantics", semantics))
+                                             ("--semantics", semantics))
                     if value is not None]
-        if synthetic:
-            clashing.append("--synthetic")
         if clashing:
             raise ZSBenchError(f"--config describes the grid; drop {', '.join(clashing)} (or edit {config})")
         grid = load_grid(config)
+        if synthetic or scale is not None:  # the whole grid on the stand-ins (at one scale), e.g. the paper grid
+            if scale is not None and not synthetic:
+                raise ZSBenchError("--scale with --config applies to the synthetic stand-ins: add --synthetic")
+            grid.datasets = [dataclasses.replace(d, synthetic=True, scale=scale if scale is not None else d.scale,
+                                                 semantics=None) for d in grid.datasets]
         if seeds is not None:
             grid.seeds = parse_seeds(seeds)
         if device is not None:
@@ -225,6 +379,5 @@ def grid_from_cli(config: str | None, methods: str | None, datasets: str | None,
         return grid
     if not methods or not datasets:
         raise ZSBenchError("give --methods and --dataset, or --config GRID.toml")
-    split_list = lambda text: [part.strip() for part in text.split(",") if part.strip()]  # noqa: E731
     return grid_from_flags(split_list(methods), split_list(datasets), parse_seeds(seeds or "0"), synthetic, split,
                            scale, device or "cpu", semantics)

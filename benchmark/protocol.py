@@ -86,8 +86,10 @@ def evaluate(method: Method, ds: ZSDataset, ks=DEFAULT_KS, block_bytes: int = 25
              keep_embeddings: bool = False, map_blocks=None) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
     """Score every task on the unseen classes. Returns (task -> metric -> value, details).
 
-    Details hold per-task info (query/gallery counts, queries without relevant items) and, when asked,
-    the unseen-class embeddings and labels per modality and part (for plots and re-scoring).
+    Details hold per-task info (query/gallery/class counts, queries without relevant items), every query's
+    metrics (``per_query``: task -> class ids, relevant counts and one array per metric, in query order;
+    a task's mean is the mean over its queries that have a relevant item) and, when asked, the
+    unseen-class embeddings and labels per modality and part (for plots and re-scoring).
     ``map_blocks`` (default :func:`map_blocks_here`) scores the query blocks, elsewhere if it likes
     (``benchmark.executors`` spreads them over Ray workers); results come back in block order.
     """
@@ -109,7 +111,7 @@ def evaluate(method: Method, ds: ZSDataset, ks=DEFAULT_KS, block_bytes: int = 25
         return cache[key]
 
     metrics: dict[str, dict[str, float]] = {}
-    details: dict[str, Any] = {"tasks": {}}
+    details: dict[str, Any] = {"tasks": {}, "per_query": {}}
     for q_mod, g_mod in ds.tasks:
         Zq, yq = embedded(q_mod, q_part)
         Zg, yg = embedded(g_mod, g_part)
@@ -122,7 +124,9 @@ def evaluate(method: Method, ds: ZSDataset, ks=DEFAULT_KS, block_bytes: int = 25
         task = f"{q_mod}->{g_mod}"
         metrics[task] = {k: float(v[keep].mean()) if keep.any() else float("nan") for k, v in per_query.items()}
         details["tasks"][task] = {"n_queries": int(yq.size), "n_gallery": int(yg.size),
+                                  "n_classes": int(np.unique(yq).size),
                                   "queries_without_relevant": int((~keep).sum())}
+        details["per_query"][task] = {"class_id": np.asarray(yq), "n_relevant": n_rel, **per_query}
     if keep_embeddings:
         details["embeddings"] = {f"{m}/{p or 'all'}": value for (m, p), value in cache.items()}
     return metrics, details

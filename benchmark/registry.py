@@ -40,6 +40,8 @@ def resolve_method(spec: str) -> tuple[str, type[Method], dict[str, Any]]:
         except ImportError as err:
             raise ZSBenchError(f"cannot import module {module_name!r} for method {spec!r}: {err}") from None
         cls = getattr(module, class_name, None)
+        if cls is None:
+            raise ZSBenchError(f"module {module_name!r} has no class {class_name!r} (method {spec!r})")
         if not (isinstance(cls, type) and issubclass(cls, Method)):
             raise ZSBenchError(
                 f"{spec!r} is not a benchmark.contract.Method subclass; see README 'Adding a method'"

@@ -22,8 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.contract import ZSBenchError
+from benchmark.record import SCHEMA_VERSION, RunRecord  # noqa: F401 - SCHEMA_VERSION re-exported
 
-SCHEMA_VERSION = 1
+#: Sidecar files that belong to a record (same stem): moved with it to ``superseded/``.
+SIDECAR_SUFFIXES = (".npz", ".queries.parquet")
+#: A temporary file older than this whose writer no longer holds its lock is a killed writer's.
+STALE_TEMP_AGE_S = 60.0
 
 
 def config_key(identity: dict[str, Any]) -> str:
@@ -44,24 +48,22 @@ class ResultStore:
         folder = self.root / _safe(f"{identity['dataset']}-{identity['source']}") / _safe(identity["method"])
         return folder / f"seed{identity['seed']}-{config_key(identity)}.json"
 
-    def load(self, path: Path) -> dict[str, Any] | None:
+    def load(self, path: Path) -> RunRecord | None:
         """The record at ``path``, or None when there is none (an unreadable file is reported, not hidden)."""
         if not path.is_file():
             return None
-        try:
-            return json.loads(path.read_text())
-        except (OSError, ValueError) as err:
-            raise ZSBenchError(
-                f"record {path} is unreadable ({err}); move it aside and rerun to regenerate it"
-            ) from None
+        return RunRecord.load(path)
 
-    def _writable_folder(self, folder: Path) -> None:
+    def ensure_folder(self, folder: Path | None = None) -> Path:
+        """Create ``folder`` (default: the store's root) and check it is writable; a one-line error otherwise."""
+        folder = self.root if folder is None else Path(folder)
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise ZSBenchError(f"cannot create results folder {folder}: {err.strerror}; pass --results DIR") from None
         if not os.access(folder, os.W_OK):
             raise ZSBenchError(f"results folder {folder} is not writable; fix its permissions or pass --results DIR")
+        return folder
 
     @contextlib.contextmanager
     def claim(self, path: Path) -> Iterator[bool]:
@@ -72,7 +74,7 @@ class ResultStore:
         otherwise it and a grid that created a fresh lock file could both run the same configuration.
         A killed holder's lock is released by the kernel, so a rerun claims the configuration again.
         """
-        self._writable_folder(path.parent)
+        self.ensure_folder(path.parent)
         lock_path = path.with_suffix(".lock")
         with open(lock_path, "a+") as handle:
             try:
@@ -94,11 +96,16 @@ class ResultStore:
                     lock_path.unlink()
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
+    @staticmethod
+    def temp_path(path: Path) -> Path:
+        """Where ``path`` is written before it is renamed into place: hidden, with a name no reader globs for
+        (``*.json``), unique per writer."""
+        return path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+
     def write_atomic(self, path: Path, data: bytes) -> None:
-        self._writable_folder(path.parent)
-        # Hidden, with a name no reader globs for (``*.json``); unique per writer, and locked while written
-        # so that a cleaner can tell a killed writer's leftover from a live one (see ``remove_stale_temps``).
-        tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+        self.ensure_folder(path.parent)
+        # Locked while written so that a cleaner can tell a killed writer's leftover from a live one.
+        tmp = self.temp_path(path)
         try:
             with open(tmp, "wb") as handle:
                 fcntl.flock(handle, fcntl.LOCK_EX)
@@ -110,6 +117,10 @@ class ResultStore:
             with contextlib.suppress(OSError):
                 tmp.unlink()
             raise ZSBenchError(f"could not write {path}: {err.strerror or err}; earlier records are untouched") from None
+        except BaseException:  # Ctrl-C or SIGTERM mid-write: no leftover
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
 
     def supersede(self, path: Path) -> Path | None:
         """Move an existing record (and its sidecars) to ``superseded/`` before a forced rerun."""
@@ -119,23 +130,69 @@ class ResultStore:
         target_dir.mkdir(exist_ok=True)
         stamp = time.strftime("%Y%m%dT%H%M%S")
         moved = target_dir / f"{path.stem}.{stamp}{path.suffix}"
-        for sidecar in path.parent.glob(f"{path.stem}.*"):
-            if sidecar != path and sidecar.suffix in (".npz",):
-                os.replace(sidecar, target_dir / f"{path.stem}.{stamp}{sidecar.suffix}")
+        for suffix in SIDECAR_SUFFIXES:
+            sidecar = path.with_name(path.stem + suffix)
+            if sidecar.exists():
+                os.replace(sidecar, target_dir / f"{path.stem}.{stamp}{suffix}")
         os.replace(path, moved)
         return moved
 
-    def save(self, path: Path, record: dict[str, Any]) -> None:
-        record = {"schema_version": SCHEMA_VERSION, **record}
-        self.write_atomic(path, (json.dumps(record, indent=1, sort_keys=False, default=str) + "\n").encode())
+    def save(self, path: Path, record: RunRecord) -> None:
+        self.write_atomic(path, record.dumps().encode())
 
-    def records(self) -> Iterator[tuple[Path, dict[str, Any]]]:
+    def remove_stale_temps(self, min_age_s: float = STALE_TEMP_AGE_S) -> list[Path]:
+        """Delete temporary files left by killed writers (never read as records in any case).
+
+        A live writer holds an exclusive lock on its temporary file; a killed one's lock went with it.
+        """
+        removed: list[Path] = []
+        if not self.root.is_dir():
+            return removed
+        now = time.time()
+        for tmp in self.root.rglob(".*.tmp"):
+            try:
+                if now - tmp.stat().st_mtime < min_age_s:
+                    continue
+                with open(tmp, "rb") as handle:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    tmp.unlink()
+                    removed.append(tmp)
+            except (BlockingIOError, FileNotFoundError):
+                continue
+            except OSError:
+                continue  # a read-only folder: leave it, the store reports that when it writes
+        return removed
+
+    def remove_unheld_locks(self) -> list[Path]:
+        """Delete claim files that no live grid holds (what a killed or interrupted grid's workers left)."""
+        removed: list[Path] = []
+        if not self.root.is_dir():
+            return removed
+        for lock_path in self.root.rglob("*.lock"):
+            try:
+                with open(lock_path, "a+") as handle:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    # Removed while locked, as ``claim`` does, so a grid opening it now reports busy and retries.
+                    if os.stat(lock_path).st_ino == os.fstat(handle.fileno()).st_ino:
+                        lock_path.unlink()
+                        removed.append(lock_path)
+            except (BlockingIOError, FileNotFoundError):
+                continue
+            except OSError:
+                continue
+        return removed
+
+    def records(self) -> Iterator[tuple[Path, RunRecord]]:
         """Every record under the root (superseded ones excluded), in a stable order."""
         if not self.root.exists():
             return
         for path in sorted(self.root.rglob("*.json")):
             if "superseded" in path.parts:
                 continue
-            record = self.load(path)
-            if record is not None and "schema_version" in record:
-                yield path, record
+            try:
+                data = json.loads(path.read_text())
+            except (OSError, ValueError) as err:
+                raise ZSBenchError(f"record {path} is unreadable ({err}); move it aside and rerun to "
+                                   f"regenerate it") from None
+            if isinstance(data, dict) and "schema_version" in data:  # other JSON files in the folder are not ours
+                yield path, RunRecord.from_json(data, path)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from benchmark.contract import Method, TrainView
+from benchmark.contract import IntRange, LogUniform, Method, TrainView
 
 #: When set, every ``fit`` appends a line "<method> <seed>" to this file (tests count runs with it).
 FIT_LOG_ENV = "ZSBENCH_TEST_FIT_LOG"
@@ -26,6 +26,7 @@ class RidgeProjection(Method):
     """
 
     name = "ridge-projection"
+    search_space = {"ridge": LogUniform(1e-3, 1e2), "proj_dim": IntRange(8, 64, log=True)}
     proj_dim: int = 64
     ridge: float = 1.0
     delay_s: float = 0.0
@@ -35,7 +36,8 @@ class RidgeProjection(Method):
         if log:
             with open(log, "a") as handle:
                 handle.write(f"{self.name} {seed}\n")
-        rng = np.random.default_rng(seed)
+        rng = self.begin_fit(seed)
+        self.set_total_steps(1)
         targets = train.class_embeddings / np.linalg.norm(train.class_embeddings, axis=1, keepdims=True)
         self.projections_, self.weights_, losses = {}, {}, {}
         for m in train.modalities:
@@ -45,11 +47,13 @@ class RidgeProjection(Method):
             W = np.linalg.solve(H.T @ H + self.ridge * np.eye(self.proj_dim), H.T @ T)
             self.projections_[m], self.weights_[m] = P, W
             losses[f"mse_{m}"] = float(np.mean((H @ W - T) ** 2))
+        self.advance()
         self.log_epoch(0, **losses)
         time.sleep(self.delay_s)
         return self
 
     def embed(self, modality: str, X: np.ndarray) -> np.ndarray:
+        self.check_fitted()
         H = (np.asarray(X, dtype=np.float32) @ self.projections_[modality]).astype(np.float64)
         return (H @ self.weights_[modality]).astype(np.float32)
 
@@ -61,6 +65,7 @@ class RaisesMidTraining(RidgeProjection):
     name = "raises-mid-training"
 
     def fit(self, train: TrainView, seed: int) -> RaisesMidTraining:
+        self.begin_fit(seed)
         self.log_epoch(0, loss=1.0)
         raise RuntimeError("simulated failure in epoch 1")
 
@@ -75,3 +80,26 @@ class NaNEmbeddings(RidgeProjection):
         Z = super().embed(modality, X)
         Z[::7] = np.nan
         return Z
+
+
+#: When set, :class:`SpyRidge` appends one JSON line per fit: the class names of its view and of its samples.
+SPY_LOG_ENV = "ZSBENCH_TEST_SPY_LOG"
+
+
+@dataclass
+class SpyRidge(RidgeProjection):
+    """RidgeProjection that writes down what its train view holds (tests check no test class reaches it)."""
+
+    name = "spy-ridge"
+
+    def fit(self, train: TrainView, seed: int) -> SpyRidge:
+        import json
+
+        log = os.environ.get(SPY_LOG_ENV)
+        if log:
+            sample_classes = sorted({train.class_names[c] for m in train.modalities
+                                     for part in (train.labels, train.holdout_labels) for c in part[m]})
+            with open(log, "a") as handle:
+                handle.write(json.dumps({"view_classes": list(train.class_names), "sample_classes": sample_classes})
+                             + "\n")
+        return super().fit(train, seed)

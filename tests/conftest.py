@@ -162,27 +162,47 @@ def small_extractor(tmp_path_factory):
 
 
 def make_tiny_dataset(paired: bool = False, n_classes: int = 6, n_unseen: int = 2, per_class: int = 12,
-                      dims=(24, 16), seed: int = 0, name: str = "tiny") -> ZSDataset:
-    """Class prototypes in an 8-d semantic space, mapped linearly (plus noise) into each modality."""
+                      dims=(24, 16), seed: int = 0, name: str = "tiny", embedding_dim: int = 8,
+                      extra_per_class: int = 0, holdout_fraction: float = 0.2) -> ZSDataset:
+    """Class prototypes in an ``embedding_dim``-d semantic space, mapped linearly (plus noise) into each modality.
+
+    The first ``n_unseen`` classes are unseen. Paired: modalities image and text, row i of both is one item,
+    every 4th item a test item, tasks in both directions. Unpaired: sketch and image, and the image modality
+    has ``extra_per_class`` more items per class than the sketch one (unequal sizes, as in real sketch data).
+    """
     rng = np.random.default_rng(seed)
-    emb = rng.standard_normal((n_classes, 8)).astype(np.float32)
+    emb = rng.standard_normal((n_classes, embedding_dim)).astype(np.float32)
     class_names = tuple(f"class{i}" for i in range(n_classes))
     modalities = ("image", "text") if paired else ("sketch", "image")
     labels = np.repeat(np.arange(n_classes), per_class)
-    features, parts = {}, {}
-    shared = emb[labels] + 0.3 * rng.standard_normal((labels.size, 8)).astype(np.float32)
-    for m, d in zip(modalities, dims, strict=True):
-        W = rng.standard_normal((8, d)).astype(np.float32)
-        latent = shared if paired else emb[labels] + 0.3 * rng.standard_normal((labels.size, 8)).astype(np.float32)
-        features[m] = (latent @ W + 0.1 * rng.standard_normal((labels.size, d))).astype(np.float32)
-        parts[m] = (np.arange(labels.size) % 4 == 0).astype(np.int8)  # every 4th item is a test item
+    features, parts, modality_labels = {}, {}, {}
+    shared = emb[labels] + 0.3 * rng.standard_normal((labels.size, embedding_dim)).astype(np.float32)
+    for i, (m, d) in enumerate(zip(modalities, dims, strict=True)):
+        y = labels if paired or i == 0 else np.repeat(np.arange(n_classes), per_class + extra_per_class)
+        W = rng.standard_normal((embedding_dim, d)).astype(np.float32)
+        latent = shared if paired else emb[y] + 0.3 * rng.standard_normal((y.size, embedding_dim)).astype(np.float32)
+        features[m] = (latent @ W + 0.1 * rng.standard_normal((y.size, d))).astype(np.float32)
+        parts[m] = (np.arange(y.size) % 4 == 0).astype(np.int8)  # every 4th item is a test item
+        modality_labels[m] = y.copy()
     split = Split(dataset=name, name="tiny", seen=class_names[n_unseen:], unseen=class_names[:n_unseen],
-                  holdout_fraction=0.2, holdout_seed=0, sha256="0" * 64, path="<memory>")
+                  holdout_fraction=holdout_fraction, holdout_seed=0, sha256="0" * 64, path="<memory>")
     tasks = (("image", "text"), ("text", "image")) if paired else (("sketch", "image"),)
     return ZSDataset(name=name, source="synthetic", modalities=modalities, features=features,
-                     labels={m: labels.copy() for m in modalities}, class_names=class_names, class_embeddings=emb,
+                     labels=modality_labels, class_names=class_names, class_embeddings=emb,
                      split=split, tasks=tasks, eval_protocol="test->train" if paired else "all", paired=paired,
                      parts=parts if paired else None, provenance={"semantics": "random", "features": "tiny"})
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny networks gain nothing from threads, and on a busy machine thread hand-offs dominate; use it with
+    ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture

@@ -200,7 +200,7 @@ def test_a_full_disk_leaves_no_partial_record(monkeypatch, capsys, results):
     code, err = zsbench(monkeypatch, capsys, "run", "--methods", RIDGE, *TINY, "--seeds", "1",
                         "--results", str(results))
     assert len(calls) == 2
-    assert_one_line_error(code, err, "1 of 1 runs failed", "No space left on device", "earlier records are untouched")
+    assert_one_line_error(code, err, "1 of 1 run failed", "No space left on device", "earlier records are untouched")
     assert snapshot(results) == before
 
 

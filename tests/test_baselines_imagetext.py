@@ -1,5 +1,8 @@
-"""DADN, ACMR, DSCMR and CCA: the method contract, their distinctive losses against hand-computed values,
-CCA against scikit-learn, and determinism. Tiny data and tiny networks, so the file runs in seconds."""
+"""DADN, ACMR, DSCMR and CCA: their distinctive losses against hand-computed values, CCA against
+scikit-learn (and its two solution routes against each other), seeds, step budgets, the pairing of unpaired
+data, and semantic-regression's embedding standardisation.
+The method contract itself (seen classes only, determinism, refit, inputs unchanged, ...) is checked for
+every registered method in ``tests/test_contract.py``. Tiny data and tiny networks: seconds."""
 
 from __future__ import annotations
 
@@ -9,102 +12,46 @@ import numpy as np
 import pytest
 import torch
 
-from baselines.acmr import ACMR, hardest_other_class, modality_loss, triplet_loss
-from baselines.cca import CCA, fit_cca
-from baselines.dadn import DADN, mix_rbf_mmd2, ranking_loss
-from baselines.dscmr import DSCMR, common_space_loss, invariance_loss, label_space_loss
-from baselines.pairing import cross_modal_pairs, other_class_partners
+from baselines.acmr import hardest_other_class, modality_loss, triplet_loss
+from baselines.cca import CCA, fit_cca, fit_cca_from_moments, pair_moments
+from baselines.dadn import mix_rbf_mmd2, ranking_loss
+from baselines.dscmr import common_space_loss, invariance_loss, label_space_loss
+from baselines.pairing import cross_modal_pairs, other_class_partners, standardized_pairs
+from baselines.training import batches_per_epoch, sampled_epoch
 from benchmark.contract import ZSBenchError
-from benchmark.data import Split
-from benchmark.protocol import ZSDataset, build_train_view, evaluate
-from benchmark.registry import available_methods
+from benchmark.protocol import ZSDataset, build_train_view
+from benchmark.registry import available_methods, build_method
 from benchmark.torch_utils import reverse_gradient
+from tests.conftest import make_tiny_dataset
 
-N_CLASSES, PER_CLASS, EMB_DIM = 6, 10, 8
-
-TINY = {
-    "dadn": lambda: DADN(hidden=16, critic_hidden=(16, 8), batch_size=8, epochs=2),
-    "acmr": lambda: ACMR(common_dim=8, image_hidden=(16,), text_hidden=(8,), batch_size=8, epochs=2),
-    "dscmr": lambda: DSCMR(hidden=16, common_dim=8, batch_size=8, epochs=2),
-    "cca": lambda: CCA(n_components=4),
-}
+FOUR = ("dadn", "acmr", "dscmr", "cca")
 
 
 def tiny_dataset(paired: bool) -> ZSDataset:
-    """Six classes (three unseen), class-structured features in two modalities, paired or not."""
-    rng = np.random.default_rng(7)
-    names = tuple(f"class{i}" for i in range(N_CLASSES))
-    emb = rng.standard_normal((N_CLASSES, EMB_DIM)).astype(np.float32)
-    mods = ("image", "text") if paired else ("sketch", "image")
-    dims = {mods[0]: 24, mods[1]: 12}
-    maps = {m: rng.standard_normal((EMB_DIM, d)).astype(np.float32) for m, d in dims.items()}
-    y = np.repeat(np.arange(N_CLASSES), PER_CLASS)
-    features, labels = {}, {}
-    for i, m in enumerate(mods):
-        ym = y if paired or i == 0 else np.repeat(np.arange(N_CLASSES), PER_CLASS + 2)
-        latent = emb[ym] + 0.3 * rng.standard_normal((ym.size, EMB_DIM)).astype(np.float32)
-        features[m] = (latent @ maps[m] + 0.1 * rng.standard_normal((ym.size, dims[m]))).astype(np.float32)
-        labels[m] = ym
-    split = Split(dataset="tiny", name="tiny", seen=names[:3], unseen=names[3:], holdout_fraction=0.2,
-                  holdout_seed=0, sha256="", path="")
-    tasks = ((mods[0], mods[1]), (mods[1], mods[0])) if paired else ((mods[0], mods[1]),)
-    return ZSDataset(name="tiny", source="synthetic", modalities=mods, features=features, labels=labels,
-                     class_names=names, class_embeddings=emb, split=split, tasks=tasks, paired=paired)
+    """Six classes (three unseen), two modalities; unpaired, the image side has two more items per class."""
+    return make_tiny_dataset(paired=paired, n_classes=6, n_unseen=3, per_class=10, dims=(24, 12), seed=7,
+                             extra_per_class=0 if paired else 2)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny networks gain nothing from threads, and on a busy shared machine thread hand-offs dominate."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def quick(name: str, **params):
+    return build_method(name, {**available_methods()[name][0].quick_params, **params})[1]
 
 
-@pytest.fixture(scope="module", params=[True, False], ids=["paired", "unpaired"])
-def dataset(request) -> ZSDataset:
-    return tiny_dataset(request.param)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_all_four_are_registered():
     registered = available_methods()
-    for name, make in TINY.items():
-        assert registered[name][0] is type(make())
-
-
-@pytest.mark.parametrize("name", sorted(TINY))
-def test_contract(name, dataset):
-    view = build_train_view(dataset)
-    seen_fit_labels = []
-    method = TINY[name]()
-    original_fit = method.fit
-
-    def spying_fit(train, seed):
-        seen_fit_labels.extend(np.unique(np.concatenate([train.labels[m] for m in train.modalities])).tolist())
-        return original_fit(train, seed)
-
-    method.fit = spying_fit
-    assert method.fit(view, 0) is method
-    assert set(seen_fit_labels) <= set(dataset.seen_classes.tolist())
-    twin = TINY[name]().fit(view, 0)
-    for m in dataset.modalities:
-        X = dataset.features[m][np.isin(dataset.labels[m], dataset.unseen_classes)]
-        Z = method.embed(m, X)
-        assert Z.shape[0] == X.shape[0] and Z.ndim == 2 and Z.dtype == np.float32
-        assert np.isfinite(Z).all()
-        np.testing.assert_allclose(twin.embed(m, X), Z, rtol=0, atol=1e-6)  # same seed, same embeddings
-    metrics, _ = evaluate(method, dataset)
-    assert set(metrics) == {f"{q}->{g}" for q, g in dataset.tasks}
-    assert all(0.0 <= v["mAP@all"] <= 1.0 for v in metrics.values())
-    assert method.history_ and all(math.isfinite(v) for row in method.history_ for v in row.values())
+    for name in FOUR:
+        assert registered[name][0].name == name
 
 
 @pytest.mark.parametrize("name", ["dadn", "acmr", "dscmr"])
-def test_another_seed_gives_other_embeddings(name):
+def test_another_seed_gives_other_embeddings_on_paired_data(name):
     ds = tiny_dataset(True)
     view = build_train_view(ds)
     X = ds.features["image"][:5]
-    assert not np.allclose(TINY[name]().fit(view, 0).embed("image", X), TINY[name]().fit(view, 1).embed("image", X))
+    assert not np.allclose(quick(name).fit(view, 0).embed("image", X), quick(name).fit(view, 1).embed("image", X))
 
 
 def test_three_modalities_are_refused():
@@ -210,6 +157,66 @@ def test_cca_more_dimensions_than_samples_stays_finite():
     assert Wa.shape == (50, 5) and Wb.shape == (30, 5) and np.isfinite(Wa).all() and (corr <= 1 + 1e-9).all()
 
 
+@pytest.mark.parametrize("paired", [True, False], ids=["paired", "unpaired"])
+def test_cca_covariance_route_equals_the_svd_route(paired):
+    """The route for large data (d x d covariances from distinct rows) solves the same ridge CCA."""
+    view = build_train_view(tiny_dataset(paired))
+    pairs = standardized_pairs(view, 3, "cca")
+    Xa, Xb = pairs.rows(pairs.a), pairs.rows(pairs.b)
+    ma, mb, Caa, Cbb, Cab = pair_moments(pairs)
+    np.testing.assert_allclose(ma, Xa.mean(axis=0), atol=1e-5)
+    np.testing.assert_allclose(mb, Xb.mean(axis=0), atol=1e-5)
+    Za, Zb = Xa.astype(np.float64) - ma, Xb.astype(np.float64) - mb
+    np.testing.assert_allclose(Cab, Za.T @ Zb, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(Caa, Za.T @ Za, rtol=1e-6, atol=1e-6)
+    Wa, Wb, corr = fit_cca(Za, Zb, n_components=4, reg=0.1)
+    Va, Vb, corr2 = fit_cca_from_moments(Caa, Cbb, Cab, len(pairs), n_components=4, reg=0.1)
+    np.testing.assert_allclose(corr2, corr, rtol=1e-5)
+    for k in range(4):  # the same directions, up to a sign shared by both modalities
+        sign = np.sign((Za @ Wa[:, k]) @ (Za @ Va[:, k]))
+        np.testing.assert_allclose(Za @ Va[:, k], sign * (Za @ Wa[:, k]), rtol=1e-3, atol=1e-4)
+        np.testing.assert_allclose(Zb @ Vb[:, k], sign * (Zb @ Wb[:, k]), rtol=1e-3, atol=1e-4)
+
+
+def test_cca_takes_the_covariance_route_on_large_data(monkeypatch):
+    import baselines.cca
+
+    ds = tiny_dataset(False)
+    view = build_train_view(ds)
+    X = ds.features["sketch"][:6]
+    small = CCA(n_components=4).fit(view, 0).embed("sketch", X)
+    monkeypatch.setattr(baselines.cca, "SPAN_ROUTE_MAX_ENTRIES", 0)
+    monkeypatch.setattr(baselines.cca, "CHUNK_ROWS", 7)  # several chunks
+    large = CCA(n_components=4).fit(view, 0).embed("sketch", X)
+    np.testing.assert_allclose(np.abs(large), np.abs(small), rtol=1e-3, atol=1e-4)
+
+
+# --- sampled epochs (the step budget) -----------------------------------------------------------------
+
+def test_a_sampled_epoch_is_a_full_epoch_below_the_cap_and_capped_above():
+    full = list(sampled_epoch(50, 8, np.random.default_rng(0)))
+    assert len(full) == batches_per_epoch(50, 8) == 7
+    assert sorted(np.concatenate(full).tolist()) == list(range(50))
+    below = list(sampled_epoch(50, 8, np.random.default_rng(0), max_steps=100))
+    assert all(np.array_equal(u, v) for u, v in zip(full, below, strict=True))  # same batches as uncapped
+    capped = list(sampled_epoch(1000, 8, np.random.default_rng(0), max_steps=5, drop_last=True))
+    assert len(capped) == batches_per_epoch(1000, 8, 5, drop_last=True) == 5
+    assert len(np.unique(np.concatenate(capped))) == 40  # without replacement
+    assert batches_per_epoch(50, 8, drop_last=True) == 6 and batches_per_epoch(5, 8, drop_last=True) == 1
+    assert batches_per_epoch(0, 8) == 0
+
+
+@pytest.mark.parametrize("name", ["dadn", "acmr", "dscmr"])
+def test_the_step_budget_bounds_training_whatever_the_data_size(name):
+    """With ``max_steps_per_epoch`` the steps taken are epochs x the cap, however many pairs there are."""
+    view = build_train_view(make_tiny_dataset(per_class=40, extra_per_class=10))
+    method = quick(name, batch_size=4, epochs=2, max_steps_per_epoch=3)
+    calls = []
+    method.progress_hook_ = lambda done, total: calls.append((done, total))
+    method.fit(view, 0)
+    assert calls[-1] == (6, 6)
+
+
 # --- pairing of unpaired data -------------------------------------------------------------------------
 
 def test_unpaired_pairs_are_same_class_cover_every_sample_and_follow_the_seed():
@@ -227,3 +234,29 @@ def test_other_class_partners_differ_in_class():
     labels = np.array([0, 0, 0, 1, 2, 2])
     partners = other_class_partners(labels, np.random.default_rng(0))
     assert (labels[partners] != labels).all()
+
+
+# --- semantic-regression's standardize_embeddings --------------------------------------------------------
+
+def test_standardized_embeddings_use_the_seen_class_training_statistics():
+    ds = tiny_dataset(True)
+    view = build_train_view(ds)
+    raw = quick("semantic-regression").fit(view, 0)
+    scaled = quick("semantic-regression", standardize_embeddings=True).fit(view, 0)
+    for m in ds.modalities:
+        train_raw = raw.embed(m, view.features[m])
+        train_scaled = scaled.embed(m, view.features[m])
+        np.testing.assert_allclose(train_scaled.mean(axis=0), 0.0, atol=1e-4)
+        np.testing.assert_allclose(train_scaled.std(axis=0), 1.0, rtol=1e-3)
+        # The same trained network; only the embedding is z-scored, with the training statistics.
+        X = ds.features[m]
+        expected = (raw.embed(m, X) - train_raw.mean(axis=0)) / train_raw.std(axis=0)
+        np.testing.assert_allclose(scaled.embed(m, X), expected, rtol=1e-4, atol=1e-4)
+    # Embeds from the epoch hook (validation monitoring) are standardised with the statistics of that epoch.
+    monitored = quick("semantic-regression", standardize_embeddings=True)
+    during = []
+    monitored.epoch_hook_ = lambda epoch, entry: during.append(monitored.embed("image", view.features["image"]))
+    monitored.fit(view, 0)
+    assert len(during) == monitored.epochs
+    np.testing.assert_allclose(during[-1].mean(axis=0), 0.0, atol=1e-4)
+    np.testing.assert_array_equal(during[-1], scaled.embed("image", view.features["image"]))

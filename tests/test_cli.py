@@ -10,8 +10,30 @@ import pytest
 
 
 def zsbench(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    """The command in a fresh interpreter, as a user starts it."""
     return subprocess.run([sys.executable, "-m", "benchmark.cli", *args], capture_output=True, text=True, cwd=cwd,
                           timeout=300)
+
+
+@pytest.fixture
+def zsbench_here(capsys, monkeypatch):
+    """The command's own entry point (argument parsing, error handling, exit codes) in this process: the same
+    behaviour as a fresh interpreter without paying its start-up for every case."""
+    from benchmark.cli import main
+
+    def invoke(*args: str, cwd=None) -> subprocess.CompletedProcess:
+        if cwd is not None:
+            monkeypatch.chdir(cwd)
+        monkeypatch.setattr(sys, "argv", ["zsbench", *args])
+        try:
+            main()
+            code = 0
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else 1
+        captured = capsys.readouterr()
+        return subprocess.CompletedProcess(args, code, captured.out, captured.err)
+
+    return invoke
 
 
 @pytest.mark.parametrize(
@@ -25,8 +47,8 @@ def zsbench(*args: str, cwd=None) -> subprocess.CompletedProcess:
         (["run", "--methods", "random", "--dataset", "wikipedia", "--synthetic", "--seeds", "a"], "--seeds must be"),
     ],
 )
-def test_errors_are_one_line_without_traceback(tmp_path, args, message):
-    result = zsbench(*args, "--results", str(tmp_path / "r"), cwd=tmp_path)
+def test_errors_are_one_line_without_traceback(tmp_path, args, message, zsbench_here):
+    result = zsbench_here(*args, "--results", str(tmp_path / "r"), cwd=tmp_path)
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
@@ -34,19 +56,20 @@ def test_errors_are_one_line_without_traceback(tmp_path, args, message):
 
 
 def test_missing_real_data_names_folder_prepare_and_synthetic(tmp_path):
-    err = zsbench("run", "--methods", "random", "--dataset", "tu-berlin", cwd=tmp_path).stderr
+    err = zsbench("run", "--methods", "random", "--dataset", "tu-berlin", cwd=tmp_path).stderr  # a real start-up
     assert "runs failed" not in err and "/tu-berlin/" in err and "zsbench datasets prepare tu-berlin" in err and "--synthetic" in err
 
 
-def test_run_writes_records_and_a_rerun_skips(tmp_path):
+def test_run_writes_records_and_a_rerun_skips(tmp_path, zsbench_here):
     args = ["run", "--methods", "random", "--dataset", "wikipedia", "--synthetic", "--scale", "0.05",
             "--seeds", "0,1", "--results", str(tmp_path / "r")]
-    first = zsbench(*args)
+    first = zsbench_here(*args)
     assert first.returncode == 0, first.stderr
+    assert first.stdout.count("done in") == 2  # one line per finished run when the output is not a terminal
     records = sorted((tmp_path / "r").rglob("*.json"))
     assert len(records) == 2
     assert json.loads(records[0].read_text())["source"] == "synthetic"
-    second = zsbench(*args)
+    second = zsbench_here(*args)
     assert second.returncode == 0 and "2 skipped" in second.stdout
 
 
@@ -69,9 +92,16 @@ def test_user_method_by_module_path(tmp_path):
     assert len(list((tmp_path / "r").rglob("*.json"))) == 1
 
 
-def test_listings():
-    assert "semantic-regression" in zsbench("methods").stdout
-    listing = zsbench("datasets").stdout
+def test_listings(zsbench_here):
+    assert "semantic-regression" in zsbench_here("methods").stdout
+    listing = zsbench_here("datasets").stdout
     assert "tu-berlin" in listing and "sake-30" in listing
-    info = zsbench("datasets", "info", "sketchy").stdout
+    info = zsbench_here("datasets", "info", "sketchy").stdout
     assert "eccv-21" in info and "teddy_bear" in info
+    assert info.splitlines()[0] == "Sketchy Extended (sketch-image)"  # titled once
+    listing = zsbench_here("datasets", "list").stdout
+    assert sum("pascal-sentences" in line for line in listing.splitlines()) == 1 and "…" not in listing
+    methods = json.loads(zsbench_here("methods", "--json").stdout)
+    assert {"cfsa", "semantic-regression"} <= {m["name"] for m in methods}
+    datasets = json.loads(zsbench_here("datasets", "list", "--json").stdout)
+    assert {d["name"] for d in datasets} >= {"emoji", "tu-berlin"}

@@ -63,9 +63,9 @@ def test_subset_build_round_trips(tmp_path, small_extractor):
     assert ds.paired and ds.tasks == (("sketch", "image"), ("image", "text"), ("text", "image"))
     assert ds.features["text"].shape[1] == 50
     outcome = run_one("random", ds, 0, ResultStore(tmp_path / "runs"))
-    assert outcome.record["source"] == "embedded"
-    assert outcome.record["dataset"]["semantics"].startswith("glove")
-    assert set(outcome.record["metrics"]) == {"sketch->image", "image->text", "text->image"}
+    assert outcome.record.source == "embedded"
+    assert outcome.record.dataset["semantics"].startswith("glove")
+    assert set(outcome.record.metrics) == {"sketch->image", "image->text", "text->image"}
     # a rebuild reads every image feature from the content-hash cache
     computed = small_extractor.computed
     emoji.build_emoji(tmp_path / "again", classes=classes, per_class=5, split_file=tmp_path / "split.json",
@@ -91,7 +91,7 @@ def test_full_build_and_semantic_regression_beats_random(tmp_path):
     ds = load_dataset("emoji")
     assert ds.source == "embedded" and ds.split.sha256 == get_spec("emoji").splits["emoji-v1"].sha256
     store = ResultStore(tmp_path / "runs")
-    learned = run_one("semantic-regression", ds, 0, store).record["metrics"]
-    floor = run_one("random", ds, 0, store).record["metrics"]
+    learned = run_one("semantic-regression", ds, 0, store).record.metrics
+    floor = run_one("random", ds, 0, store).record.metrics
     for task in learned:
         assert learned[task]["mAP@all"] > floor[task]["mAP@all"]

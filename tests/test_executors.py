@@ -41,13 +41,13 @@ def grid_file(tmp_path_factory) -> Path:
 def serial_one_thread(tmp_path_factory, grid_file) -> Path:
     """The serial records every executor is compared with (one thread per run, as a Ray task has)."""
     root = tmp_path_factory.mktemp("serial")
-    report = run_grid_with(load_grid(grid_file), root, threads=1)
+    report = run_grid_with(load_grid(grid_file), root)
     assert [r.status for r in report.results] == ["done"] * 4
     return root
 
 
 def _records(root: Path) -> dict[str, dict]:
-    return {str(path.relative_to(root)): record for path, record in ResultStore(root).records()}
+    return {str(path.relative_to(root)): record.to_json() for path, record in ResultStore(root).records()}
 
 
 def _assert_same_records(a: Path, b: Path) -> None:
@@ -64,14 +64,14 @@ def _assert_same_records(a: Path, b: Path) -> None:
 
 
 def test_the_same_grid_twice_gives_byte_identical_metrics(tmp_path, grid_file, serial_one_thread):
-    second = run_grid_with(load_grid(grid_file), tmp_path, threads=1)
+    second = run_grid_with(load_grid(grid_file), tmp_path)
     assert [r.status for r in second.results] == ["done"] * 4
     _assert_same_records(serial_one_thread, tmp_path)
 
 
 @pytest.mark.slow  # two spawned workers import torch and build the dataset: about 20 s on two cores
 def test_two_local_worker_processes_give_the_serial_records(tmp_path, grid_file, serial_one_thread):
-    parallel = run_grid_with(load_grid(grid_file), tmp_path, executor="processes", jobs=2, threads=1)
+    parallel = run_grid_with(load_grid(grid_file), tmp_path, executor="processes", jobs=2)
     assert [r.status for r in parallel.results] == ["done"] * 4
     _assert_same_records(serial_one_thread, tmp_path)
 
@@ -80,7 +80,7 @@ def test_two_local_worker_processes_give_the_serial_records(tmp_path, grid_file,
 @pytest.mark.skipif(importlib.util.find_spec("ray") is None,
                     reason="Ray is not installed (pip install 'zsbench[ray]'); --executor ray is untested here")
 def test_local_ray_gives_the_serial_records(tmp_path, grid_file, serial_one_thread):
-    on_ray = run_grid_with(load_grid(grid_file), tmp_path, executor="ray", jobs=2, threads=1)
+    on_ray = run_grid_with(load_grid(grid_file), tmp_path, executor="ray", jobs=2)
     assert [r.status for r in on_ray.results] == ["done"] * 4
     _assert_same_records(serial_one_thread, tmp_path)
     import ray
@@ -92,9 +92,10 @@ def test_local_ray_gives_the_serial_records(tmp_path, grid_file, serial_one_thre
 @pytest.mark.skipif(importlib.util.find_spec("ray") is None,
                     reason="Ray is not installed (pip install 'zsbench[ray]'); block scoring on Ray is untested here")
 def test_query_blocks_spread_over_ray_workers_give_the_serial_metrics():
-    from benchmark.executors import map_blocks_on_ray, ray_session, thread_limit
+    from benchmark.executors import map_blocks_on_ray, ray_session
     from benchmark.perf_suite import Precomputed, gallery_dataset
     from benchmark.protocol import evaluate
+    from benchmark.runner import thread_limit
 
     ds = gallery_dataset(600, 2000, dim=16, n_unseen=6)
     block_bytes = 4 * 2000 * 50  # 50 queries a block: 12 blocks
@@ -163,7 +164,7 @@ def test_grid_check_names_an_unknown_hyper_parameter_and_split(tmp_path):
 
 
 def test_flags_that_contradict_a_grid_file_are_refused(grid_file):
-    with pytest.raises(ZSBenchError, match="drop --methods, --synthetic"):
+    with pytest.raises(ZSBenchError, match="drop --methods"):
         grid_from_cli(str(grid_file), "random", None, True, None, None, None, None)
     grid = grid_from_cli(str(grid_file), None, None, False, None, None, "7", "cpu")
     assert grid.seeds == [7]
@@ -177,4 +178,4 @@ def test_executor_arguments_are_checked():
     with pytest.raises(ZSBenchError, match="--jobs 2 needs --executor processes or ray"):
         make_executor("serial", 2)
     with pytest.raises(ZSBenchError, match="--threads must be at least 1"):
-        make_executor("serial", 1, threads=0)
+        grid_from_cli(None, "random", "wikipedia", True, None, 0.05, "0", None, threads=0).check()

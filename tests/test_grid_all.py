@@ -13,9 +13,8 @@ from benchmark.cli import cli
 from benchmark.contract import METHOD_REGISTRY, Method, TrainView, ZSBenchError
 from benchmark.datasets.specs import SPECS
 from benchmark.executors import run_grid_with
-from benchmark.gridconfig import grid_from_flags
+from benchmark.gridconfig import dataset_requests, expand_methods, grid_from_flags
 from benchmark.registry import available_methods
-from benchmark.runner import dataset_requests, expand_methods
 
 TINY_SCALE = 0.02  # pascal-sentences: 20 classes x 6 pairs
 
@@ -36,6 +35,7 @@ class Diverges(Method):
     name = "diverges"
 
     def fit(self, train, seed):
+        self.begin_fit(seed)
         self.log_epoch(0, loss=float("nan"))
         return self
 
@@ -78,8 +78,8 @@ def test_grid_skips_unsupported_with_reason_and_resumes(tmp_path, test_methods):
     status = {(o.method, o.seed): o for o in first}
     assert [status[("random", s)].status for s in (0, 1)] == ["done", "done"]
     assert status[("needs-three", 0)].status == "unsupported"
-    assert "needs three modalities" in status[("needs-three", 0)].error
-    assert status[("diverges", 1)].status == "failed" and "nan" in status[("diverges", 1)].error
+    assert "needs three modalities" in status[("needs-three", 0)].reason
+    assert status[("diverges", 1)].status == "failed" and "nan" in status[("diverges", 1)].reason
     assert not list(tmp_path.rglob("needs-three/*.json")) and not list(tmp_path.rglob("diverges/*.json"))
     again = run_grid(["random", "needs-three"], [0, 1, 2], tmp_path)
     assert [(o.method, o.seed, o.status) for o in again] == [

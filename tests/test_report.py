@@ -11,6 +11,7 @@ import pytest
 from rich.console import Console
 
 from benchmark.contract import ZSBenchError
+from benchmark.record import RunRecord
 from benchmark.report.build import build_report
 from benchmark.report.paper import image_text_table, load_reported, sketch_table
 from benchmark.report.records import aggregate, group_runs, load_runs, run_from_record
@@ -23,14 +24,16 @@ SHA = "a" * 64
 def record(method="m1", seed=0, dataset="wikipedia", source="synthetic", split="dadn", sha=SHA, semantics="glove-50d",
            features="vgg fc7", values=None, config=None, tasks=("image->text", "text->image"), finished="2026-01-01"):
     values = values or {"mAP@all": 0.3, "mAP@100": 0.2, "mAP@200": 0.19, "P@100": 0.25, "P@200": 0.24}
-    return {
-        "schema_version": 1, "method": method, "config": config or {"lr": 0.1}, "seed": seed, "source": source,
+    return RunRecord.from_json({
+        "schema_version": 2, "method": method, "config": config or {"lr": 0.1}, "seed": seed, "source": source,
         "dataset": {"name": dataset, "source": source, "eval_protocol": "test->train", "semantics": semantics,
                     "features": features, "scale": 1.0, "data_seed": 0},
         "split": {"name": split, "sha256": sha, "n_seen": 5, "n_unseen": 5},
         "metrics": {task: dict(values) for task in tasks}, "finished": finished,
         "identity": {"data": {"semantics": semantics, "features": features, "scale": 1.0, "data_seed": 0}},
-    }
+        "metrics_info": {}, "training_log": [], "fits": ["image+text"], "timings": {"total_s": 1.0},
+        "peak_memory_mb": 1.0, "device": "cpu", "versions": {}, "git_commit": None, "started": finished,
+    })
 
 
 def runs_of(*records):
@@ -252,7 +255,7 @@ def _write_run(store_root, method, seed, embeddings, labels, good):
     folder.mkdir(parents=True, exist_ok=True)
     np.savez(folder / f"seed{seed}-x.npz", **arrays)
     rec = with_map(0.8 if good else 0.3, method=method, seed=seed)
-    rec["embeddings_file"] = f"seed{seed}-x.npz"
+    rec.embeddings_file = f"seed{seed}-x.npz"
     ResultStore(store_root).save(folder / f"seed{seed}-x.json", rec)
 
 
@@ -316,6 +319,7 @@ def test_ablation_table_lists_cfsa_variants_only():
 
 def test_a_foreign_record_is_named_in_the_error(tmp_path):
     bad = tmp_path / "runs" / "x" / "seed0-y.json"
-    ResultStore(tmp_path / "runs").save(bad, {"method": "m1", "metrics": {}})
+    bad.parent.mkdir(parents=True)
+    bad.write_text('{"schema_version": 2, "method": "m1", "metrics": {}}')
     with pytest.raises(ZSBenchError, match="seed0-y.json"):
         load_runs(tmp_path / "runs")

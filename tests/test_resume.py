@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmark.executors import STALE_TEMP_AGE_S, remove_stale_temps, run_grid_with
+from benchmark.executors import run_grid_with
 from benchmark.gridconfig import load_grid
-from benchmark.store import ResultStore
+from benchmark.store import STALE_TEMP_AGE_S, ResultStore
 from benchmark.testing import FIT_LOG_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,7 +25,7 @@ GRID = f"""
 seeds = {list(range(N_SEEDS))}
 [[methods]]
 name = "benchmark.testing:RidgeProjection"
-params = {{ delay_s = 0.25 }}
+params = {{ delay_s = 0.15 }}
 [[datasets]]
 name = "wikipedia"
 synthetic = true
@@ -48,7 +48,7 @@ def _cli(grid_file: Path, results: Path, env_extra: dict[str, str] | None = None
 
 
 def _records(root: Path) -> dict[str, dict]:
-    return {str(path.relative_to(root)): record for path, record in ResultStore(root).records()}
+    return {str(path.relative_to(root)): record.to_json() for path, record in ResultStore(root).records()}
 
 
 def _same_records(a: Path, b: Path) -> None:
@@ -121,7 +121,11 @@ def test_a_killed_writers_temp_file_is_never_a_record_and_is_cleaned(tmp_path):
     store = ResultStore(tmp_path)
     folder = tmp_path / "wikipedia-synthetic" / "random"
     folder.mkdir(parents=True)
-    store.save(folder / "seed0-aaaa.json", {"method": "random"})
+    from benchmark.runner import run_one
+    from tests.conftest import make_tiny_dataset
+
+    done = run_one("random", make_tiny_dataset(), 0, store).path
+    os.replace(done, folder / "seed0-aaaa.json")
     # What a writer killed mid-write leaves: a hidden, truncated temp file (and a lock file).
     stale = folder / ".seed1-bbbb.json.4242-deadbeef.tmp"
     stale.write_text('{"schema_version": 1, "method": "ran')
@@ -132,7 +136,7 @@ def test_a_killed_writers_temp_file_is_never_a_record_and_is_cleaned(tmp_path):
     fresh.write_text("{")
     old = time.time() - 2 * STALE_TEMP_AGE_S
     os.utime(stale, (old, old))
-    assert remove_stale_temps(tmp_path) == [stale]
+    assert store.remove_stale_temps() == [stale]
     assert fresh.exists(), "a young temp file may belong to a live writer"
 
 
@@ -145,7 +149,7 @@ def test_a_temp_file_a_live_writer_holds_is_not_removed(tmp_path):
         old = time.time() - 2 * STALE_TEMP_AGE_S
         os.utime(tmp, (old, old))
         # A cleaner in another process (flock locks are per open file, so a second open conflicts too).
-        assert remove_stale_temps(tmp_path) == []
+        assert ResultStore(tmp_path).remove_stale_temps() == []
     assert tmp.exists()
 
 

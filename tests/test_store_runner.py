@@ -36,7 +36,7 @@ def test_rerun_skips_and_force_keeps_the_old_record(tmp_path, tiny_sketch):
     assert forced.status == "done"
     superseded = list((first.path.parent / "superseded").glob("*.json"))
     assert len(superseded) == 1
-    assert json.loads(superseded[0].read_text())["started"] == first.record["started"]
+    assert json.loads(superseded[0].read_text())["started"] == first.record.started
     assert len(list(store.records())) == 1
 
 
@@ -113,9 +113,10 @@ def test_two_modality_method_on_three_modalities_fits_once_per_task_pair(tmp_pat
     outcome = run_one("cca", three, 0, ResultStore(tmp_path))
     assert outcome.status == "done"
     record = outcome.record
-    assert record["fits"] == ["sketch+image", "image+text"]
-    assert list(record["metrics"]) == ["sketch->image", "image->text", "text->image"]
-    assert "embeddings_file" not in record  # one image embedding per fit: no single common space to keep
+    assert record.fits == ["sketch+image", "image+text"]
+    assert list(record.metrics) == ["sketch->image", "image->text", "text->image"]
+    with np.load(outcome.path.with_suffix(".npz")) as kept:  # every fit's embeddings, named by its fit
+        assert {"sketch+image/image/train/embeddings", "image+text/image/test/embeddings"} <= set(kept.files)
     # the image+text part is the same fit as on the two-modality dataset itself
     alone = run_one("cca", tiny_paired, 0, ResultStore(tmp_path / "alone")).record
-    assert record["metrics"]["image->text"] == alone["metrics"]["image->text"]
+    assert record.metrics["image->text"] == alone.metrics["image->text"]

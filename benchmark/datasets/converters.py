@@ -307,7 +307,16 @@ READERS: dict[str, Callable[..., RawData]] = {
 }
 
 
+def all_formats() -> tuple[str, ...]:
+    from benchmark.datasets.raw import RAW_READERS
+
+    return (*READERS, *RAW_READERS)
+
+
 def detect_format(folder: Path) -> str:
+    """The public layout ``folder`` is in: a feature-file format, a raw release, or SAKE lists."""
+    from benchmark.datasets.raw import detect_raw_format
+
     if (folder / "train_img.mat").is_file():
         return "dscmr-mat"
     if (folder / "train_img_feats.pkl").is_file():
@@ -316,6 +325,9 @@ def detect_format(folder: Path) -> str:
         return "dadn-txt"
     if any(folder.glob("*features.npy")):
         return "cvae-npy"
+    raw = detect_raw_format(folder)
+    if raw is not None:
+        return raw
     if any("filelist" in p.name for p in folder.rglob("*.txt")):
         return "sake-lists"
-    raise ZSBenchError(f"{folder}: cannot tell its format; pass --format ({', '.join(READERS)})")
+    raise ZSBenchError(f"{folder}: cannot tell its format; pass --format ({', '.join(all_formats())})")

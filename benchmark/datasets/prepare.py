@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 
 from benchmark.contract import ZSBenchError
-from benchmark.datasets.converters import READERS, RawData, detect_format
+from benchmark.datasets.converters import READERS, RawData, all_formats, detect_format
+from benchmark.datasets.prepare_raw import RawOptions
 from benchmark.datasets.prepared import ModalityData, check_prepared, write_prepared
 from benchmark.datasets.specs import DatasetSpec, get_spec
 
@@ -63,31 +64,44 @@ def deduplicate(features: np.ndarray, labels: np.ndarray, paths: list[str] | Non
 
 def prepare_dataset(name: str, source: Path, out: Path | None = None, fmt: str | None = None,
                     semantics: str | None = None, label_base: int | None = None, classes_file: Path | None = None,
-                    extractor=None, progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
-    """Convert ``source`` (a folder in one public layout) into a prepared folder; returns the check summary."""
-    from benchmark.datasets import data_root
-    from benchmark.datasets.semantics import class_embeddings
+                    extractor=None, progress: Callable[[str, int, int], None] | None = None,
+                    raw: RawOptions | None = None) -> dict[str, Any]:
+    """Convert ``source`` (a folder in one public layout) into a prepared folder; returns the check summary.
 
-    spec = get_spec(name)
+    A raw release (``sketchy-raw``, ``tu-berlin-raw``, ``wikipedia-raw``, ``pascal-sentences-raw``, ``folders``)
+    takes its own options in ``raw``; with a name the registry does not know it becomes a dataset of your own.
+    """
+    from benchmark.datasets import data_root
+    from benchmark.datasets.raw import RAW_READERS
+    from benchmark.datasets.semantics import class_embeddings
+    from benchmark.datasets.specs import SPECS
+
     source = Path(source)
+    if name in SPECS and SPECS[name].source != "real":
+        raise ZSBenchError(f"{name} is {SPECS[name].source}: it is built, not prepared from files")
     if not source.is_dir():
         raise ZSBenchError(f"--from {source}: no such folder")
+    if fmt is not None and fmt not in all_formats():
+        raise ZSBenchError(f"unknown format {fmt!r}; choose one of {', '.join(all_formats())}")
     fmt = fmt or detect_format(source)
-    if fmt not in READERS:
-        raise ZSBenchError(f"unknown format {fmt!r}; choose one of {', '.join(READERS)}")
-    raw: RawData = READERS[fmt](source, extractor=extractor, progress=progress)
-    if set(raw.modalities) != set(spec.modalities):
-        raise ZSBenchError(f"{source} ({fmt}) gives modalities {sorted(raw.modalities)}, {spec.name} needs "
+    if fmt in RAW_READERS:
+        from benchmark.datasets.prepare_raw import prepare_raw
+
+        return prepare_raw(name, source, fmt, out, semantics, extractor, progress, raw or RawOptions())
+    spec = get_spec(name)
+    data: RawData = READERS[fmt](source, extractor=extractor, progress=progress)
+    if set(data.modalities) != set(spec.modalities):
+        raise ZSBenchError(f"{source} ({fmt}) gives modalities {sorted(data.modalities)}, {spec.name} needs "
                            f"{sorted(spec.modalities)}")
     class_list = None
     if classes_file is not None:
         class_list = [line.strip() for line in Path(classes_file).read_text().splitlines() if line.strip()]
-    all_refs = sum((raw.modalities[m].classes for m in spec.modalities), [])
+    all_refs = sum((data.modalities[m].classes for m in spec.modalities), [])
     _, base = class_ids(all_refs, spec, str(source), label_base, class_list)
     modalities: dict[str, ModalityData] = {}
     dedup: dict[str, int] = {}
     for m in spec.modalities:
-        r = raw.modalities[m]
+        r = data.modalities[m]
         y, _ = class_ids(r.classes, spec, f"{source} ({m})", base, class_list)
         X, parts, paths = r.features, r.parts, r.paths
         if not spec.paired:  # a paired set keeps every row: dropping one would break its pairs
@@ -97,14 +111,14 @@ def prepare_dataset(name: str, source: Path, out: Path | None = None, fmt: str |
             parts = None if parts is None else parts[keep]
             paths = None if paths is None else [paths[i] for i in keep]
         modalities[m] = ModalityData(X, y, parts, paths)
-    if semantics is None and raw.class_embeddings is not None:
-        emb = raw.class_embeddings
+    if semantics is None and data.class_embeddings is not None:
+        emb = data.class_embeddings
         if emb.shape[0] != len(spec.class_names):
             raise ZSBenchError(f"{source}: {emb.shape[0]} class vectors for {len(spec.class_names)} classes")
         if class_list is not None:  # rows follow the label order: put them in the registry's order
             order = np.argsort([spec.name_index.id_of(n) for n in class_list])
             emb = emb[order]
-        semantics_info = raw.semantics_info
+        semantics_info = data.semantics_info
     else:
         emb, info = class_embeddings(spec.class_names, semantics or ("glove" if spec.class_names_public else "random"),
                                      dataset=spec.name)
@@ -112,8 +126,8 @@ def prepare_dataset(name: str, source: Path, out: Path | None = None, fmt: str |
     folder = Path(out) if out is not None else data_root() / spec.name
     write_prepared(folder, name=spec.name, source="real", modalities=modalities, class_names=spec.class_names,
                    class_embeddings=emb, tasks=spec.tasks, paired=spec.paired, eval_protocol=spec.eval_protocol,
-                   semantics=semantics_info, features_info=raw.features_info,
-                   extra={"converter": {"format": fmt, "from": str(source), "label_base": base, **raw.notes},
+                   semantics=semantics_info, features_info=data.features_info,
+                   extra={"converter": {"format": fmt, "from": str(source), "label_base": base, **data.notes},
                           "dedup": dedup})
     summary = check_prepared(folder, spec)
     summary.update({"folder": str(folder), "format": fmt, "dedup": dedup})

@@ -19,6 +19,7 @@ takes its split from the registry (``--split``); a folder of your own carries ``
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,15 @@ class ModalityData:
     paths: list[str] | None = None
 
 
+def _save(path: Path, array: np.ndarray) -> None:
+    """Write beside, then rename: an array still memory-mapped from the old file keeps its old data instead of
+    silently showing the new one (np.save truncates the file in place)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as handle:
+        np.save(handle, array)
+    os.replace(tmp, path)
+
+
 def write_prepared(folder: Path, *, name: str, source: str, modalities: dict[str, ModalityData],
                    class_names, class_embeddings: np.ndarray, tasks, paired: bool, eval_protocol: str,
                    semantics: str, features_info: str, split_file: Path | None = None,
@@ -53,18 +63,18 @@ def write_prepared(folder: Path, *, name: str, source: str, modalities: dict[str
     folder.mkdir(parents=True, exist_ok=True)
     (folder / MANIFEST).unlink(missing_ok=True)
     (folder / "classes.txt").write_text("".join(f"{n}\n" for n in class_names))
-    np.save(folder / "class_embeddings.npy", np.asarray(class_embeddings, dtype=np.float32))
+    _save(folder / "class_embeddings.npy", np.asarray(class_embeddings, dtype=np.float32))
     manifest_modalities = {}
     for m, data in modalities.items():
         sub = folder / m
         sub.mkdir(exist_ok=True)
         X = np.ascontiguousarray(data.features, dtype=np.float32)
-        np.save(sub / "features.npy", X)
-        np.save(sub / "labels.npy", np.asarray(data.labels, dtype=np.int64))
+        _save(sub / "features.npy", X)
+        _save(sub / "labels.npy", np.asarray(data.labels, dtype=np.int64))
         for optional in ("parts.npy", "paths.txt"):
             (sub / optional).unlink(missing_ok=True)
         if data.parts is not None:
-            np.save(sub / "parts.npy", np.asarray(data.parts, dtype=np.int8))
+            _save(sub / "parts.npy", np.asarray(data.parts, dtype=np.int8))
         if data.paths is not None:
             (sub / "paths.txt").write_text("".join(f"{p}\n" for p in data.paths))
         manifest_modalities[m] = {"items": int(X.shape[0]), "dim": int(X.shape[1])}

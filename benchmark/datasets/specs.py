@@ -117,7 +117,8 @@ register_dataset(DatasetSpec(
     default_split="dadn",
     citation="Rasiwasia et al., A new approach to cross-modal multimedia retrieval, ACM MM 2010",
     homepage="http://www.svcl.ucsd.edu/projects/crossmodal/",
-    formats="DSCMR .mat, ACMR/JFSE .pkl, DADN .txt (VGG-19 fc7 4096 / Doc2Vec 300)",
+    formats="the original release (wikipedia-raw: lists, texts/*.xml, images/), DSCMR .mat, ACMR/JFSE .pkl, "
+            "DADN .txt (VGG-19 fc7 4096 / Doc2Vec 300)",
 ))
 register_dataset(DatasetSpec(
     name="pascal-sentences", title="Pascal Sentences (image-text)", kind="image-text",
@@ -127,7 +128,8 @@ register_dataset(DatasetSpec(
     splits=_dadn_split("dae459266ecd8bbf17c284a3a2bfb1fd7c95cf28cfb877473c8a4b7d5086269b", "a83f0e684c47f6e14213c76dd1f09bcacbd5d5f808f3ae631efad65c3c4e861a"), default_split="dadn",
     citation="Rashtchian et al., Collecting image annotations using Amazon's Mechanical Turk, NAACL-HLT 2010 workshop",
     homepage="https://vision.cs.uiuc.edu/pascal-sentences/",
-    formats="DSCMR .mat (800 train / 100 val / 100 test; val and test form our test part)",
+    formats="the original release (pascal-sentences-raw: dataset/<class>/*.jpg, sentence/<class>/*.txt), "
+            "DSCMR .mat (800 train / 100 val / 100 test; val and test form our test part)",
 ))
 register_dataset(DatasetSpec(
     name="nus-wide", title="NUS-WIDE, 10 largest concepts (image-text)", kind="image-text",
@@ -168,7 +170,8 @@ register_dataset(DatasetSpec(
     default_split="sake-25",
     citation="Sangkloy et al., The Sketchy Database, SIGGRAPH 2016; Liu et al., Deep sketch hashing, CVPR 2017",
     homepage="https://sketchy.eye.gatech.edu/",
-    formats="SAKE-style `path label` lists with raw images, CVAE/IIAE .npy features, Doodle2Search semantics",
+    formats="the original release (sketchy-raw: 256x256/sketch|photo/tx_000000000000/<class>/), SAKE-style `path "
+            "label` lists with raw images, CVAE/IIAE .npy features, Doodle2Search semantics",
     aliases_file=None,
 ))
 register_dataset(DatasetSpec(
@@ -185,7 +188,8 @@ register_dataset(DatasetSpec(
     default_split="sake-30",
     citation="Eitz et al., How do humans sketch objects?, SIGGRAPH 2012; Liu et al., Deep sketch hashing, CVPR 2017",
     homepage="https://cybertron.cg.tu-berlin.de/eitz/projects/classifysketch/",
-    formats="SAKE-style `path label` lists with raw images, CVAE/IIAE .npy features, Doodle2Search semantics",
+    formats="the original release (tu-berlin-raw: png/<class>/ sketches, ImageResized/<class>/ photos), SAKE-style "
+            "`path label` lists with raw images, CVAE/IIAE .npy features, Doodle2Search semantics",
     aliases_file="tu-berlin-typos.txt",
 ))
 

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from benchmark.contract import ZSBenchError
+from benchmark.record import RunRecord
 from benchmark.store import ResultStore, config_key
 
 METRICS: tuple[str, ...] = ("mAP@all", "mAP@100", "mAP@200", "P@100", "P@200")
@@ -47,7 +48,8 @@ class GroupKey:
         """A file-name stem naming the group; the hash part keeps differing provenance apart."""
         digest = config_key({"split": self.split_sha256, "provenance": self.provenance, "semantics": self.semantics,
                              "features": self.features, "eval": self.eval_protocol})[:8]
-        stem = f"{self.dataset}-{self.source}-{self.split}-{digest}" + ("" if self.stage == "test" else f"-{self.stage}")
+        stem = f"{self.dataset}-{self.source}-{self.split}-{digest}"
+        stem += "" if self.stage == "test" else f"-{self.stage}"
         return "".join(c if c.isalnum() or c in "-_." else "_" for c in stem)
 
     def caption(self) -> str:
@@ -87,7 +89,7 @@ class Run:
     metrics: dict[str, dict[str, float]]
     finished: str = ""
     label: str = ""  # the row label: the method name, with a config hash when :func:`group_runs` needs one
-    record: dict[str, Any] = field(default_factory=dict, repr=False)
+    record: RunRecord | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.label = self.label or self.method
@@ -96,7 +98,8 @@ class Run:
     def selection(self) -> dict[str, Any]:
         """How the configuration was chosen: ``{"protocol": "defaults"}`` (also for records before selection
         existed) or ``{"protocol": "tuned", "budget": N, ...}``."""
-        return dict(self.record.get("selection") or {"protocol": "defaults"})
+        return dict(self.record.selection if self.record is not None and self.record.selection else
+                    {"protocol": "defaults"})
 
     @property
     def selection_label(self) -> str:
@@ -110,46 +113,41 @@ class Run:
     @property
     def queries_path(self) -> Path | None:
         """The per-query sidecar (``<record stem>.queries.parquet``), if it exists."""
-        name = self.record.get("queries_file") or f"{self.path.stem}.queries.parquet"
+        name = (self.record.queries_file if self.record is not None else None) or f"{self.path.stem}.queries.parquet"
         path = self.path.with_name(name)
         return path if path.is_file() else None
 
     def info(self, task: str) -> dict[str, Any]:
         """The task's ``metrics_info`` (n_queries, n_gallery, queries_without_relevant), or {}."""
-        return dict((self.record.get("metrics_info") or {}).get(task) or {})
+        return dict(self.record.metrics_info.get(task) or {}) if self.record is not None else {}
 
     @property
     def embeddings_path(self) -> Path | None:
-        name = self.record.get("embeddings_file")
+        name = self.record.embeddings_file if self.record is not None else None
         path = self.path.with_name(name) if name else None
         return path if path is not None and path.is_file() else None
 
 
-def group_key(record: dict[str, Any], path: Path | str = "record") -> GroupKey:
+def group_key(record: RunRecord, path: Path | str = "record") -> GroupKey:
     try:
-        dataset = record["dataset"]
-        split = record["split"]
-        provenance = dict(record.get("identity", {}).get("data") or
+        dataset = record.dataset
+        provenance = dict(record.identity.get("data") or
                           {k: v for k, v in dataset.items() if k not in ("name", "source", "n_classes", "items",
                                                                         "eval_protocol")})
-        semantics = str(provenance.pop("semantics", dataset.get("semantics", "?")))
-        features = str(provenance.pop("features", dataset.get("features", "?")))
-        return GroupKey(dataset=dataset["name"], source=record.get("source", dataset.get("source", "?")),
-                        split=split["name"], split_sha256=split["sha256"],
-                        eval_protocol=dataset.get("eval_protocol", "?"), semantics=semantics, features=features,
-                        provenance=json.dumps(provenance, sort_keys=True, default=str),
-                        stage=str(record.get("stage") or "test"))
+        semantics = str(provenance.pop("semantics", dataset.get("semantics", "unknown")))
+        features = str(provenance.pop("features", dataset.get("features", "unknown")))
+        return GroupKey(dataset=dataset["name"], source=record.source, split=record.split["name"],
+                        split_sha256=record.split["sha256"], eval_protocol=dataset["eval_protocol"],
+                        semantics=semantics, features=features,
+                        provenance=json.dumps(provenance, sort_keys=True, default=str), stage=record.stage)
     except (KeyError, TypeError) as err:
         raise ZSBenchError(f"run record {path} lacks the field {err}; it is not a zsbench run record "
                            f"(move it out of the results folder)") from None
 
 
-def run_from_record(path: Path, record: dict[str, Any]) -> Run:
-    if "metrics" not in record or "method" not in record:
-        raise ZSBenchError(f"run record {path} has no metrics or method; move it out of the results folder")
-    return Run(path=Path(path), method=str(record["method"]), config_hash=config_key(record.get("config", {}))[:8],
-               seed=int(record.get("seed", 0)), group=group_key(record, path), metrics=record["metrics"],
-               finished=str(record.get("finished", "")), record=record)
+def run_from_record(path: Path, record: RunRecord) -> Run:
+    return Run(path=Path(path), method=record.method, config_hash=config_key(record.config)[:8], seed=record.seed,
+               group=group_key(record, path), metrics=record.metrics, finished=record.finished, record=record)
 
 
 def load_runs(results: str | Path) -> list[Run]:

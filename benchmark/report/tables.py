@@ -213,7 +213,7 @@ def scale_text(runs: list[Run], task: str) -> str:
     queries = spread(i.get("n_queries") for i in infos)
     gallery = spread(i.get("n_gallery") for i in infos)
     # the selection view's split names the validation classes as its unseen ones
-    classes = spread(run.record.get("split", {}).get("n_unseen") for run in runs)
+    classes = spread(run.record.split.get("n_unseen") for run in runs if run.record is not None)
     without = spread(i.get("queries_without_relevant") for i in infos)
     kind = "validation" if runs and runs[0].group.stage == "validation" else "unseen"
     text = f"{queries} queries, {gallery} gallery items, {classes} {kind} classes"

@@ -24,7 +24,7 @@ MAX_PANELS = 12
 def loss_series(run: Run) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]:
     """family -> series name -> (epochs, values); series of a multi-fit run are named ``key [fit]``."""
     rows: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
-    for entry in run.record.get("training_log") or []:
+    for entry in (run.record.training_log if run.record is not None else []):
         if not isinstance(entry, dict) or "epoch" not in entry:
             continue
         fit = entry.get("modalities")
@@ -50,7 +50,7 @@ def pick_runs(runs: list[Run], methods: tuple[str, ...]) -> list[Run]:
     """Per wanted method, its default-configuration run with the lowest seed that logged at least two epochs."""
     picked = []
     for method in methods:
-        candidates = [r for r in runs if r.method == method and len(r.record.get("training_log") or []) >= 2]
+        candidates = [r for r in runs if r.method == method and r.record is not None and len(r.record.training_log) >= 2]
         candidates.sort(key=lambda r: (r.selection_label != "defaults", r.seed))
         if candidates:
             picked.append(candidates[0])

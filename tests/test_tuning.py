@@ -1,0 +1,146 @@
+"""zsbench tune: selection on validation classes only, the same trials for the same seed and budget, resume after
+SIGKILL, bad search spaces refused before any trial, and --tuned runs that record how they were chosen."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+import pytest
+from click.testing import CliRunner
+
+from benchmark.cli import cli
+from benchmark.contract import IntRange, LogUniform, ZSBenchError
+from benchmark.data import DatasetRequest
+from benchmark.testing import SPY_LOG_ENV, RidgeProjection
+from benchmark.tuning import checked_space, find_study, tune_method
+
+ROOT = Path(__file__).resolve().parents[1]
+WIKI = DatasetRequest("wikipedia", synthetic=True, scale=0.05)
+RIDGE = "benchmark.testing:RidgeProjection"
+
+
+@pytest.fixture(scope="module")
+def wiki():
+    return WIKI.load()
+
+
+def _trial_params(result) -> list[dict]:
+    storage = optuna.storages.RDBStorage(f"sqlite:///{result.storage}")
+    study = optuna.load_study(study_name=result.study, storage=storage)
+    return [t.params for t in study.get_trials() if t.state == optuna.trial.TrialState.COMPLETE]
+
+
+def test_the_same_seed_and_budget_give_the_same_trials_and_best(tmp_path, wiki):
+    a = tune_method(RIDGE, WIKI, wiki, 5, [0], tmp_path / "a")
+    b = tune_method(RIDGE, WIKI, wiki, 5, [0], tmp_path / "b")
+    assert a.trials == b.trials == 5 and a.best_params == b.best_params and a.best_value == b.best_value
+    assert _trial_params(a) == _trial_params(b)
+    assert _trial_params(a)[0] == {"ridge": 1.0, "proj_dim": 64}  # trial 0: the method's defaults
+    assert a.default_value is not None and a.best_value >= a.default_value
+    again = tune_method(RIDGE, WIKI, wiki, 5, [0], tmp_path / "a")  # a finished study is not rerun
+    assert again.trials == 5 and _trial_params(again) == _trial_params(a)
+    other = tune_method(RIDGE, WIKI, wiki, 5, [0], tmp_path / "c", seed=1)
+    assert _trial_params(other)[1:] != _trial_params(a)[1:]
+
+
+@dataclass
+class _BadWidth(RidgeProjection):
+    search_space = {"proj_dim": IntRange(0, 8)}
+
+    def validate_params(self) -> None:
+        if self.proj_dim < 1:
+            raise ZSBenchError(f"proj_dim must be at least 1, got {self.proj_dim}")
+
+
+@dataclass
+class _Mistyped(RidgeProjection):
+    search_space = {"proj_dim": LogUniform(1e-3, 1.0)}
+
+
+@dataclass
+class _Unknown(RidgeProjection):
+    search_space = {"width": IntRange(1, 8)}
+
+
+@pytest.mark.parametrize("cls, message", [
+    (_BadWidth, r"search space of 'proj_dim' includes 0, which the method refuses \(proj_dim must be at least 1"),
+    (_Mistyped, r"search space of 'proj_dim': a float range for an integer hyper-parameter"),
+    (_Unknown, r"search space names 'width', which is not one of its hyper-parameters"),
+])
+def test_a_bad_search_space_fails_before_any_trial(monkeypatch, cls, message):
+    import tests.test_tuning as here
+
+    monkeypatch.setattr(here, "_Probe", cls, raising=False)
+    with pytest.raises(ZSBenchError, match=message) as caught:
+        checked_space("tests.test_tuning:_Probe", {})
+    assert "\n" not in str(caught.value)
+
+
+def _cli(*args: str, env_extra: dict | None = None, **kw) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **(env_extra or {})}
+    return subprocess.Popen([sys.executable, "-m", "benchmark.cli", *args], cwd=kw.get("cwd", ROOT), env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_a_killed_tuning_resumes_with_the_remaining_trials_only(tmp_path, wiki):
+    reference = tune_method(RIDGE, WIKI, wiki, 6, [0], tmp_path / "reference")  # the delay changes no draw
+    out = tmp_path / "killed"
+    args = ["tune", "--methods", RIDGE, "--dataset", "wikipedia", "--synthetic", "--scale", "0.05", "--budget", "6",
+            "--param", f"{RIDGE}.delay_s=0.15", "--out", str(out)]
+    proc = _cli(*args)
+    deadline = time.monotonic() + 120
+    done = 0
+    while time.monotonic() < deadline and done < 2:
+        time.sleep(0.1)
+        done = sum(1 for line in (out / "trials").rglob("*.json")) if (out / "trials").exists() else 0
+        assert proc.poll() is None, proc.stderr.read()
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    partial = find_study(out, RIDGE, WIKI, wiki)
+    assert 1 <= partial.trials < 6, "the kill must land halfway through the study"
+    rerun = CliRunner().invoke(cli, args)
+    assert rerun.exit_code == 0, rerun.output
+    trial_lines = [line for line in rerun.stdout.splitlines() if ": trial " in line]
+    assert len(trial_lines) == 6 - partial.trials, rerun.stdout
+    resumed = find_study(out, RIDGE, WIKI, wiki)
+    assert resumed.trials == 6 and _trial_params(resumed) == _trial_params(reference)
+    assert {k: v for k, v in resumed.best_params.items() if k != "delay_s"} == reference.best_params
+
+
+def test_no_test_class_reaches_a_spy_in_tuning_or_in_the_tuned_fit(tmp_path, wiki, monkeypatch):
+    log = tmp_path / "spy.jsonl"
+    spy = "benchmark.testing:SpyRidge"
+    env = {SPY_LOG_ENV: str(log)}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    tune = CliRunner().invoke(cli, ["tune", "--methods", spy, "--dataset", "wikipedia", "--synthetic", "--scale",
+                                    "0.05", "--budget", "3", "--out", str(tmp_path / "tuning")])
+    assert tune.exit_code == 0, tune.output
+    tuning_fits = [json.loads(line) for line in log.read_text().splitlines()]
+    test_classes = set(wiki.split.unseen)
+    assert len(tuning_fits) == 3
+    for fit in tuning_fits:  # during selection no test class exists at all, not even its name
+        assert not test_classes & set(fit["view_classes"]) and not test_classes & set(fit["sample_classes"])
+        assert set(fit["sample_classes"]) == set(wiki.split.seen) - set(wiki.split.validation.classes)
+    run = CliRunner().invoke(cli, ["run", "--methods", spy, "--dataset", "wikipedia", "--synthetic", "--scale", "0.05",
+                                   "--tuned", "--tuning", str(tmp_path / "tuning"), "--results", str(tmp_path / "runs"),
+                                   "--json"])
+    assert run.exit_code == 0, run.output
+    out = run.stdout
+    final = json.loads(log.read_text().splitlines()[-1])
+    assert set(final["sample_classes"]) == set(wiki.split.seen)  # the final fit: all seen classes, samples
+    (outcome,) = json.loads(out)
+    record = json.loads(Path(outcome["record"]).read_text())
+    selection = record["selection"]
+    assert selection["protocol"] == "tuned on validation classes" and selection["budget"] == 3
+    assert selection["trials"] == 3 and selection["validation_sha256"] == wiki.split.validation.sha256
+    assert record["config"]["ridge"] == selection["params"]["ridge"]
+    assert record["stage"] == "test"
