@@ -745,7 +745,8 @@ def compare_cmd(method_a, method_b, dataset, results, metric, source, split, sta
     table_rows = []
     for r in rows:
         c = r.comparison
-        table_rows.append([r.task, f"{number(r.mean_a)} ({r.seeds_a} seeds)", f"{number(r.mean_b)} ({r.seeds_b} seeds)",
+        table_rows.append([r.task, f"{number(r.mean_a)} ({_plural(r.seeds_a, 'seed')})",
+                           f"{number(r.mean_b)} ({_plural(r.seeds_b, 'seed')})",
                            f"{number(c.difference.estimate, signed=True)} [{number(c.difference.low, signed=True)}, "
                            f"{number(c.difference.high, signed=True)}]", number(c.effect.cohens_dz, 2),
                            f"{c.effect.wins}/{c.effect.ties}/{c.effect.losses}", _p_text(c.test.p_value),

@@ -18,9 +18,10 @@ treats a tied block as one threshold (as scikit-learn does). To make every tool 
 written here, ties are broken by default: inside a tied block the k-th item (k = 0, 1, ...) of a block of
 n gets the score v - (v - w) k / n, w being the next lower distinct score of the query (v - 1 when there is
 none), so scores become strictly decreasing and no order between different scores changes; scores are
-written with 17 significant digits. Without ties (the usual case for trained methods) every tool then
-computes the same AP as zsbench; with ties the AP of the exported order can differ from zsbench's tie-aware
-value, and the command counts the tied pairs it broke (``--keep-ties`` writes the raw scores instead).
+written with 17 significant digits. Without ties every tool then computes the same AP as zsbench; with ties
+(identical gallery embeddings: emoji's galleries hold items with identical features, about 21 tied
+neighbours per query for cca) the AP of the exported order can differ from zsbench's tie-aware value, and the
+command counts the tied pairs it broke (``--keep-ties`` writes the raw scores instead).
 """
 
 from __future__ import annotations
