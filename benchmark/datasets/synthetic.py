@@ -59,6 +59,9 @@ ACTIVE_BIAS = 0.8  # units' negative bias in standard deviations: how few units 
 SCALE_SIGMA = 0.8  # log-normal spread of per-dimension scales (heavy tails across dimensions)
 ITEM_NORM_SIGMA = 0.3  # log-normal spread of per-item feature norms
 
+#: Elements per row chunk when the v2 features are built (about 64 MB of float32 at a time).
+CHUNK_ELEMENTS = 2**24
+
 
 def default_scale(spec: DatasetSpec) -> float:
     total = sum(sum(parts.values()) for parts in spec.counts.values())
@@ -195,14 +198,31 @@ def cnn_like(latent: np.ndarray, out_dim: int, seed: int) -> np.ndarray:
     W1 = rng.standard_normal((d_in, hidden)).astype(np.float32) * (2.0 / np.sqrt(d_in))
     b1 = rng.standard_normal(hidden).astype(np.float32) * 0.5
     W2 = rng.standard_normal((hidden, out_dim)).astype(np.float32) / np.sqrt(hidden)
-    pre = np.maximum(latent @ W1 + b1, 0.0) @ W2
+    # Built in row chunks into one float32 array, in place: at TU-Berlin's real size (204,500 x 4096) the
+    # features alone are 3.4 GB, and whole-array temporaries would need several times that.
+    rows = max(1, CHUNK_ELEMENTS // out_dim)
+    x = np.empty((n, out_dim), dtype=np.float32)
+    for start in range(0, n, rows):
+        stop = min(start + rows, n)
+        x[start:stop] = np.maximum(latent[start:stop] @ W1 + b1, 0.0) @ W2
     share = rng.beta(*HUB_SHARE, size=(n, 1)).astype(np.float32)
-    pre = (1.0 - share) * pre + share * pre.mean(axis=0, keepdims=True)
-    pre -= ACTIVE_BIAS * pre.std(axis=0, keepdims=True)
-    x = np.maximum(pre + FEATURE_NOISE * rng.standard_normal(pre.shape).astype(np.float32), 0.0)
+    centre = x.mean(axis=0, dtype=np.float64).astype(np.float32)
+    total, squares = np.zeros(out_dim), np.zeros(out_dim)
+    for start in range(0, n, rows):
+        block = x[start:start + rows]
+        block *= 1.0 - share[start:start + rows]
+        block += share[start:start + rows] * centre
+        total += block.sum(axis=0, dtype=np.float64)
+        squares += np.square(block, dtype=np.float64).sum(axis=0)
+    std = np.sqrt(np.maximum(squares / n - (total / n) ** 2, 0.0)).astype(np.float32)
+    for start in range(0, n, rows):
+        block = x[start:start + rows]
+        block -= ACTIVE_BIAS * std
+        block += FEATURE_NOISE * rng.standard_normal(block.shape, dtype=np.float32)
+        np.maximum(block, 0.0, out=block)
     x *= np.exp(SCALE_SIGMA * rng.standard_normal(out_dim)).astype(np.float32)
     x *= np.exp(ITEM_NORM_SIGMA * rng.standard_normal((n, 1))).astype(np.float32)
-    return x.astype(np.float32, copy=False)
+    return x
 
 
 def signed_text(latent: np.ndarray, out_dim: int, seed: int) -> np.ndarray:
