@@ -105,14 +105,19 @@ def distribution(name: str, method_name: str, space: Any, default: Any):
 
 def checked_space(spec: str, base_params: dict[str, Any]) -> tuple[str, dict[str, Any], Method]:
     """(method name, param -> distribution, the method at its base parameters); fails before any trial on a
-    space naming an unknown hyper-parameter, an empty or mistyped range, or ends the method refuses."""
-    name, cls, _ = resolve_method(spec)
+    space naming an unknown hyper-parameter, an empty or mistyped range, or ends the method refuses.
+
+    A registered variant's overrides (an ablation's ``cycle_weight=0``) and the parameters fixed with
+    ``--param`` are not searched: they define what is being tuned."""
+    name, cls, overrides = resolve_method(spec)
     _, method = build_method(spec, base_params)
     fields = {f.name for f in dataclasses.fields(cls) if f.init}
     space = {}
     for param, declared in cls.search_space.items():
         if param not in fields:
             raise ZSBenchError(f"{name}: search space names {param!r}, which is not one of its hyper-parameters")
+        if param in overrides or param in base_params:
+            continue
         space[param] = distribution(param, name, declared, getattr(method, param))
         ends = declared.values if isinstance(declared, Choice) else (declared.low, declared.high)
         for value in ends:

@@ -144,3 +144,13 @@ def test_no_test_class_reaches_a_spy_in_tuning_or_in_the_tuned_fit(tmp_path, wik
     assert selection["trials"] == 3 and selection["validation_sha256"] == wiki.split.validation.sha256
     assert record["config"]["ridge"] == selection["params"]["ridge"]
     assert record["stage"] == "test"
+
+
+def test_a_variants_overrides_and_fixed_parameters_are_not_searched(monkeypatch):
+    from benchmark.contract import METHOD_REGISTRY
+
+    monkeypatch.setitem(METHOD_REGISTRY, "ridge-fixed", (RidgeProjection, {"ridge": 2.0}))
+    _, space, method = checked_space("ridge-fixed", {})
+    assert set(space) == {"proj_dim"} and method.ridge == 2.0
+    _, space, method = checked_space(RIDGE, {"proj_dim": 16})
+    assert set(space) == {"ridge"} and method.proj_dim == 16
