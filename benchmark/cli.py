@@ -85,7 +85,8 @@ def print_json(data) -> None:
               help="Class semantics: glove (default), minilm, or a file (word2vec text, .npy matrix or dict).")
 @click.option("--tuned", is_flag=True, help="Fit each method with the best parameters of its tuning study "
                                            "(zsbench tune) on the same dataset; records say how they were chosen.")
-@click.option("--tuning", default="results/tuning", show_default=True, help="Folder of the tuning studies.")
+@click.option("--tuning", default=None, help="Folder of the tuning studies (default: the grid file's, else "
+                                             "results/tuning).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON (one object per run).")
 def run(methods, datasets, synthetic, split, scale, seeds, params, results, force, device, config, stage, jobs,
         executor, address, threads, semantics, tuned, tuning, as_json) -> None:
@@ -100,8 +101,7 @@ def run(methods, datasets, synthetic, split, scale, seeds, params, results, forc
     grid.check()
     for request in grid.datasets:
         _build_embedded([request.name], request.synthetic, request.semantics)
-    if tuned:
-        grid = grid.with_tuned(tuning)
+    grid = grid.with_tuned(tuning, every_method=tuned)
     _estimate(grid, results, err_console if as_json else console)
     progress = RunProgress(len(grid.tasks()), executor, lines_to=sys.stderr if as_json else sys.stdout)
     try:

@@ -46,11 +46,11 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10 reads TOML with the tomli backport (a dependency there)
     import tomli as tomllib
 
-TOP_KEYS = {"seeds", "device", "threads", "stage", "results", "methods", "datasets"}
+TOP_KEYS = {"seeds", "device", "threads", "stage", "results", "tuning", "methods", "datasets"}
 #: The word that expands to every registered method, dataset or split.
 ALL = "all"
 DEFAULT_THREADS = 1
-METHOD_KEYS = {"name", "params"}
+METHOD_KEYS = {"name", "params", "tuned"}
 DATASET_KEYS = {"name", "synthetic", "split", "scale", "data_seed", "semantics", "synthetic_version"}
 
 
@@ -60,6 +60,8 @@ class MethodEntry:
     params: dict[str, Any] = field(default_factory=dict)
     #: How these parameters were chosen (None: the method's defaults); a tuning study's details otherwise.
     selection: dict[str, Any] | None = None
+    #: Take the parameters from this method's tuning study on each dataset (``tuned = true`` in a grid file).
+    tuned: bool = False
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,8 @@ class Grid:
     threads: int = DEFAULT_THREADS
     stage: str = "test"
     results: str | None = None
+    #: Folder of the tuning studies that ``tuned`` entries read (default results/tuning).
+    tuning: str | None = None
     file: str | None = None
     file_sha256: str | None = None
     #: (dataset index, method index) -> (parameters, selection) chosen by a tuning study (``--tuned``).
@@ -98,20 +102,25 @@ class Grid:
                     tasks.append(GridTask(len(tasks), entry.spec, dict(params), request, seed, selection))
         return tasks
 
-    def with_tuned(self, tuning: str | Path) -> Grid:
-        """Every (dataset, method) with the best parameters of its tuning study under ``tuning``, and the study's
-        details as the runs' ``selection``."""
+    def with_tuned(self, tuning: str | Path | None = None, every_method: bool = False) -> Grid:
+        """The grid with each tuned entry (``tuned = true``, or every entry with ``every_method``) set to the best
+        parameters of its tuning study under ``tuning`` on each dataset, the study's details as its ``selection``."""
         from benchmark.tuning import find_study
 
-        if any(entry.params for entry in self.methods):
+        entries = [dataclasses.replace(e, tuned=True) if every_method else e for e in self.methods]
+        if not any(entry.tuned for entry in entries):
+            return self
+        if any(entry.params for entry in entries if entry.tuned):
             raise ZSBenchError("--tuned takes the parameters from the tuning studies; drop --param and grid params")
+        folder = Path(tuning or self.tuning or "results/tuning")
         tuned = {}
         for di, request in enumerate(self.datasets):
             ds = request.load()
-            for mi, entry in enumerate(self.methods):
-                study = find_study(Path(tuning), entry.spec, request, ds)
-                tuned[(di, mi)] = (study.best_params, study.selection(ds))
-        return dataclasses.replace(self, tuned=tuned)
+            for mi, entry in enumerate(entries):
+                if entry.tuned:
+                    study = find_study(folder, entry.spec, request, ds)
+                    tuned[(di, mi)] = (study.best_params, study.selection(ds))
+        return dataclasses.replace(self, methods=entries, tuned=tuned)
 
     def check(self) -> None:
         """Fail on an unknown method, hyper-parameter, dataset, split, stage or device before anything runs."""
@@ -146,7 +155,8 @@ class Grid:
 
         methods = []
         for entry, (name, method) in zip(self.methods, self._built(), strict=True):
-            methods.append({"name": name, "overrides": dict(entry.params), "params": method.get_params()})
+            methods.append({"name": name, "overrides": dict(entry.params), "params": method.get_params(),
+                            **({"tuned": True} if entry.tuned else {})})
         datasets = []
         for request in self.datasets:
             spec = SPECS.get(request.name)  # None: a prepared folder of the user's own
@@ -310,7 +320,10 @@ def load_grid(path: str | Path) -> Grid:
         _unknown_keys(table, METHOD_KEYS, at)
         name = _expect(table.get("name"), str, at, "name")
         params = _expect(table.get("params", {}), dict, at, "params")
-        methods.append(MethodEntry(name, dict(params)))
+        tuned = _expect(table.get("tuned", False), bool, at, "tuned")
+        if tuned and params:
+            raise ZSBenchError(f"{at}: a tuned entry takes its parameters from the tuning study; drop params")
+        methods.append(MethodEntry(name, dict(params), tuned=tuned))
 
     datasets = []
     for i, table in enumerate(data["datasets"]):
@@ -341,6 +354,7 @@ def load_grid(path: str | Path) -> Grid:
                 threads=_expect(data.get("threads", DEFAULT_THREADS), int, where, "threads"),
                 stage=_expect(data.get("stage", "test"), str, where, "stage"),
                 results=None if data.get("results") is None else _expect(data["results"], str, where, "results"),
+                tuning=None if data.get("tuning") is None else _expect(data["tuning"], str, where, "tuning"),
                 file=str(path), file_sha256=hashlib.sha256(raw).hexdigest())
     return grid
 

@@ -19,6 +19,7 @@ from click.testing import CliRunner
 from benchmark.cli import cli
 from benchmark.contract import IntRange, LogUniform, ZSBenchError
 from benchmark.data import DatasetRequest
+from benchmark.record import RunRecord
 from benchmark.testing import SPY_LOG_ENV, RidgeProjection
 from benchmark.tuning import checked_space, find_study, tune_method
 
@@ -154,3 +155,22 @@ def test_a_variants_overrides_and_fixed_parameters_are_not_searched(monkeypatch)
     assert set(space) == {"proj_dim"} and method.ridge == 2.0
     _, space, method = checked_space(RIDGE, {"proj_dim": 16})
     assert set(space) == {"ridge"} and method.proj_dim == 16
+
+
+def test_a_grid_file_mixes_default_and_tuned_entries(tmp_path, wiki):
+    from benchmark.executors import run_grid_with
+    from benchmark.gridconfig import load_grid
+
+    tune_method(RIDGE, WIKI, wiki, 2, [0], tmp_path / "studies")
+    grid_file = tmp_path / "grid.toml"
+    grid_file.write_text(f'tuning = "{tmp_path / "studies"}"\nseeds = [0]\n'
+                         f'[[methods]]\nname = "{RIDGE}"\n[[methods]]\nname = "{RIDGE}"\ntuned = true\n'
+                         '[[datasets]]\nname = "wikipedia"\nsynthetic = true\nscale = 0.05\n')
+    grid = load_grid(grid_file).with_tuned()
+    report = run_grid_with(grid, tmp_path / "runs")
+    default, tuned = (RunRecord.load(outcome.path) for outcome in report.results)
+    assert default.selection == {"protocol": "defaults"}
+    assert tuned.selection["protocol"] == "tuned on validation classes" and tuned.selection["budget"] == 2
+    grid_file.write_text(grid_file.read_text().replace('tuned = true\n', 'tuned = true\nparams = { ridge = 2.0 }\n'))
+    with pytest.raises(ZSBenchError, match="a tuned entry takes its parameters from the tuning study"):
+        load_grid(grid_file)
