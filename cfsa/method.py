@@ -21,32 +21,22 @@ Deviations, each deliberate:
 from __future__ import annotations
 
 import dataclasses
-import math
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from benchmark.contract import Method, TrainView, ZSBenchError, register_method
-from benchmark.torch_utils import predict, resolve_device, seed_everything, to_tensor
+from benchmark.contract import Choice, IntRange, LogUniform, Method, TrainView, Uniform, ZSBenchError, register_method
+from benchmark.torch_utils import Standardizer, predict, to_tensor
 from cfsa.losses import ALIGNMENTS
-from cfsa.training import CFSANetworks, CFSATrainer, StepConfig
+from cfsa.training import CFSANetworks, CFSATrainer, LossMeter, StepConfig
 
-
-class _Standardizer:
-    """Per-dimension z-scoring with statistics from the seen-class training features."""
-
-    def __init__(self, X: np.ndarray):
-        self.mean = X.mean(axis=0, dtype=np.float64).astype(np.float32)
-        self.std = np.maximum(X.std(axis=0, dtype=np.float64), 1e-6).astype(np.float32)
-
-    def __call__(self, X: np.ndarray) -> np.ndarray:
-        return ((np.asarray(X, dtype=np.float32) - self.mean) / self.std).astype(np.float32)
-
-
+SCHEDULES = ("joint", "two-stage")
 #: Below this many multiply-adds in the widest layer's forward product, a CPU step runs on one thread.
 SMALL_LAYER_MACS = 2**20
+#: The embedding statistics (``standardize_embeddings``) come from at most this many training rows per modality.
+STATISTICS_ROWS = 4096
 
 
 @contextmanager
@@ -70,30 +60,60 @@ def _cpu_threads(count: int | None):
 class CFSA(Method):
     name = "cfsa"
     #: Seconds-long smoke configuration for the contract test suite; never used for reported runs.
-    quick_params = {"hidden": 16, "epochs": 2, "batch_size": 16, "n_critic": 2}
+    quick_params = {"hidden": 16, "epochs": 2, "epoch_steps": 4, "batch_size": 16, "n_critic": 2}
+    search_space = {
+        "epochs": IntRange(10, 60, step=5),
+        "lr": LogUniform(3e-5, 1e-3),
+        "regressor_lr": LogUniform(1e-4, 3e-3),
+        "regressor_steps": IntRange(1, 4),
+        "dropout": Uniform(0.0, 0.5),
+        "cycle_weight": LogUniform(0.01, 10.0),
+        "synthetic_weight": LogUniform(0.01, 1.0),
+        "align_weight": LogUniform(0.01, 1.0),
+        "temperature": LogUniform(0.03, 1.0),
+        "schedule": Choice(SCHEDULES),
+        "standardize_embeddings": Choice((True, False)),
+    }
     #: Width of every network's hidden layer (4096 in the paper family; smaller so CPUs finish in minutes).
     hidden: int = 256
-    #: An epoch is one pass over the smaller modality's seen-class training set, in steps of ``batch_size``;
-    #: each step is ``n_critic`` critic updates, one generator update and one regressor update.
-    epochs: int = 10
+    #: The budget, in iterations: ``epochs`` x ``epoch_steps``, whatever the dataset's size. An epoch is a
+    #: fixed number of iterations (not a pass over the data), so run time follows the budget, not the data.
+    epochs: int = 20
+    epoch_steps: int = 25
+    #: ``joint``: regressors learn from synthetic features while the GANs train. ``two-stage``: the GANs
+    #: train first (the regressors meanwhile on real features only, the cycle term's anchor), then the
+    #: regressors on real plus synthetic features for ``regressor_epochs``.
+    schedule: str = "joint"
+    #: Regressor-only epochs after the GAN epochs (generators frozen, real plus synthetic features).
+    regressor_epochs: int = 0
     batch_size: int = 64
-    #: The paper family's 1e-4. At the CPU budget (190 steps on TU-Berlin) it leaves the regressors far from
-    #: trained: on TU-Berlin's seen-class validation part (seed 0) 1e-4 gave mAP@all 0.134 and 1e-3 gave 0.559.
+    #: The GANs' Adam learning rate and beta1 (the paper family's 1e-4 and 0.5).
     lr: float = 1e-4
     beta1: float = 0.5
     #: Noise size; 0 means "equal to the class-embedding size", the paper family's choice.
     noise_dim: int = 0
     n_critic: int = 5
     gp_weight: float = 10.0
-    #: Weight of R_m(G_m(c, z)) -> c in the generators' objective (0.1 in the sibling code).
-    cycle_weight: float = 0.1
-    #: Weight of the synthetic features' regression in the regressors' objective (0.01 in the sibling code).
-    synthetic_weight: float = 0.01
+    #: Synthesise features at all (False: no GAN is trained; the regressors see real features only).
+    synthesis: bool = True
     #: Also synthesise features of the unseen classes from their class embeddings (never their samples).
     synthesize_unseen: bool = True
+    #: Weight of R_m(G_m(c, z)) -> c in the generators' objective.
+    cycle_weight: float = 1.0
+    #: Weight of the synthetic features' regression in the regressors' objective.
+    synthetic_weight: float = 0.1
     #: Cross-modal alignment in the common space: cmpm, mmd, coral or none.
     alignment: str = "cmpm"
-    align_weight: float = 1e-4
+    align_weight: float = 0.1
+    #: cmpm's softmax temperature over cosine similarities.
+    temperature: float = 0.1
+    #: The regressors' own optimiser (AdamW) and updates per iteration, and their hidden-layer dropout.
+    regressor_lr: float = 1e-3
+    regressor_steps: int = 2
+    regressor_weight_decay: float = 1e-4
+    dropout: float = 0.2
+    #: Z-score each modality's embeddings with the statistics of its seen-class training embeddings.
+    standardize_embeddings: bool = False
     #: A modality classifier behind a gradient-reversal layer (the sibling code's adversary).
     modality_adversary: bool = False
     adversary_weight: float = 0.01
@@ -101,11 +121,22 @@ class CFSA(Method):
     def _validate(self, train: TrainView) -> None:
         if self.alignment not in ALIGNMENTS:
             raise ZSBenchError(f"cfsa: alignment={self.alignment!r} is unknown; use one of {', '.join(ALIGNMENTS)}")
-        for field_name in ("hidden", "epochs", "batch_size", "n_critic"):
+        if self.schedule not in SCHEDULES:
+            raise ZSBenchError(f"cfsa: schedule={self.schedule!r} is unknown; use one of {', '.join(SCHEDULES)}")
+        for field_name in ("hidden", "epochs", "epoch_steps", "batch_size", "n_critic", "regressor_steps"):
             if int(getattr(self, field_name)) < 1:
                 raise ZSBenchError(f"cfsa: {field_name} must be a positive integer, got {getattr(self, field_name)}")
+        if self.regressor_epochs < 0:
+            raise ZSBenchError(f"cfsa: regressor_epochs must be >= 0, got {self.regressor_epochs}")
+        if self.schedule == "two-stage" and self.synthesis and self.regressor_epochs < 1:
+            raise ZSBenchError("cfsa: schedule='two-stage' trains the regressors on synthetic features only after "
+                               "the GANs; set regressor_epochs >= 1")
         if self.noise_dim < 0:
             raise ZSBenchError(f"cfsa: noise_dim must be >= 0 (0 = embedding size), got {self.noise_dim}")
+        if self.temperature <= 0:
+            raise ZSBenchError(f"cfsa: temperature must be > 0, got {self.temperature}")
+        if not 0 <= self.dropout < 1:
+            raise ZSBenchError(f"cfsa: dropout must be in [0, 1), got {self.dropout}")
         if len(train.modalities) < 2:
             raise ZSBenchError(f"cfsa needs two modalities, the dataset has {list(train.modalities)}")
 
@@ -116,48 +147,68 @@ class CFSA(Method):
     def build(self, train: TrainView, seed: int) -> CFSATrainer:
         """Networks, optimisers and device-resident data for ``train``; fit() then runs the epochs."""
         self._validate(train)
-        seed_everything(seed)
-        self.device_ = resolve_device(self.device)
+        self.begin_fit(seed)
         emb = np.asarray(train.class_embeddings, dtype=np.float32)
         targets = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
-        self.scalers_ = {m: _Standardizer(train.features[m]) for m in train.modalities}
-        features = {m: to_tensor(self.scalers_[m](train.features[m]), self.device_) for m in train.modalities}
+        self.scalers_ = {m: Standardizer(train.features[m]) for m in train.modalities}
+        scaled = {m: self.scalers_[m](train.features[m]) for m in train.modalities}
+        features = {m: to_tensor(scaled[m], self.device_) for m in train.modalities}
         labels = {m: torch.as_tensor(np.asarray(train.labels[m], dtype=np.int64), device=self.device_)
                   for m in train.modalities}
+        # The rows the embedding statistics are computed on: a fixed sample, so their cost is bounded.
+        pick = np.random.default_rng(seed)
+        self._statistics_rows = {m: x[np.sort(pick.permutation(len(x))[:STATISTICS_ROWS])] for m, x in scaled.items()}
+        self.embedding_scalers_ = None
         noise_dim = self.noise_dim or train.embedding_dim
         nets = CFSANetworks({m: train.dim(m) for m in train.modalities}, train.embedding_dim, noise_dim,
-                            self.hidden, self.modality_adversary).to(self.device_)
+                            self.hidden, self.modality_adversary, self.dropout).to(self.device_)
         self.regressors_ = nets.regressors
         # Only class *embeddings* of unseen classes go in: the view holds no unseen sample to give.
         return CFSATrainer(nets, features, labels, to_tensor(targets, self.device_), np.asarray(train.seen_classes),
-                           np.asarray(train.unseen_classes), self.step_config(), seed)
+                           np.asarray(train.unseen_classes), self.step_config(), seed, paired=train.paired)
 
     def fit(self, train: TrainView, seed: int) -> CFSA:
-        trainer = self.build(train, seed)
+        trainer = self.trainer_ = self.build(train, seed)
         widest = max(train.dim(m) for m in train.modalities) + train.embedding_dim
         tiny = self.device_.type == "cpu" and self.batch_size * self.hidden * widest < SMALL_LAYER_MACS
         with _cpu_threads(1 if tiny else None):
-            self._train(trainer, train)
+            self._train(trainer)
         return self
 
-    def _train(self, trainer: CFSATrainer, train: TrainView) -> None:
-        n_min = min(len(train.labels[m]) for m in train.modalities)
-        steps_per_epoch = max(1, math.ceil(n_min / self.batch_size))
-        total = self.epochs * steps_per_epoch
-        for epoch in range(self.epochs):
-            logs: dict[str, torch.Tensor] = {}
-            for step in range(steps_per_epoch):
-                trainer.step(progress=(epoch * steps_per_epoch + step) / total, logs=logs)
-            # The critic terms were already divided by n_critic; every sum is over this epoch's steps.
-            self.log_epoch(epoch, **{k: float(v) / steps_per_epoch for k, v in logs.items()})
+    def _train(self, trainer: CFSATrainer) -> None:
+        n_epochs = self.epochs + self.regressor_epochs
+        total = n_epochs * self.epoch_steps
+        self.set_total_steps(total)
+        for epoch in range(n_epochs):
+            gan_epoch = epoch < self.epochs
+            synthetic_to_regressors = not gan_epoch or self.schedule == "joint"
+            logs = LossMeter()
+            for step in range(self.epoch_steps):
+                trainer.step((epoch * self.epoch_steps + step) / total, logs, train_gan=gan_epoch,
+                             synthetic_to_regressors=synthetic_to_regressors)
+                self.advance(1)
+            self._refresh_embedding_statistics()
+            self.log_epoch(epoch, **logs.means())
+
+    def _refresh_embedding_statistics(self) -> None:
+        if self.standardize_embeddings:
+            self.embedding_scalers_ = {m: Standardizer(predict(self.regressors_[m], X, self.device_))
+                                       for m, X in self._statistics_rows.items()}
 
     def embed(self, modality: str, X: np.ndarray) -> np.ndarray:
+        self.check_fitted()
         if modality not in self.regressors_:
             raise ZSBenchError(f"cfsa was trained on {list(self.regressors_)}, not on modality {modality!r}")
-        return predict(self.regressors_[modality], self.scalers_[modality](X), self.device_)
+        Z = predict(self.regressors_[modality], self.scalers_[modality](X), self.device_)
+        if self.standardize_embeddings:
+            if self.embedding_scalers_ is None:  # before the first epoch ended (a hook looking early)
+                self._refresh_embedding_statistics()
+            Z = self.embedding_scalers_[modality](Z)
+        return Z
 
 
-register_method("cfsa-no-synthesis", CFSA, synthesize_unseen=False)
+register_method("cfsa-no-synthesis", CFSA, synthesis=False)
+register_method("cfsa-no-unseen-synthesis", CFSA, synthesize_unseen=False)
 register_method("cfsa-no-cycle", CFSA, cycle_weight=0.0)
 register_method("cfsa-no-align", CFSA, alignment="none")
 register_method("cfsa-paper-width", CFSA, hidden=4096)
