@@ -56,11 +56,12 @@ class ConditionalCritic(nn.Module):
 
 
 class Regressor(nn.Module):
-    """R_m: feature -> common (class-embedding) space."""
+    """R_m: feature -> common (class-embedding) space; dropout on the hidden layer (training mode only)."""
 
-    def __init__(self, feature_dim: int, embedding_dim: int, hidden: int):
+    def __init__(self, feature_dim: int, embedding_dim: int, hidden: int, dropout: float = 0.0):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(feature_dim, hidden), nn.ReLU(), nn.Linear(hidden, embedding_dim))
+        self.net = nn.Sequential(nn.Linear(feature_dim, hidden), nn.ReLU(), nn.Dropout(dropout),
+                                 nn.Linear(hidden, embedding_dim))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.net(features)

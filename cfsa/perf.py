@@ -4,8 +4,8 @@ The FLOPs are counted analytically from the layer shapes: a linear layer of a ->
 for its forward product, 2nab for the weight gradient and 2nab for the input gradient, and each product is
 counted only where the step really computes it (frozen networks get no weight gradient, detached inputs no
 input gradient, the gradient penalty adds its input-gradient pass and that pass's own backward). Only the
-matrix products of the linear layers are counted; element-wise work, the alignment term (batch x batch x
-embedding) and the optimiser are left out, so the figure is a slight under-count of the work done.
+matrix products of the linear layers and of the ``cmpm`` alignment's cosine logits are counted; element-wise
+work, the other alignment schemes and the optimiser are left out, so the figure is a slight under-count.
 ``tests/test_cfsa_perf.py`` checks the count against torch's FLOP counter.
 """
 
@@ -26,31 +26,39 @@ def _linear(n: int, a: int, b: int) -> int:
 
 def step_flops(feature_dims: dict[str, int], embedding_dim: int, noise_dim: int, hidden: int,
                config: StepConfig) -> int:
-    """Matrix-multiply FLOPs of one :meth:`CFSATrainer.step` (forward and backward)."""
+    """Matrix-multiply FLOPs of one :meth:`CFSATrainer.step` (forward and backward), joint schedule."""
     B, e, z, h = config.batch_size, embedding_dim, noise_dim, hidden
-    n_unseen = B if config.synthesize_unseen else 0
+    n_synthetic = B + (B if config.synthesize_unseen else 0)  # seen rows, then unseen rows
     total = 0
     for d in feature_dims.values():
         critic_in = d + e
-        # Critic update: generator forward without gradient; critic on [real; fake] with weight gradients
-        # (its first layer's input needs none); the penalty's closed-form input gradient: the first layer's
-        # forward for the activation mask, one product for the gradient and two for its backward.
-        critic = _linear(B, e + z, h) + _linear(B, h, d)
-        critic += 2 * _linear(2 * B, critic_in, h) + 3 * _linear(2 * B, h, 1)
-        critic += _linear(B, critic_in, h) + 3 * _linear(B, d, h)
-        total += config.n_critic * critic
-        # Generator update: generators with gradients (the unseen rows only when the cycle term needs them),
-        # the frozen critic and regressor with input gradients only.
-        n_grad = B + (n_unseen if config.cycle_weight > 0 else 0)
-        total += 2 * _linear(n_grad, e + z, h) + 3 * _linear(n_grad, h, d)
-        if config.cycle_weight == 0:
-            total += _linear(n_unseen, e + z, h) + _linear(n_unseen, h, d)
-        total += 2 * _linear(B, critic_in, h) + 2 * _linear(B, h, 1)
-        if config.cycle_weight > 0:
-            total += 2 * _linear(n_grad, d, h) + 2 * _linear(n_grad, h, e)
-        # Regressor update on real rows and, when used, on the synthetic rows.
-        n_reg = B + ((B + n_unseen) if config.uses_synthetic else 0)
-        total += 2 * _linear(n_reg, d, h) + 3 * _linear(n_reg, h, e)
+        if config.synthesis:
+            # Critic update: generator forward without gradient; critic on [real; fake] with weight gradients
+            # (its first layer's input needs none); the penalty's closed-form input gradient: the first layer's
+            # forward for the activation mask, one product for the gradient and two for its backward.
+            critic = _linear(B, e + z, h) + _linear(B, h, d)
+            critic += 2 * _linear(2 * B, critic_in, h) + 3 * _linear(2 * B, h, 1)
+            critic += _linear(B, critic_in, h) + 3 * _linear(B, d, h)
+            total += config.n_critic * critic
+            # Generator update: generators with gradients (the unseen rows only when the cycle term needs
+            # them), the frozen critic on the seen rows and, for the cycle, the frozen regressor, both with
+            # input gradients only.
+            n_grad = n_synthetic if config.cycle_weight > 0 else B
+            total += 2 * _linear(n_grad, e + z, h) + 3 * _linear(n_grad, h, d)
+            total += 2 * _linear(B, critic_in, h) + 2 * _linear(B, h, 1)
+            if config.cycle_weight > 0:
+                total += 2 * _linear(n_grad, d, h) + 2 * _linear(n_grad, h, e)
+        # Regressor updates on a real batch and, when used, on fresh synthetic rows (generated without gradient).
+        regressor = 2 * _linear(B, d, h) + 3 * _linear(B, h, e)
+        if config.synthetic_to_regressors:
+            regressor += _linear(n_synthetic, e + z, h) + _linear(n_synthetic, h, d)
+            regressor += 2 * _linear(n_synthetic, d, h) + 3 * _linear(n_synthetic, h, e)
+        total += config.regressor_steps * regressor
+    if config.aligns and config.alignment == "cmpm":
+        # Per modality pair and direction, the cosine logits (n x e x n) forward and their two backward products.
+        pairs = len(feature_dims) * (len(feature_dims) - 1) // 2
+        rows = [B] + ([n_synthetic] if config.synthetic_to_regressors else [])
+        total += config.regressor_steps * pairs * sum(2 * 3 * _linear(n, e, n) for n in rows)
     return total
 
 
@@ -110,8 +118,9 @@ def perf_train(hidden: int = 1024, batch_size: int = 64, feature_dims: dict[str,
                seed: int = 0) -> TrainPerf:
     """Time ``steps`` training steps (after ``warmup``) on random data shaped like TU-Berlin's features.
 
-    A step is one generator iteration: ``n_critic`` critic updates, one generator and one regressor update.
-    Its sample count is the real rows it consumes: (n_critic + 1) batches per modality.
+    A step is one iteration: ``n_critic`` critic updates, one generator update and ``regressor_steps``
+    regressor updates. Its sample count is the real rows it consumes: (n_critic + regressor_steps) batches
+    per modality (none for the critics when synthesis is off).
     """
     feature_dims = feature_dims or {"sketch": 4096, "image": 4096}
     config = config or StepConfig(batch_size=batch_size)
@@ -137,7 +146,7 @@ def perf_train(hidden: int = 1024, batch_size: int = 64, feature_dims: dict[str,
     seconds = (time.perf_counter() - t0) / steps
     peak = measure_matmul_peak(peak_size, device=device)
     flops = step_flops(feature_dims, embedding_dim, embedding_dim, hidden, config)
-    samples = (config.n_critic + 1) * config.batch_size * len(feature_dims)
+    samples = ((config.n_critic if config.synthesis else 0) + config.regressor_steps) * config.batch_size * len(feature_dims)
     tf32 = dev.type == "cuda" and torch.backends.cuda.matmul.allow_tf32
     return TrainPerf(str(dev), hidden, config.batch_size, feature_dims, embedding_dim, steps, seconds, samples,
                      flops / 1e9, peak, torch.get_num_threads(), tf32)

@@ -1,11 +1,16 @@
-"""One CFSA training step: 5 critic updates, one coupled generator update, one regressor update.
+"""CFSA's training iteration: the coupled GAN update (critics, then generators) and the regressor updates.
 
-The two generators are coupled through their conditioning: in the generator update both modalities'
-generators receive the same class embeddings and the same noise, so each synthetic row is a correlated
-cross-modal pair of one class, which the alignment term then sees as a matched pair. The regressors learn
-from real seen-class features, from synthetic features (of seen classes, and of unseen classes when
-``synthesize_unseen``: only their class embeddings are used, never a sample), and from the alignment
-between modalities in the common space.
+One iteration is ``n_critic`` critic updates and one generator update (the *GAN step*, skipped when the
+GANs are frozen or synthesis is off), then ``regressor_steps`` regressor updates, each on a fresh real
+batch and, when synthetic features are in use, a fresh synthetic batch from the current generators.
+
+The two generators are coupled through their conditioning: both modalities' generators receive the same
+class embeddings and the same noise, so each synthetic row is a correlated cross-modal pair of one class,
+which the alignment term then sees as a matched pair. The regressors learn from real seen-class features,
+from synthetic features (of seen classes, and of unseen classes when ``synthesize_unseen``: only their
+class embeddings are used, never a sample), and from the alignment between modalities in the common space.
+On paired data (row i of every modality is one item) real batches draw the same rows in every modality,
+so the alignment sees each item's cross-modal partner.
 """
 
 from __future__ import annotations
@@ -32,38 +37,48 @@ from cfsa.networks import ConditionalCritic, ConditionalGenerator, ModalityClass
 
 @dataclass(frozen=True)
 class StepConfig:
-    """The hyper-parameters a training step needs (a subset of the method's)."""
+    """The hyper-parameters a training iteration needs (a subset of the method's, same names and defaults)."""
 
     batch_size: int = 64
-    n_critic: int = 5
+    n_critic: int = 3
     gp_weight: float = 10.0
-    cycle_weight: float = 0.1
-    synthetic_weight: float = 0.01
+    lr: float = 1e-3
+    beta1: float = 0.5
+    synthesis: bool = True
     synthesize_unseen: bool = True
+    cycle_weight: float = 1.0
+    synthetic_weight: float = 0.1
     alignment: str = "cmpm"
-    align_weight: float = 1e-4
+    align_weight: float = 10.0
+    temperature: float = 0.5
+    regressor_lr: float = 1e-3
+    regressor_steps: int = 2
+    regressor_weight_decay: float = 1e-4
     modality_adversary: bool = False
     adversary_weight: float = 0.01
-    lr: float = 1e-4
-    beta1: float = 0.5
 
     @property
-    def uses_synthetic(self) -> bool:
-        """Whether synthetic features reach the regressors at all."""
-        return self.synthetic_weight > 0 or (self.alignment != "none" and self.align_weight > 0)
+    def aligns(self) -> bool:
+        return self.alignment != "none" and self.align_weight > 0
+
+    @property
+    def synthetic_to_regressors(self) -> bool:
+        """Whether synthetic features reach the regressors' updates (given a stage that allows them)."""
+        return self.synthesis and (self.synthetic_weight > 0 or self.aligns)
 
 
 class CFSANetworks(nn.Module):
     """G_m, D_m, R_m per modality and the optional modality classifier."""
 
     def __init__(self, feature_dims: dict[str, int], embedding_dim: int, noise_dim: int, hidden: int,
-                 modality_adversary: bool):
+                 modality_adversary: bool, dropout: float = 0.0):
         super().__init__()
         self.modalities = tuple(feature_dims)
         self.generators = nn.ModuleDict({m: ConditionalGenerator(embedding_dim, noise_dim, d, hidden)
                                          for m, d in feature_dims.items()})
         self.critics = nn.ModuleDict({m: ConditionalCritic(d, embedding_dim, hidden) for m, d in feature_dims.items()})
-        self.regressors = nn.ModuleDict({m: Regressor(d, embedding_dim, hidden) for m, d in feature_dims.items()})
+        self.regressors = nn.ModuleDict({m: Regressor(d, embedding_dim, hidden, dropout)
+                                         for m, d in feature_dims.items()})
         self.adversary = (ModalityClassifier(embedding_dim, len(feature_dims), min(hidden, 512))
                           if modality_adversary else None)
 
@@ -74,35 +89,69 @@ def _set_trainable(module: nn.Module | None, flag: bool) -> None:
             p.requires_grad_(flag)
 
 
+class LossMeter(dict):
+    """Loss name -> (sum, count) over an epoch, kept on the device (a .item() per loss per step would
+    synchronise a GPU each time); ``means()`` gives the per-epoch means that ``log_epoch`` records."""
+
+    def add(self, key: str, value: torch.Tensor) -> None:
+        total, count = self.get(key, (0.0, 0))
+        self[key] = (total + value.detach(), count + 1)
+
+    def means(self) -> dict[str, float]:
+        return {k: float(total) / count for k, (total, count) in self.items()}
+
+
 class CFSATrainer:
     """Holds the networks, their optimisers and the (device-resident) training data; ``step`` trains once.
 
     ``features[m]``/``labels[m]`` are real seen-class samples; ``targets`` are the class embeddings of all
-    classes (the conditioning and the regression targets); ``seen``/``unseen`` are class ids. Index and
-    noise draws come from a numpy generator and a CPU torch generator, so a seed fixes the run on CPU.
+    classes (the conditioning and the regression targets); ``seen``/``unseen`` are class ids; ``paired``
+    says that row i of every modality is one item. Index and noise draws come from a numpy generator and a
+    CPU torch generator, so a seed fixes the run on CPU.
     """
 
     def __init__(self, nets: CFSANetworks, features: dict[str, torch.Tensor], labels: dict[str, torch.Tensor],
-                 targets: torch.Tensor, seen: np.ndarray, unseen: np.ndarray, config: StepConfig, seed: int):
+                 targets: torch.Tensor, seen: np.ndarray, unseen: np.ndarray, config: StepConfig, seed: int,
+                 paired: bool = False):
         self.nets, self.config = nets, config
         self.features, self.labels, self.targets = features, labels, targets
+        # The generators' and critics' condition: the unit-norm class embedding scaled to unit variance per
+        # dimension, the scale of the noise and of the z-scored features beside it in their inputs. At unit
+        # norm the condition was a 50-d whisper next to 50 noise dimensions (norm ~7) and 1280 feature
+        # dimensions (norm ~36): the GANs were unconditional in effect and their features carried no class.
+        self.conditions = targets * targets.shape[1] ** 0.5
         self.seen, self.unseen = np.asarray(seen), np.asarray(unseen)
+        sizes = {len(y) for y in labels.values()}
+        if paired and len(sizes) != 1:
+            raise ValueError(f"paired data must have as many rows in every modality, got {sorted(sizes)}")
+        self.paired = paired
         self.device = targets.device
         self.noise_dim = next(iter(nets.generators.values())).noise_dim
         self.rng = np.random.default_rng(seed)
         self.torch_rng = torch.Generator().manual_seed(seed)
         betas = (config.beta1, 0.999)
-        self.opt_critic = torch.optim.Adam(nets.critics.parameters(), lr=config.lr, betas=betas)
-        self.opt_generator = torch.optim.Adam(nets.generators.parameters(), lr=config.lr, betas=betas)
+        # Fused Adam: one kernel per parameter instead of a dozen element-wise passes; the unfused update took
+        # a fifth of a step's time at width 256 (the critics' first layers are the largest tensors).
+        fused = {"fused": True}
+        self.opt_critic = torch.optim.Adam(nets.critics.parameters(), lr=config.lr, betas=betas, **fused)
+        self.opt_generator = torch.optim.Adam(nets.generators.parameters(), lr=config.lr, betas=betas, **fused)
         regressor_params = list(nets.regressors.parameters())
         if nets.adversary is not None:
             regressor_params += list(nets.adversary.parameters())
-        self.opt_regressor = torch.optim.Adam(regressor_params, lr=config.lr, betas=betas)
+        self.opt_regressor = torch.optim.AdamW(regressor_params, lr=config.regressor_lr,
+                                               weight_decay=config.regressor_weight_decay, **fused)
 
     # -- sampling ------------------------------------------------------------------------------------------
-    def _real_batch(self, m: str) -> tuple[torch.Tensor, torch.Tensor]:
-        idx = torch.as_tensor(self.rng.integers(0, len(self.labels[m]), self.config.batch_size), device=self.device)
-        return self.features[m][idx], self.labels[m][idx]
+    def real_batches(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """One real batch per modality; on paired data the same rows (items) in every modality."""
+        n = self.config.batch_size
+        shared = self.rng.integers(0, len(next(iter(self.labels.values()))), n) if self.paired else None
+        batches = {}
+        for m in self.nets.modalities:
+            idx = shared if shared is not None else self.rng.integers(0, len(self.labels[m]), n)
+            idx = torch.as_tensor(idx, device=self.device)
+            batches[m] = (self.features[m][idx], self.labels[m][idx])
+        return batches
 
     def _classes(self, pool: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(pool[self.rng.integers(0, len(pool), self.config.batch_size)], device=self.device)
@@ -113,89 +162,95 @@ class CFSATrainer:
     def _noise(self, n: int) -> torch.Tensor:
         return torch.randn(n, self.noise_dim, generator=self.torch_rng).to(self.device)
 
-    # -- the three updates ---------------------------------------------------------------------------------
-    def critic_update(self, logs: dict[str, torch.Tensor]) -> None:
+    def synthetic_conditions(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Class ids and noise for one synthetic batch shared by all modalities (seen, then unseen classes)."""
+        ids = self._classes(self.seen)
+        if self.config.synthesize_unseen and len(self.unseen) > 0:
+            ids = torch.cat([ids, self._classes(self.unseen)])
+        return ids, self._noise(len(ids))
+
+    # -- the updates ---------------------------------------------------------------------------------------
+    def critic_update(self, logs: LossMeter) -> None:
         cfg, nets = self.config, self.nets
         loss = 0.0
-        for m in nets.modalities:
-            x, y = self._real_batch(m)
-            c = self.targets[y]
+        for m, (x, y) in self.real_batches().items():
+            c = self.conditions[y]
             with torch.no_grad():
                 fake = nets.generators[m](c, self._noise(len(y)))
             scores = nets.critics[m](torch.cat([x, fake]), torch.cat([c, c]))
             real_scores, fake_scores = scores[: len(y)], scores[len(y):]
             penalty = gradient_penalty(nets.critics[m], x, fake, c, mix=self._uniform(len(y), 1))
             loss = loss + critic_loss(real_scores, fake_scores) + cfg.gp_weight * penalty
-            _add(logs, f"wasserstein_{m}", (real_scores.mean() - fake_scores.mean()) / cfg.n_critic)
-            _add(logs, f"gp_{m}", penalty / cfg.n_critic)
+            logs.add(f"wasserstein_{m}", real_scores.mean() - fake_scores.mean())
+            logs.add(f"gp_{m}", penalty)
         self.opt_critic.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_critic.step()
 
-    def generator_update(self, logs: dict[str, torch.Tensor]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        """Returns the synthetic features per modality (detached) and their class ids, for the regressors."""
+    def generator_update(self, logs: LossMeter) -> None:
+        """The coupled generators: fool the critics on seen classes; the cycle term R_m(G_m(c, z)) -> c on the
+        seen and (when synthesised) unseen classes, through the frozen regressors in evaluation mode."""
         cfg, nets = self.config, self.nets
-        seen_ids = self._classes(self.seen)
-        c_seen, z_seen = self.targets[seen_ids], self._noise(len(seen_ids))  # shared by all modalities
-        with_unseen = cfg.synthesize_unseen and len(self.unseen) > 0
-        if with_unseen:
-            unseen_ids = self._classes(self.unseen)
-            c_unseen, z_unseen = self.targets[unseen_ids], self._noise(len(unseen_ids))
+        ids, noise = self.synthetic_conditions()
+        n_seen = self.config.batch_size
+        c, target = self.conditions[ids], self.targets[ids]
         _set_trainable(nets.critics, False)
         _set_trainable(nets.regressors, False)
-        loss, synthetic = 0.0, {}
+        nets.regressors.eval()
+        loss = 0.0
         for m in nets.modalities:
-            generator = nets.generators[m]
-            fake_seen = generator(c_seen, z_seen)
-            adversarial = generator_adversarial_loss(nets.critics[m](fake_seen, c_seen))
+            with_cycle = cfg.cycle_weight > 0
+            rows = slice(None) if with_cycle else slice(0, n_seen)  # unseen rows serve the cycle term only
+            fake = nets.generators[m](c[rows], noise[rows])
+            adversarial = generator_adversarial_loss(nets.critics[m](fake[:n_seen], c[:n_seen]))
             loss = loss + adversarial
-            _add(logs, f"generator_{m}", adversarial)
-            fake_unseen = None
-            if with_unseen:
-                with torch.set_grad_enabled(cfg.cycle_weight > 0):
-                    fake_unseen = generator(c_unseen, z_unseen)
-            if cfg.cycle_weight > 0:
-                cycle = cycle_loss(nets.regressors[m](fake_seen), c_seen)
-                if fake_unseen is not None:
-                    cycle = (cycle + cycle_loss(nets.regressors[m](fake_unseen), c_unseen)) / 2
+            logs.add(f"generator_{m}", adversarial)
+            if with_cycle:
+                cycle = cycle_loss(nets.regressors[m](fake), target)
                 loss = loss + cfg.cycle_weight * cycle
-                _add(logs, f"cycle_{m}", cycle)
-            if fake_unseen is not None:
-                synthetic[m] = (torch.cat([fake_seen, fake_unseen]).detach(), torch.cat([seen_ids, unseen_ids]))
-            else:
-                synthetic[m] = (fake_seen.detach(), seen_ids)
+                logs.add(f"cycle_{m}", cycle)
         self.opt_generator.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_generator.step()
+        nets.regressors.train()
         _set_trainable(nets.critics, True)
         _set_trainable(nets.regressors, True)
-        return synthetic
 
-    def regressor_update(self, synthetic: dict[str, tuple[torch.Tensor, torch.Tensor]], progress: float,
-                         logs: dict[str, torch.Tensor]) -> None:
+    def gan_step(self, logs: LossMeter) -> None:
+        for _ in range(self.config.n_critic):
+            self.critic_update(logs)
+        self.generator_update(logs)
+
+    def synthetic_batches(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """Fresh synthetic features per modality (no gradient to the generators), coupled across modalities."""
+        ids, noise = self.synthetic_conditions()
+        with torch.no_grad():
+            return {m: (self.nets.generators[m](self.conditions[ids], noise), ids) for m in self.nets.modalities}
+
+    def regressor_update(self, logs: LossMeter, progress: float = 0.0, with_synthetic: bool = True) -> None:
         cfg, nets = self.config, self.nets
-        real, fake = {}, {}
+        real = {m: (nets.regressors[m](x), y) for m, (x, y) in self.real_batches().items()}
+        fake = {}
+        if with_synthetic and cfg.synthetic_to_regressors:
+            fake = {m: (nets.regressors[m](x), y) for m, (x, y) in self.synthetic_batches().items()}
         loss = 0.0
         for m in nets.modalities:
-            x, y = self._real_batch(m)
-            real[m] = (nets.regressors[m](x), y)
-            reg = regression_loss(real[m][0], self.targets[y])
+            reg = regression_loss(real[m][0], self.targets[real[m][1]])
             loss = loss + reg
-            _add(logs, f"regression_{m}", reg)
-            if cfg.uses_synthetic:
-                xs, ys = synthetic[m]
-                fake[m] = (nets.regressors[m](xs), ys)
-                if cfg.synthetic_weight > 0:
-                    reg_syn = regression_loss(fake[m][0], self.targets[ys])
-                    loss = loss + cfg.synthetic_weight * reg_syn
-                    _add(logs, f"synthetic_{m}", reg_syn)
-        if cfg.alignment != "none" and cfg.align_weight > 0:
-            align = 0.0
-            for a, b in combinations(nets.modalities, 2):
-                align = align + alignment_loss(cfg.alignment, real[a][0], real[b][0], real[a][1], real[b][1])
-                align = align + alignment_loss(cfg.alignment, fake[a][0], fake[b][0], fake[a][1], fake[b][1])
-            loss = loss + cfg.align_weight * align
-            _add(logs, "alignment", align)
+            logs.add(f"regression_{m}", reg)
+            if fake and cfg.synthetic_weight > 0:
+                reg_syn = regression_loss(fake[m][0], self.targets[fake[m][1]])
+                loss = loss + cfg.synthetic_weight * reg_syn
+                logs.add(f"synthetic_{m}", reg_syn)
+        if cfg.aligns:
+            for name, embedded in (("alignment", real), ("alignment_synthetic", fake)):
+                if not embedded:
+                    continue
+                align = sum(alignment_loss(cfg.alignment, embedded[a][0], embedded[b][0], embedded[a][1],
+                                           embedded[b][1], cfg.temperature)
+                            for a, b in combinations(nets.modalities, 2))
+                loss = loss + cfg.align_weight * align
+                logs.add(name, align)
         if nets.adversary is not None:
             embeddings = torch.cat([real[m][0] for m in nets.modalities])
             modality_ids = torch.cat([torch.full((len(real[m][1]),), i, device=self.device)
@@ -203,22 +258,19 @@ class CFSATrainer:
             logits = nets.adversary(embeddings, reversal_scale=reversal_ramp(progress))
             adversary = F.cross_entropy(logits, modality_ids)
             loss = loss + cfg.adversary_weight * adversary
-            _add(logs, "modality_adversary", adversary)
+            logs.add("modality_adversary", adversary)
         self.opt_regressor.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_regressor.step()
 
-    def step(self, progress: float = 0.0, logs: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
-        """One generator iteration; ``progress`` in [0, 1] drives the reversal ramp. Losses add into ``logs``."""
-        logs = {} if logs is None else logs
-        for _ in range(self.config.n_critic):
-            self.critic_update(logs)
-        synthetic = self.generator_update(logs)
-        self.regressor_update(synthetic, progress, logs)
+    def step(self, progress: float = 0.0, logs: LossMeter | None = None, train_gan: bool = True,
+             synthetic_to_regressors: bool = True) -> LossMeter:
+        """One iteration: the GAN step (when ``train_gan`` and synthesis is on), then ``regressor_steps``
+        regressor updates (on synthetic features too when ``synthetic_to_regressors``). ``progress`` in
+        [0, 1] drives the adversary's reversal ramp. Losses add into ``logs``."""
+        logs = LossMeter() if logs is None else logs
+        if train_gan and self.config.synthesis:
+            self.gan_step(logs)
+        for _ in range(self.config.regressor_steps):
+            self.regressor_update(logs, progress, synthetic_to_regressors)
         return logs
-
-
-def _add(logs: dict[str, torch.Tensor], key: str, value: torch.Tensor) -> None:
-    # Kept on the device and summed lazily: a .item() per loss per step would synchronise a GPU each time.
-    value = value.detach()
-    logs[key] = logs[key] + value if key in logs else value
