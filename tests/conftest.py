@@ -193,16 +193,13 @@ def make_tiny_dataset(paired: bool = False, n_classes: int = 6, n_unseen: int = 
                      parts=parts if paired else None, provenance={"semantics": "random", "features": "tiny"})
 
 
-@pytest.fixture(scope="module")
-def one_torch_thread():
-    """Tiny networks gain nothing from threads, and on a busy machine thread hand-offs dominate; use it with
-    ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread_per_worker():
+    """Every test process (one per core under pytest-xdist) computes on one torch thread: tiny networks gain
+    nothing from threads, and several processes each with a pool per core oversubscribe the machine."""
     import torch
 
-    before = torch.get_num_threads()
     torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture

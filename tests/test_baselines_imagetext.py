@@ -37,7 +37,6 @@ def quick(name: str, **params):
     return build_method(name, {**available_methods()[name][0].quick_params, **params})[1]
 
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_all_four_are_registered():

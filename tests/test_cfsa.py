@@ -31,15 +31,6 @@ from tests.conftest import make_tiny_dataset
 TINY = {"hidden": 16, "epochs": 2, "epoch_steps": 3, "batch_size": 8, "n_critic": 2}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny tensors: on a loaded machine torch's thread pool spends far longer waiting than computing.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def tiny_dataset(seed: int = 0, n_classes: int = 6, n_unseen: int = 2, per_class: int = 10) -> ZSDataset:
     rng = np.random.default_rng(seed)
     emb = rng.standard_normal((n_classes, 6)).astype(np.float32)

@@ -44,7 +44,6 @@ def assert_same_embeddings(first: dict[str, np.ndarray], second: dict[str, np.nd
         np.testing.assert_array_equal(first[m], second[m], err_msg=m)
 
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_the_first_methods_are_registered():

@@ -21,8 +21,6 @@ from benchmark.runner import run_one
 from benchmark.store import ResultStore
 from tests.conftest import make_tiny_dataset
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
 NAMES = ("cvae", "sem-pcyc")
 
 
