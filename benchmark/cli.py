@@ -291,7 +291,9 @@ def tune(methods, dataset, synthetic, split, scale, semantics, budget, timeout_s
     from benchmark.runner import resolve_device
     from benchmark.tuning import tune_all
 
-    specs = expand_methods(split_list(methods))
+    # ``all`` tunes the methods, not their variants: an ablation is run with its base method's tuned
+    # parameters and its own fixed overrides (see benchmark.tuning.find_study).
+    specs = expand_methods(split_list(methods), variants=False)
     fixed: dict[str, dict] = {}
     for text in params:
         target, param, value = parse_param(text)

@@ -212,13 +212,15 @@ def _check_param(spec: str, param: str, text: str) -> None:
                            f"{', '.join(names)}")
 
 
-def expand_methods(specs: Sequence[str]) -> list[str]:
-    """``all`` becomes every registered method (sorted); other names are kept, in order, once each."""
+def expand_methods(specs: Sequence[str], variants: bool = True) -> list[str]:
+    """``all`` becomes every registered method (sorted; without the registered variants, ablations and
+    paper-width ones, when ``variants`` is False); other names are kept, in order, once each."""
     from benchmark.registry import available_methods
 
+    registered = [name for name, (_, overrides) in available_methods().items() if variants or not overrides]
     expanded: list[str] = []
     for spec in specs:
-        for name in (available_methods() if spec == ALL else [spec]):
+        for name in (registered if spec == ALL else [spec]):
             if name not in expanded:
                 expanded.append(name)
     return expanded

@@ -56,6 +56,8 @@ class TuneResult:
     stopped_by: str  # "budget", "timeout" or "no search space"
     seeds: list[int] = field(default_factory=list)
     history: list[float] = field(default_factory=list)
+    #: Set when a variant uses the study of its base method (``find_study``).
+    base: str | None = None
 
     def selection(self, ds: ZSDataset) -> dict[str, Any]:
         """What a run fitted with the best parameters records as its ``selection``."""
@@ -65,7 +67,18 @@ class TuneResult:
                 "timeout_s": self.timeout_s, "trials": self.trials, "failed_trials": self.failed,
                 "seeds": list(self.seeds), "best_validation_mAP@all": self.best_value,
                 "default_validation_mAP@all": self.default_value, "study": f"{self.storage}::{self.study}",
-                "sampler": "optuna TPE", "params": self.best_params}
+                "sampler": "optuna TPE", "params": self.best_params,
+                **({"study_of": f"{self.base} (this variant's own overrides kept)"} if self.base else {})}
+
+
+def base_method(spec: str) -> str | None:
+    """The registered method a variant was registered from (same class, no overrides); None for a method."""
+    from benchmark.registry import available_methods
+
+    name, cls, overrides = resolve_method(spec)
+    if not overrides:
+        return None
+    return next((other for other, (c, o) in available_methods().items() if c is cls and not o), None)
 
 
 def _optuna():
@@ -253,8 +266,15 @@ def _result(study, path: Path, budget: int, stopped_by: str | None = None) -> Tu
 def find_study(out: Path, spec: str, request: DatasetRequest, ds: ZSDataset) -> TuneResult:
     """The finished tuning study of ``spec`` on this dataset and split (for ``zsbench run --tuned``)."""
     optuna = _optuna()
-    name = resolve_method(spec)[0]
+    name, cls, overrides = resolve_method(spec)
     path = storage_path(out, request, ds, name)
+    base = base_method(spec)
+    if not path.is_file() and base is not None and storage_path(out, request, ds, base).is_file():
+        # A variant without a study of its own (an ablation) takes its base method's chosen parameters, minus
+        # the ones its registration fixes: the tuned model with exactly one thing removed.
+        result = find_study(out, base, request, ds)
+        kept = {k: v for k, v in result.best_params.items() if k not in overrides}
+        return dataclasses.replace(result, method=name, best_params=kept, base=base)
     if not path.is_file():
         raise ZSBenchError(f"no tuning study of {name} on {ds.name} ({ds.source}, split {ds.split.name}) in {path}; "
                            f"run `zsbench tune --methods {name} --dataset {request.name}"

@@ -174,3 +174,23 @@ def test_a_grid_file_mixes_default_and_tuned_entries(tmp_path, wiki):
     grid_file.write_text(grid_file.read_text().replace('tuned = true\n', 'tuned = true\nparams = { ridge = 2.0 }\n'))
     with pytest.raises(ZSBenchError, match="a tuned entry takes its parameters from the tuning study"):
         load_grid(grid_file)
+
+
+def test_a_variant_without_a_study_takes_its_base_methods_choice_minus_its_overrides(tmp_path, wiki, monkeypatch):
+    from benchmark.contract import METHOD_REGISTRY
+    from benchmark.gridconfig import expand_methods
+    from benchmark.registry import build_method
+
+    monkeypatch.setitem(METHOD_REGISTRY, "ridge-base", (RidgeProjection, {}))
+    monkeypatch.setitem(METHOD_REGISTRY, "ridge-fixed", (RidgeProjection, {"ridge": 2.0}))
+    assert "ridge-base" in expand_methods(["all"], variants=False)
+    assert "ridge-fixed" not in expand_methods(["all"], variants=False) and "cfsa-no-cycle" not in \
+        expand_methods(["all"], variants=False)
+    with pytest.raises(ZSBenchError, match="no tuning study of ridge-fixed"):
+        find_study(tmp_path, "ridge-fixed", WIKI, wiki)
+    base = tune_method("ridge-base", WIKI, wiki, 3, [0], tmp_path)
+    assert set(base.best_params) == {"proj_dim", "ridge"}
+    variant = find_study(tmp_path, "ridge-fixed", WIKI, wiki)
+    assert variant.base == "ridge-base" and variant.best_params == {"proj_dim": base.best_params["proj_dim"]}
+    assert build_method("ridge-fixed", variant.best_params)[1].ridge == 2.0  # the ablation's override stands
+    assert variant.selection(wiki)["study_of"].startswith("ridge-base")
