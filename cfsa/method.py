@@ -1,10 +1,10 @@
 """``cfsa``: Correlated Features Synthesis and Alignment (Xu, Lin, Lu, Gao, Shen; SIGIR 2020), and its ablations.
 
-Reconstructed from the paper's abstract and its journal successor's released code (JFSE; see
-docs and ``cfsa/__init__.py``): two coupled conditional WGAN-GPs synthesise features of every modality from
-class embeddings, regressors map real and synthetic features into the class-embedding space, a cycle term
-makes R_m(G_m(c, z)) return c, and an alignment term matches the modalities in that space. Retrieval embeds a
-feature with its modality's regressor and ranks by cosine.
+Reconstructed from the paper's abstract and its journal successor's released code (JFSE, TPAMI 2022;
+``docs/reference.md`` gives both references): two coupled conditional WGAN-GPs synthesise features of every
+modality from class embeddings, regressors map real and synthetic features into the class-embedding space, a
+cycle term makes R_m(G_m(c, z)) return c, and an alignment term matches the modalities in that space.
+Retrieval embeds a feature with its modality's regressor and ranks by cosine.
 
 Deviations, each deliberate:
 - Features are z-scored with training statistics instead of JFSE's per-batch min-max scaling (which makes
