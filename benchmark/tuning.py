@@ -75,7 +75,7 @@ def base_method(spec: str) -> str | None:
     """The registered method a variant was registered from (same class, no overrides); None for a method."""
     from benchmark.registry import available_methods
 
-    name, cls, overrides = resolve_method(spec)
+    _, cls, overrides = resolve_method(spec)
     if not overrides:
         return None
     return next((other for other, (c, o) in available_methods().items() if c is cls and not o), None)
@@ -266,7 +266,7 @@ def _result(study, path: Path, budget: int, stopped_by: str | None = None) -> Tu
 def find_study(out: Path, spec: str, request: DatasetRequest, ds: ZSDataset) -> TuneResult:
     """The finished tuning study of ``spec`` on this dataset and split (for ``zsbench run --tuned``)."""
     optuna = _optuna()
-    name, cls, overrides = resolve_method(spec)
+    name, _, overrides = resolve_method(spec)
     path = storage_path(out, request, ds, name)
     base = base_method(spec)
     if not path.is_file() and base is not None and storage_path(out, request, ds, base).is_file():
