@@ -287,6 +287,7 @@ def tune(methods, dataset, synthetic, split, scale, semantics, budget, timeout_s
          jobs, executor, address, threads, device) -> None:
     """Choose hyper-parameters on the split's validation classes (never a test class), same budget for all."""
     from benchmark.data import DatasetRequest
+    from benchmark.datasets import check_available
     from benchmark.gridconfig import expand_methods, parse_param, parse_seeds, split_list
     from benchmark.runner import resolve_device
     from benchmark.tuning import tune_all
@@ -301,8 +302,6 @@ def tune(methods, dataset, synthetic, split, scale, semantics, budget, timeout_s
             raise ZSBenchError(f"--param {text}: no method {target!r} in --methods")
         fixed.setdefault(target, {})[param] = value
     request = DatasetRequest(dataset, synthetic, split, scale, semantics=semantics)
-    from benchmark.datasets import check_available
-
     check_available(dataset, synthetic, split)
     _build_embedded([dataset], synthetic, semantics)
     executor = executor or ("processes" if jobs > 1 else "serial")

@@ -49,6 +49,7 @@ else:  # pragma: no cover - Python 3.10 reads TOML with the tomli backport (a de
 TOP_KEYS = {"seeds", "device", "threads", "stage", "results", "tuning", "methods", "datasets"}
 #: The word that expands to every registered method, dataset or split.
 ALL = "all"
+#: torch/BLAS threads per run unless a grid asks for more (the same on every executor).
 DEFAULT_THREADS = 1
 METHOD_KEYS = {"name", "params", "tuned"}
 DATASET_KEYS = {"name", "synthetic", "split", "scale", "data_seed", "semantics", "synthetic_version"}
@@ -139,14 +140,10 @@ class Grid:
                 raise ZSBenchError(f"dataset {request.name!r}: scale must lie in (0, 1], got {request.scale}")
 
     def _built(self) -> list[tuple[str, Any]]:
-        """Each entry's (name, method object), built once per grid (an error names a bad method or parameter)."""
+        """Each entry's (name, method object); an error names a bad method or parameter."""
         from benchmark.registry import build_method
 
-        key = [(entry.spec, sorted(entry.params.items(), key=str)) for entry in self.methods]
-        if getattr(self, "_built_key", None) != key:
-            self._built_methods = [build_method(entry.spec, entry.params) for entry in self.methods]
-            self._built_key = key
-        return self._built_methods
+        return [build_method(entry.spec, entry.params) for entry in self.methods]
 
     def resolved(self) -> dict[str, Any]:
         """The grid with every default spelled out (kept in each record)."""

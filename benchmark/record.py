@@ -102,11 +102,15 @@ class RunRecord:
 
     @classmethod
     def load(cls, path: Path) -> RunRecord:
-        try:
-            data = json.loads(Path(path).read_text())
-        except (OSError, ValueError) as err:
-            raise ZSBenchError(f"record {path} is unreadable ({err}); move it aside and rerun to regenerate it") from None
-        return cls.from_json(data, path)
+        return cls.from_json(read_json(path), path)
+
+
+def read_json(path: Path) -> Any:
+    """A record file's JSON data; an unreadable file is a one-line error naming it."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError) as err:
+        raise ZSBenchError(f"record {path} is unreadable ({err}); move it aside and rerun to regenerate it") from None
 
 
 _OPTIONAL = {"threads", "machine", "grid", "embeddings_file", "queries_file"}

@@ -28,6 +28,7 @@ import numpy as np
 from benchmark.contract import Method, ZSBenchError
 from benchmark.data import DatasetRequest, ZSDataset  # noqa: F401 - DatasetRequest re-exported
 from benchmark.estimates import this_machine
+from benchmark.gridconfig import DEFAULT_THREADS
 from benchmark.protocol import build_train_view, evaluate
 from benchmark.record import DEFAULTS_SELECTION, RunRecord
 from benchmark.registry import build_method
@@ -35,8 +36,6 @@ from benchmark.store import ResultStore
 
 #: Embeddings are kept next to a record (for plots and re-scoring) when they take at most this much.
 MAX_SIDECAR_BYTES = 64 * 2**20
-#: torch/BLAS threads per run unless a grid asks for more (the same on every executor).
-DEFAULT_THREADS = 1
 STATUSES = ("done", "skipped", "busy", "unsupported", "failed")
 
 

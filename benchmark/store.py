@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.contract import ZSBenchError
-from benchmark.record import SCHEMA_VERSION, RunRecord  # noqa: F401 - SCHEMA_VERSION re-exported
+from benchmark.record import SCHEMA_VERSION, RunRecord, read_json  # noqa: F401 - SCHEMA_VERSION re-exported
 
 #: Sidecar files that belong to a record (same stem): moved with it to ``superseded/``.
 SIDECAR_SUFFIXES = (".npz", ".queries.parquet")
@@ -96,16 +96,11 @@ class ResultStore:
                     lock_path.unlink()
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
-    @staticmethod
-    def temp_path(path: Path) -> Path:
-        """Where ``path`` is written before it is renamed into place: hidden, with a name no reader globs for
-        (``*.json``), unique per writer."""
-        return path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
-
     def write_atomic(self, path: Path, data: bytes) -> None:
         self.ensure_folder(path.parent)
-        # Locked while written so that a cleaner can tell a killed writer's leftover from a live one.
-        tmp = self.temp_path(path)
+        # Hidden, with a name no reader globs for (``*.json``); unique per writer, and locked while written so
+        # that a cleaner can tell a killed writer's leftover from a live one (see ``remove_stale_temps``).
+        tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
         try:
             with open(tmp, "wb") as handle:
                 fcntl.flock(handle, fcntl.LOCK_EX)
@@ -189,10 +184,6 @@ class ResultStore:
         for path in sorted(self.root.rglob("*.json")):
             if "superseded" in path.parts:
                 continue
-            try:
-                data = json.loads(path.read_text())
-            except (OSError, ValueError) as err:
-                raise ZSBenchError(f"record {path} is unreadable ({err}); move it aside and rerun to "
-                                   f"regenerate it") from None
+            data = read_json(path)
             if isinstance(data, dict) and "schema_version" in data:  # other JSON files in the folder are not ours
                 yield path, RunRecord.from_json(data, path)

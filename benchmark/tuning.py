@@ -193,9 +193,7 @@ def tune_method(spec: str, request: DatasetRequest, ds: ZSDataset, budget: int, 
     defaults = {p: getattr(method, p) for p in space if _in_space(type(method).search_space[p], getattr(method, p))}
 
     def finished() -> list:
-        return [t for t in study.get_trials(deepcopy=False)
-                if t.state == optuna.trial.TrialState.COMPLETE
-                or (t.state == optuna.trial.TrialState.FAIL and not t.user_attrs.get("interrupted"))]
+        return _counted_trials(study)
 
     stopped_by = "budget" if space else "no search space"
     while len(finished()) < (budget if space else 1):
@@ -242,11 +240,17 @@ def _in_space(declared: Any, value: Any) -> bool:
     return declared.low <= value <= declared.high
 
 
-def _result(study, path: Path, budget: int, stopped_by: str | None = None) -> TuneResult:
+def _counted_trials(study) -> list:
+    """The trials that count against the budget: finished ones, and failed ones that were not interrupted."""
     optuna = _optuna()
-    done = [t for t in study.get_trials(deepcopy=False)
+    return [t for t in study.get_trials(deepcopy=False)
             if t.state == optuna.trial.TrialState.COMPLETE
             or (t.state == optuna.trial.TrialState.FAIL and not t.user_attrs.get("interrupted"))]
+
+
+def _result(study, path: Path, budget: int, stopped_by: str | None = None) -> TuneResult:
+    optuna = _optuna()
+    done = _counted_trials(study)
     complete = [t for t in done if t.state == optuna.trial.TrialState.COMPLETE]
     best = max(complete, key=lambda t: (t.value, -t.number)) if complete else None
     defaults = [t.value for t in complete if t.user_attrs.get("defaults")]

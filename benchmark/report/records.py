@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from benchmark.contract import ZSBenchError
-from benchmark.record import RunRecord
+from benchmark.record import DEFAULTS_SELECTION, RunRecord
 from benchmark.store import ResultStore, config_key
 
 METRICS: tuple[str, ...] = ("mAP@all", "mAP@100", "mAP@200", "P@100", "P@200")
@@ -99,7 +99,7 @@ class Run:
         """How the configuration was chosen: ``{"protocol": "defaults"}`` (also for records before selection
         existed) or ``{"protocol": "tuned", "budget": N, ...}``."""
         return dict(self.record.selection if self.record is not None and self.record.selection else
-                    {"protocol": "defaults"})
+                    DEFAULTS_SELECTION)
 
     @property
     def selection_label(self) -> str:
