@@ -55,6 +55,7 @@ def test_errors_are_one_line_without_traceback(tmp_path, args, message, zsbench_
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_missing_real_data_names_folder_prepare_and_synthetic(tmp_path):
     err = zsbench("run", "--methods", "random", "--dataset", "tu-berlin", cwd=tmp_path).stderr  # a real start-up
     assert "runs failed" not in err and "/tu-berlin/" in err and "zsbench datasets prepare tu-berlin" in err and "--synthetic" in err
@@ -73,6 +74,7 @@ def test_run_writes_records_and_a_rerun_skips(tmp_path, zsbench_here):
     assert second.returncode == 0 and "2 skipped" in second.stdout
 
 
+@pytest.mark.slow
 def test_user_method_by_module_path(tmp_path):
     (tmp_path / "mymethods.py").write_text(
         "from dataclasses import dataclass\n"

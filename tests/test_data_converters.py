@@ -76,6 +76,7 @@ def test_cvae_npy_round_trip_removes_duplicate_gallery_item(cvae_folder, tmp_pat
     assert record["dataset"]["dedup"] == {"sketch": 0, "image": 1}
 
 
+@pytest.mark.slow
 def test_sake_lists_extract_features_and_map_typo_folders(sake_folder, small_extractor, tmp_path):
     seen = []
     summary = prepare_dataset("tu-berlin", sake_folder, extractor=small_extractor,

@@ -69,6 +69,7 @@ def _manifest(name: str) -> dict:
 
 # --- the acceptance: only the raw Sketchy folders, prepare, then run -------------------------------------
 
+@pytest.mark.slow
 def test_raw_sketchy_folders_prepare_then_run_without_any_list_file(sketchy_layout, tmp_path):
     assert not list(sketchy_layout.rglob("*.txt"))  # no list file anywhere
     out = _cli("datasets", "prepare", "sketchy", "--from", str(sketchy_layout), *SMALL)

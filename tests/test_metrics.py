@@ -57,6 +57,7 @@ def test_float64_scores_that_differ_below_float32_precision_are_not_tied():
     assert per_query["P@1"][0] == 1.0
 
 
+@pytest.mark.slow
 def test_top_k_metrics_equal_the_expectation_over_tie_orderings():
     rng = np.random.default_rng(2)
     checked = 0

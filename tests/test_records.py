@@ -108,6 +108,7 @@ def test_the_device_is_checked_once_and_recorded_as_it_ran():
         resolve_device("tpu")
 
 
+@pytest.mark.slow
 def test_sigterm_lists_finished_runs_prints_the_rerun_command_and_leaves_no_lock_or_temp(tmp_path):
     import os
     import signal

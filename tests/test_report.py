@@ -259,6 +259,7 @@ def _write_run(store_root, method, seed, embeddings, labels, good):
     ResultStore(store_root).save(folder / f"seed{seed}-x.json", rec)
 
 
+@pytest.mark.slow
 def test_report_html_is_well_formed_and_links_only_existing_files(tmp_path):
     runs_dir, out = tmp_path / "runs", tmp_path / "report"
     centres = np.random.default_rng(0).standard_normal((4, 8)) * 2

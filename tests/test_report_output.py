@@ -162,6 +162,7 @@ def test_loss_curves_group_families_and_keep_fits_apart(tmp_path):
     assert family_of("wasserstein_sketch") == "wasserstein" and family_of("alignment") == "alignment"
 
 
+@pytest.mark.slow
 def test_the_report_draws_fits_as_panels_and_the_loss_curves(tmp_path):
     root = _sidecar_run(tmp_path, ("sketch+image", "image+text"))
     result = build_report(root, tmp_path / "out", sensitivity=False, loss_curves=("cca",), per_class=4,

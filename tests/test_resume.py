@@ -77,6 +77,7 @@ def _wait_for_records(root: Path, at_least: int, proc: subprocess.Popen, timeout
     pytest.fail("the grid wrote no records in time")
 
 
+@pytest.mark.slow
 def test_sigkill_halfway_then_rerun_gives_the_uninterrupted_records(tmp_path, grid_file):
     grid = load_grid(grid_file)
     reference = run_grid_with(grid, tmp_path / "uninterrupted")

@@ -97,6 +97,7 @@ def test_validation_is_scored_like_the_test():
     assert details["tasks"]["sketch->image"]["n_queries"] == n_val_items
 
 
+@pytest.mark.slow
 def test_every_module_imports_alone_in_a_fresh_interpreter():
     root = Path(__file__).resolve().parents[1]
     modules = []

@@ -74,6 +74,7 @@ def _cca_map(ds) -> float:
     return float(np.mean([m["mAP@all"] for m in metrics.values()]))
 
 
+@pytest.mark.slow
 def test_item_pairing_is_the_tunable_lever_that_cca_uses():
     weak = _cca_map(make_synthetic("wikipedia", scale=0.5, pairing=0.0))
     strong = _cca_map(make_synthetic("wikipedia", scale=0.5, pairing=1.0))

@@ -39,6 +39,7 @@ def _trial_params(result) -> list[dict]:
     return [t.params for t in study.get_trials() if t.state == optuna.trial.TrialState.COMPLETE]
 
 
+@pytest.mark.slow
 def test_the_same_seed_and_budget_give_the_same_trials_and_best(tmp_path, wiki):
     a = tune_method(RIDGE, WIKI, wiki, 5, [0], tmp_path / "a")
     b = tune_method(RIDGE, WIKI, wiki, 5, [0], tmp_path / "b")
@@ -91,6 +92,7 @@ def _cli(*args: str, env_extra: dict | None = None, **kw) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.slow
 def test_a_killed_tuning_resumes_with_the_remaining_trials_only(tmp_path, wiki):
     reference = tune_method(RIDGE, WIKI, wiki, 6, [0], tmp_path / "reference")  # the delay changes no draw
     out = tmp_path / "killed"
