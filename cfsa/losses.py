@@ -35,14 +35,15 @@ def gradient_penalty(critic: Callable[[torch.Tensor, torch.Tensor], torch.Tensor
     Only the feature part is interpolated: real and fake rows share their class condition ``c``. ``mix``
     (one weight a per row) is drawn uniformly when not given; tests pass it to get a known value. A critic
     with an ``input_gradient`` method gives its gradient in closed form; any other goes through autograd.
+    (The trainer uses ``ConditionalCritic.scores_and_penalty``, the same value with less work.)
     """
     if mix is None:
         mix = torch.rand(real.shape[0], 1, device=real.device, dtype=real.dtype)
-    mixed = mix * real + (1 - mix) * fake
+    mixed = (mix * real + (1 - mix) * fake).detach()
     if hasattr(critic, "input_gradient"):
-        grad = critic.input_gradient(mixed.detach(), condition)
+        grad = critic.input_gradient(mixed, condition)
     else:
-        mixed = mixed.detach().requires_grad_(True)
+        mixed.requires_grad_(True)
         (grad,) = torch.autograd.grad(critic(mixed, condition).sum(), mixed, create_graph=True)
     return ((grad.norm(2, dim=1) - 1) ** 2).mean()
 

@@ -29,7 +29,6 @@ from cfsa.losses import (
     critic_loss,
     cycle_loss,
     generator_adversarial_loss,
-    gradient_penalty,
     regression_loss,
 )
 from cfsa.networks import ConditionalCritic, ConditionalGenerator, ModalityClassifier, Regressor
@@ -177,9 +176,8 @@ class CFSATrainer:
             c = self.conditions[y]
             with torch.no_grad():
                 fake = nets.generators[m](c, self._noise(len(y)))
-            scores = nets.critics[m](torch.cat([x, fake]), torch.cat([c, c]))
-            real_scores, fake_scores = scores[: len(y)], scores[len(y):]
-            penalty = gradient_penalty(nets.critics[m], x, fake, c, mix=self._uniform(len(y), 1))
+            real_scores, fake_scores, penalty = nets.critics[m].scores_and_penalty(x, fake, c,
+                                                                                   self._uniform(len(y), 1))
             loss = loss + critic_loss(real_scores, fake_scores) + cfg.gp_weight * penalty
             logs.add(f"wasserstein_{m}", real_scores.mean() - fake_scores.mean())
             logs.add(f"gp_{m}", penalty)
@@ -229,10 +227,17 @@ class CFSATrainer:
 
     def regressor_update(self, logs: LossMeter, progress: float = 0.0, with_synthetic: bool = True) -> None:
         cfg, nets = self.config, self.nets
-        real = {m: (nets.regressors[m](x), y) for m, (x, y) in self.real_batches().items()}
-        fake = {}
-        if with_synthetic and cfg.synthetic_to_regressors:
-            fake = {m: (nets.regressors[m](x), y) for m, (x, y) in self.synthetic_batches().items()}
+        real_batches = self.real_batches()
+        synthetic = self.synthetic_batches() if with_synthetic and cfg.synthetic_to_regressors else {}
+        real, fake = {}, {}
+        for m, (x, y) in real_batches.items():
+            if m not in synthetic:
+                real[m] = (nets.regressors[m](x), y)
+                continue
+            # One pass over the real and synthetic rows: one product per layer and no gradient to sum.
+            x_synthetic, y_synthetic = synthetic[m]
+            embedded = nets.regressors[m](torch.cat([x, x_synthetic]))
+            real[m], fake[m] = (embedded[: len(y)], y), (embedded[len(y):], y_synthetic)
         loss = 0.0
         for m in nets.modalities:
             reg = regression_loss(real[m][0], self.targets[real[m][1]])

@@ -8,6 +8,8 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 from benchmark.contract import NotFittedError, TrainingDiverged, ZSBenchError
 from benchmark.data import Split
@@ -105,6 +107,19 @@ def test_gradient_penalty_uses_the_mixed_point():
     assert gradient_penalty(critic, real, fake, cond, mix=torch.tensor([[1.0]])).item() == pytest.approx(1.0)
 
 
+def test_the_split_critic_is_one_linear_layer_on_features_and_condition():
+    """Held as two blocks, the first layer starts from a single layer's draw and computes what it did."""
+    torch.manual_seed(3)
+    critic = ConditionalCritic(7, 3, 5)
+    torch.manual_seed(3)
+    first, out = nn.Linear(10, 5), nn.Linear(5, 1)
+    assert torch.equal(torch.cat([critic.feature_weight, critic.condition_weight], dim=1), first.weight)
+    assert torch.equal(critic.bias, first.bias) and torch.equal(critic.out.weight, out.weight)
+    x, c = torch.randn(4, 7), torch.randn(4, 3)
+    expected = out(F.leaky_relu(first(torch.cat([x, c], dim=1)), 0.2)).squeeze(1)
+    torch.testing.assert_close(critic(x, c), expected)
+
+
 def test_closed_form_critic_gradient_matches_autograd():
     torch.manual_seed(1)
     critic = ConditionalCritic(7, 3, 5)
@@ -123,6 +138,31 @@ def test_closed_form_critic_gradient_matches_autograd():
     for a, b in zip(closed_grads, grads(), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
 
+
+def test_the_critic_update_route_gives_the_plain_losses_and_gradients():
+    """scores_and_penalty (one node for both paths to the feature block) against forward + gradient_penalty."""
+    torch.manual_seed(2)
+    critic = ConditionalCritic(9, 4, 6)
+    real, fake, cond, mix = torch.randn(5, 9), torch.randn(5, 9), torch.randn(5, 4), torch.rand(5, 1)
+
+    def run(fast: bool):
+        critic.zero_grad(set_to_none=True)
+        if fast:
+            real_scores, fake_scores, penalty = critic.scores_and_penalty(real, fake, cond, mix)
+        else:
+            real_scores, fake_scores = critic(real, cond), critic(fake, cond)
+            penalty = gradient_penalty(critic, real, fake, cond, mix=mix)
+        (critic_loss(real_scores, fake_scores) + 10.0 * penalty).backward()
+        return [real_scores.detach(), fake_scores.detach(), penalty.detach()], \
+            {n: p.grad.clone() for n, p in critic.named_parameters()}
+
+    fast_values, fast_grads = run(True)
+    plain_values, plain_grads = run(False)
+    for a, b in zip(fast_values, plain_values, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert fast_grads.keys() == plain_grads.keys()
+    for name in plain_grads:
+        torch.testing.assert_close(fast_grads[name], plain_grads[name], rtol=1e-4, atol=1e-6, msg=name)
 
 def test_cycle_loss_by_hand():
     # Squared distance summed over dimensions, averaged over rows: (1 + 4 + 0 + 4) / 2.
@@ -306,9 +346,12 @@ def test_each_loss_has_a_gradient_on_the_networks_it_trains():
         loss.backward()
         grads = [p.grad for p in module.parameters() if p.requires_grad]
         assert any(g is not None and g.abs().sum() > 0 for g in grads), name
-        # The penalty's closed form leaves the biases out; every other term reaches every weight matrix.
-        weights = [p.grad for p in module.parameters() if p.dim() == 2]
-        assert all(g is not None and g.abs().sum() > 0 for g in weights), name
+        # The gradient of D with respect to x depends on neither the first layer's condition block nor the
+        # biases, so the penalty leaves those out; every other term reaches every weight matrix.
+        weights = {n: p.grad for n, p in module.named_parameters() if p.dim() == 2}
+        if name == "penalty":
+            assert weights.pop("condition_weight") is None
+        assert all(g is not None and g.abs().sum() > 0 for g in weights.values()), name
 
 
 def test_the_regressors_have_their_own_optimiser_and_updates():

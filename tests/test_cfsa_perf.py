@@ -63,15 +63,21 @@ def test_analytic_flops_match_the_products_torch_runs(config):
 
 def test_perf_train_reports_consistent_figures():
     r = perf_train(hidden=16, batch_size=8, feature_dims={"a": 32, "b": 24}, embedding_dim=6, n_classes=10,
-                   steps=2, peak_size=128)
+                   steps=2, peak_size=128, rounds=3)
     config = StepConfig()
     assert r.samples_per_step == (config.n_critic + config.regressor_steps) * 8 * 2 and r.seconds_per_step > 0 and r.peak_gflops > 0
     assert r.achieved_gflops == pytest.approx(r.gflop_per_step / r.seconds_per_step)
+    # Three rounds, each against its own peak; the reported figures are the median round's.
+    assert len(r.fractions) == 3 and list(r.fractions) == sorted(r.fractions)
+    assert r.fraction_of_peak == pytest.approx(r.fractions[1])
+    with pytest.raises(ValueError, match="rounds"):
+        perf_train(hidden=16, batch_size=8, feature_dims={"a": 32, "b": 24}, rounds=0)
     assert measure_matmul_peak(64, repeats=2) > 0
 
 
 def test_perf_train_command_prints_the_table():
     result = CliRunner().invoke(cli, ["perf", "train", "--hidden", "16", "--batch-size", "8", "--dims", "32,24",
-                                      "--embedding-dim", "6", "--steps", "1", "--peak-size", "128"])
+                                      "--embedding-dim", "6", "--steps", "1", "--rounds", "2", "--peak-size", "128"])
     assert result.exit_code == 0, result.output
-    assert "of peak" in result.output and "width 16" in result.output
+    assert "of peak" in result.output and "width 16" in result.output and "median of 2 rounds" in result.output
+    assert "(1 thread)" in result.output  # one thread by default, as zsbench run trains
