@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from benchmark.contract import ZSBenchError
 from cfsa.training import CFSANetworks, CFSATrainer, StepConfig
 
 
@@ -126,7 +127,7 @@ class TrainPerf:
 def perf_train(hidden: int = 1024, batch_size: int = 64, feature_dims: dict[str, int] | None = None,
                embedding_dim: int = 50, n_classes: int = 250, steps: int = 5, warmup: int = 1,
                device: str = "cpu", peak_size: int = 2048, config: StepConfig | None = None,
-               seed: int = 0, rounds: int = 3) -> TrainPerf:
+               seed: int = 0, rounds: int = 5) -> TrainPerf:
     """Time ``rounds`` x ``steps`` training steps (after ``warmup``) on random data shaped like TU-Berlin's
     features, each round against a peak measured right after it; the median round's figures.
 
@@ -135,7 +136,7 @@ def perf_train(hidden: int = 1024, batch_size: int = 64, feature_dims: dict[str,
     per modality (none for the critics when synthesis is off).
     """
     if rounds < 1 or steps < 1:
-        raise ValueError(f"rounds and steps must be >= 1, got {rounds} and {steps}")
+        raise ZSBenchError(f"perf train: --rounds and --steps must be at least 1, got {rounds} and {steps}")
     feature_dims = feature_dims or {"sketch": 4096, "image": 4096}
     config = config or StepConfig(batch_size=batch_size)
     dev = torch.device(device)
@@ -174,7 +175,6 @@ def run_perf_train(method_name: str = "cfsa", hidden: int | None = None, batch_s
                    dims: str = "4096,4096", embedding_dim: int = 50, steps: int = 5, device: str = "cpu",
                    threads: int | None = None, peak_size: int = 2048, rounds: int = 5) -> TrainPerf:
     """The ``zsbench perf train`` command's logic: a registered variant's step configuration, timed."""
-    from benchmark.contract import ZSBenchError
     from benchmark.gridconfig import DEFAULT_THREADS
     from benchmark.registry import build_method
     from benchmark.torch_utils import resolve_device
@@ -190,8 +190,6 @@ def run_perf_train(method_name: str = "cfsa", hidden: int | None = None, batch_s
         raise ZSBenchError(f"--dims must be comma-separated integers, got {dims!r}") from None
     if len(feature_dims) < 2 or min(feature_dims.values()) < 1:
         raise ZSBenchError(f"--dims needs two or more positive sizes, got {dims!r}")
-    if rounds < 1 or steps < 1:
-        raise ZSBenchError(f"--rounds and --steps must be at least 1, got {rounds} and {steps}")
     torch.set_num_threads(DEFAULT_THREADS if threads is None else threads)
     dev = resolve_device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():

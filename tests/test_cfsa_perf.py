@@ -9,6 +9,7 @@ from click.testing import CliRunner
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from benchmark.cli import cli
+from benchmark.contract import ZSBenchError
 from cfsa.perf import measure_matmul_peak, perf_train, step_flops
 from cfsa.training import CFSANetworks, CFSATrainer, StepConfig
 
@@ -70,7 +71,7 @@ def test_perf_train_reports_consistent_figures():
     # Three rounds, each against its own peak; the reported figures are the median round's.
     assert len(r.fractions) == 3 and list(r.fractions) == sorted(r.fractions)
     assert r.fraction_of_peak == pytest.approx(r.fractions[1])
-    with pytest.raises(ValueError, match="rounds"):
+    with pytest.raises(ZSBenchError, match="rounds"):
         perf_train(hidden=16, batch_size=8, feature_dims={"a": 32, "b": 24}, rounds=0)
     assert measure_matmul_peak(64, repeats=2) > 0
 
