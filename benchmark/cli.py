@@ -102,7 +102,7 @@ def run(methods, datasets, synthetic, split, scale, seeds, params, results, forc
     for request in grid.datasets:
         _build_embedded([request.name], request.synthetic, request.semantics)
     grid = grid.with_tuned(tuning, every_method=tuned)
-    _estimate(grid, results, err_console if as_json else console)
+    _estimate(grid, results, force, err_console if as_json else console)
     progress = RunProgress(len(grid.tasks()), executor, lines_to=sys.stderr if as_json else sys.stdout)
     try:
         with _sigterm_interrupts(), progress:
@@ -152,16 +152,18 @@ def _interrupted(results: str, outcomes: list, total: int) -> None:
     sys.exit(130)
 
 
-def _estimate(grid, results: str, out: Console) -> None:
-    """Before a grid starts: its time from earlier records of the same configurations on this machine, and a
-    warning when that is over an hour."""
+def _estimate(grid, results: str, force: bool, out: Console) -> None:
+    """Before a grid starts: the run time of what is left to do, from earlier records of the same
+    configurations on this machine, and a warning when that is over an hour."""
     from benchmark.estimates import estimate_grid
 
-    estimate = estimate_grid(grid, results)
+    estimate = estimate_grid(grid, results, force)
     if estimate.known == 0:
         return
-    line = (f"estimated {estimate.seconds / 60:.1f} min for {estimate.known} of {_plural(estimate.total, 'run')} "
-            f"(from earlier records on this machine; {estimate.unknown} without an estimate)")
+    recorded = f"{estimate.recorded} already recorded, " if estimate.recorded else ""
+    line = (f"estimated {estimate.seconds / 60:.1f} min of run time for {estimate.known} of "
+            f"{_plural(estimate.total, 'run')} ({recorded}{estimate.unknown} without an estimate; from earlier "
+            f"records on this machine)")
     if estimate.seconds > 3600:
         out.print(f"[yellow]warning:[/yellow] {line}; consider --scale, fewer seeds or --jobs", highlight=False)
     else:

@@ -3,6 +3,8 @@
 A configuration matches when the method and every hyper-parameter, the dataset, its source, split and
 stand-in scale, the stage and the thread count are the same; the seed may differ. Only records written
 on this machine (the record's ``machine`` says which) count. Runs without such a record have no estimate.
+A run whose own record (same configuration and seed) is already there is skipped by the grid, so it is
+left out of the estimate unless the grid reruns it (``--force``).
 """
 
 from __future__ import annotations
@@ -27,35 +29,38 @@ class GridEstimate:
     total: int
     known: int
     seconds: float
+    recorded: int = 0  # runs that already have their record and will be skipped
 
     @property
     def unknown(self) -> int:
-        return self.total - self.known
+        return self.total - self.recorded - self.known
 
 
 def _key(method: str, config: dict, dataset: str, source: str, split: str, scale, stage: str, threads) -> str:
     return json.dumps([method, config, dataset, source, split, scale, stage, threads], sort_keys=True, default=str)
 
 
-def estimate_grid(grid, results: str | Path) -> GridEstimate:
-    """Seconds for the runs of ``grid`` that have an earlier record of their configuration here (median each)."""
+def estimate_grid(grid, results: str | Path, force: bool = False) -> GridEstimate:
+    """Seconds for the runs of ``grid`` still to do that have an earlier record of their configuration here
+    (median each)."""
     machine = this_machine()
     seconds: dict[str, list[float]] = {}
+    recorded: set[tuple[str, int]] = set()
     store = ResultStore(results)
     try:
         for _, record in store.records():
-            if record.machine != machine:
-                continue
             key = _key(record.method, record.config, record.dataset["name"], record.source, record.split_name,
                        record.dataset.get("scale"), record.stage, record.threads)
-            seconds.setdefault(key, []).append(record.total_s)
+            recorded.add((key, record.seed))
+            if record.machine == machine:
+                seconds.setdefault(key, []).append(record.total_s)
     except Exception:  # noqa: BLE001 - an estimate must never stop a grid; an unreadable record is reported later
         return GridEstimate(len(grid.tasks()), 0, 0.0)
     if not seconds:
         return GridEstimate(len(grid.tasks()), 0, 0.0)
     resolved = grid.resolved()
     params = {entry["name"]: entry["params"] for entry in resolved["methods"]}
-    known, total_s = 0, 0.0
+    known, skipped, total_s = 0, 0, 0.0
     for task in grid.tasks():
         di = grid.datasets.index(task.dataset)
         data = resolved["datasets"][di]
@@ -64,10 +69,12 @@ def estimate_grid(grid, results: str | Path) -> GridEstimate:
         source = "synthetic" if data["synthetic"] else _source(data["name"])
         split = data["split"] if grid.stage == "test" else f"{data['split']}/validation"
         key = _key(name, config, data["name"], source, split, data["scale"], grid.stage, grid.threads)
-        if key in seconds:
+        if not force and (key, task.seed) in recorded:
+            skipped += 1
+        elif key in seconds:
             known += 1
             total_s += statistics.median(seconds[key])
-    return GridEstimate(len(grid.tasks()), known, total_s)
+    return GridEstimate(len(grid.tasks()), known, total_s, skipped)
 
 
 def _source(name: str) -> str:

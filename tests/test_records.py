@@ -143,7 +143,10 @@ def test_an_estimate_comes_from_earlier_records_of_the_same_configuration(tmp_pa
     grid = grid_from_cli(None, "random", "wikipedia", True, None, 0.05, "0,1", None)
     assert estimate_grid(grid, tmp_path).known == 0
     run_grid_with(grid_from_cli(None, "random", "wikipedia", True, None, 0.05, "0", None), tmp_path)
+    # Seed 0 has its record (the grid will skip it); seed 1 is estimated from seed 0's time.
     estimate = estimate_grid(grid, tmp_path)
-    assert estimate.known == 2 and estimate.total == 2 and estimate.seconds >= 0
+    assert (estimate.total, estimate.recorded, estimate.known, estimate.unknown) == (2, 1, 1, 0)
+    assert estimate.seconds >= 0
+    assert estimate_grid(grid, tmp_path, force=True).known == 2  # --force reruns both
     other = grid_from_cli(None, "random", "wikipedia", True, None, 0.05, "0", None, params=["random.dim=8"])
     assert estimate_grid(other, tmp_path).known == 0
