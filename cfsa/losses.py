@@ -39,11 +39,11 @@ def gradient_penalty(critic: Callable[[torch.Tensor, torch.Tensor], torch.Tensor
     """
     if mix is None:
         mix = torch.rand(real.shape[0], 1, device=real.device, dtype=real.dtype)
-    mixed = (mix * real + (1 - mix) * fake).detach()
+    mixed = mix * real + (1 - mix) * fake
     if hasattr(critic, "input_gradient"):
-        grad = critic.input_gradient(mixed, condition)
+        grad = critic.input_gradient(mixed.detach(), condition)
     else:
-        mixed.requires_grad_(True)
+        mixed = mixed.detach().requires_grad_(True)
         (grad,) = torch.autograd.grad(critic(mixed, condition).sum(), mixed, create_graph=True)
     return ((grad.norm(2, dim=1) - 1) ** 2).mean()
 
