@@ -666,7 +666,8 @@ def datasets_prepare(name, source, fmt, out, semantics, label_base, classes_file
 @click.option("--batch-size", type=int, default=None, help="Batch size (default: the method's).")
 @click.option("--dims", default="4096,4096", show_default=True, help="Feature sizes of the two modalities.")
 @click.option("--embedding-dim", default=50, show_default=True, help="Class-embedding (and noise) size.")
-@click.option("--steps", default=5, show_default=True, help="Timed training steps per round (after one warm-up step).")
+@click.option("--steps", default=5, show_default=True,
+              help="Timed training steps per round (after one warm-up step).")
 @click.option("--rounds", default=5, show_default=True,
               help="Rounds of steps, each against a peak measured beside it; the median round is reported.")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, or auto.")
@@ -681,9 +682,9 @@ def perf_train_cmd(method_name, hidden, batch_size, dims, embedding_dim, steps, 
     r = run_perf_train(method_name, hidden, batch_size, dims, embedding_dim, steps, device, threads, peak_size,
                        rounds)
     spread = f"{100 * r.fractions[0]:.0f}-{100 * r.fractions[-1]:.0f}%"
+    rounds_of_steps = f"median of {_plural(len(r.fractions), 'round')} of {_plural(r.steps, 'step')}"
     print_table(f"{method_name} training step on {r.device} ({_plural(r.threads, 'thread')}), width {r.hidden}, "
-                f"batch {r.batch_size}, features {list(r.feature_dims.values())}; median of {_plural(len(r.fractions), 'round')} "
-                f"of {_plural(r.steps, 'step')}",
+                f"batch {r.batch_size}, features {list(r.feature_dims.values())}; {rounds_of_steps}",
                 ["s/step", "samples/s", "GFLOP/step", "achieved GFLOP/s", "matmul peak GFLOP/s", "of peak",
                  "rounds' range"],
                 [[f"{r.seconds_per_step:.4f}", f"{r.samples_per_s:.0f}", f"{r.gflop_per_step:.1f}",

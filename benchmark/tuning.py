@@ -192,12 +192,9 @@ def tune_method(spec: str, request: DatasetRequest, ds: ZSDataset, budget: int, 
     study.set_user_attr("seeds", list(seeds))
     defaults = {p: getattr(method, p) for p in space if _in_space(type(method).search_space[p], getattr(method, p))}
 
-    def finished() -> list:
-        return _counted_trials(study)
-
     stopped_by = "budget" if space else "no search space"
-    while len(finished()) < (budget if space else 1):
-        done = finished()
+    target = budget if space else 1
+    while len(done := _counted_trials(study)) < target:
         spent = sum(t.user_attrs.get("wall_s", 0.0) for t in done)
         if spent >= timeout_s:
             stopped_by = "timeout"
@@ -228,7 +225,7 @@ def tune_method(spec: str, request: DatasetRequest, ds: ZSDataset, budget: int, 
             trial.set_user_attr("scores", scores)
             study.tell(trial, value)
         if on_trial:
-            done = finished()
+            done = _counted_trials(study)
             best = max((t.value for t in done if t.value is not None), default=None)
             on_trial(name, len(done), budget, best, sum(t.user_attrs.get("wall_s", 0.0) for t in done), timeout_s)
     return _result(study, path, budget, stopped_by)

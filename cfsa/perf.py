@@ -9,7 +9,7 @@ work, the other alignment schemes and the optimiser are left out, so the figure 
 ``tests/test_cfsa_perf.py`` checks the count against torch's FLOP counter.
 
 On a shared virtual machine the speed of a core drifts by a third from one minute to the next (the best
-2048-square product on one core of the 2-core test machine measured anything from 88 to 130 GFLOP/s). So
+2048-square product on one core of the 2-core test machine measured anything from 72 to 131 GFLOP/s). So
 the step is timed in ``rounds``, each followed by its own peak measurement, and each round's fraction is
 its achieved rate over the peak measured beside it; the figures reported are those of the median round,
 with the lowest and highest fractions beside them. The default thread count is the one ``zsbench run``
