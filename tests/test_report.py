@@ -314,6 +314,7 @@ def test_ablation_table_lists_cfsa_variants_only():
     table = ablation_table(group_runs(runs), include_synthetic=True)
     (section,) = table.sections
     assert [r.label for r in section.rows] == ["cfsa", "cfsa-no-cycle"]
+    assert "(cfsa, cfsa-no-cycle)" in table.caption
     assert table.column_groups == [("Wikipedia", 1)]
     assert section.rows[0].cells[0].mean == pytest.approx(0.5) and section.rows[0].cells[0].best
 
