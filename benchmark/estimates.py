@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from benchmark.record import device_class
 from benchmark.store import ResultStore
 
 
@@ -36,8 +37,10 @@ class GridEstimate:
         return self.total - self.recorded - self.known
 
 
-def _key(method: str, config: dict, dataset: str, source: str, split: str, scale, stage: str, threads) -> str:
-    return json.dumps([method, config, dataset, source, split, scale, stage, threads], sort_keys=True, default=str)
+def _key(method: str, config: dict, dataset: str, source: str, split: str, scale, stage: str, threads,
+         device: str) -> str:
+    return json.dumps([method, config, dataset, source, split, scale, stage, threads, device_class(device)],
+                      sort_keys=True, default=str)
 
 
 def estimate_grid(grid, results: str | Path, force: bool = False) -> GridEstimate:
@@ -50,7 +53,7 @@ def estimate_grid(grid, results: str | Path, force: bool = False) -> GridEstimat
     try:
         for _, record in store.records():
             key = _key(record.method, record.config, record.dataset["name"], record.source, record.split_name,
-                       record.dataset.get("scale"), record.stage, record.threads)
+                       record.dataset.get("scale"), record.stage, record.threads, record.device)
             recorded.add((key, record.seed))
             if record.machine == machine:
                 seconds.setdefault(key, []).append(record.total_s)
@@ -68,7 +71,7 @@ def estimate_grid(grid, results: str | Path, force: bool = False) -> GridEstimat
         config = {**params.get(name, {}), **task.params}
         source = "synthetic" if data["synthetic"] else _source(data["name"])
         split = data["split"] if grid.stage == "test" else f"{data['split']}/validation"
-        key = _key(name, config, data["name"], source, split, data["scale"], grid.stage, grid.threads)
+        key = _key(name, config, data["name"], source, split, data["scale"], grid.stage, grid.threads, grid.device)
         if not force and (key, task.seed) in recorded:
             skipped += 1
         elif key in seconds:

@@ -2,9 +2,10 @@
 
 A run is defined by its identity: the method and every hyper-parameter, the dataset (source, split and its
 sha256, data provenance), the stage (test, or the validation classes of model selection), the seed, the
-thread count and how the configuration was chosen. Its hash names the record, so rerunning finds what is
-done. The thread count is fixed (1 unless asked otherwise) whatever executes the run: floating-point sums
-split over threads differ in their last bits, and the same seed must give the same numbers everywhere.
+thread count, how the configuration was chosen and, for a GPU run, the device class. Its hash names the
+record, so rerunning finds what is done. The thread count is fixed (1 unless asked otherwise) whatever
+executes the run: floating-point sums split over threads differ in their last bits, and the same seed must
+give the same numbers everywhere.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from benchmark.data import DatasetRequest, ZSDataset  # noqa: F401 - DatasetRequ
 from benchmark.estimates import this_machine
 from benchmark.gridconfig import DEFAULT_THREADS
 from benchmark.protocol import build_train_view, evaluate
-from benchmark.record import DEFAULTS_SELECTION, RunRecord
+from benchmark.record import DEFAULTS_SELECTION, RunRecord, device_class
 from benchmark.registry import build_method
 from benchmark.store import ResultStore
 
@@ -148,12 +149,17 @@ def resolve_device(device: str) -> str:
 
 
 def run_identity(method_name: str, params: dict[str, Any], ds: ZSDataset, seed: int, threads: int,
-                 selection: dict[str, Any]) -> dict[str, Any]:
-    """Everything that defines a run; its hash names the record."""
-    return {"method": method_name, "config": params, "dataset": ds.name, "source": ds.source,
-            "split": ds.split.name, "split_sha256": ds.split.sha256, "stage": ds.stage, "seed": int(seed),
-            "data": dict(ds.provenance), "eval_protocol": ds.eval_protocol, "threads": int(threads),
-            "selection": selection}
+                 selection: dict[str, Any], device: str = "cpu") -> dict[str, Any]:
+    """Everything that defines a run; its hash names the record. A GPU run is another run than the CPU one of
+    the same seed (its numbers differ in rounding, which GAN training amplifies); CPU identities carry no
+    device, so records written before the device joined the identity keep their names."""
+    identity = {"method": method_name, "config": params, "dataset": ds.name, "source": ds.source,
+                "split": ds.split.name, "split_sha256": ds.split.sha256, "stage": ds.stage, "seed": int(seed),
+                "data": dict(ds.provenance), "eval_protocol": ds.eval_protocol, "threads": int(threads),
+                "selection": selection}
+    if device_class(device) != "cpu":
+        identity["device"] = device_class(device)
+    return identity
 
 
 def _now() -> str:
@@ -192,7 +198,7 @@ def run_one(method_spec: str, ds: ZSDataset, seed: int, store: ResultStore, para
     device = resolve_device(device)
     selection = dict(selection or DEFAULTS_SELECTION)
     full_params = method.get_params()
-    identity = run_identity(name, full_params, ds, seed, threads, selection)
+    identity = run_identity(name, full_params, ds, seed, threads, selection, device)
     path = store.path_for(identity)
 
     def outcome(status: str, record: RunRecord | None = None, reason: str | None = None) -> RunOutcome:

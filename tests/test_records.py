@@ -3,6 +3,7 @@ thread count in a run's identity, --param overrides, the device check."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -13,8 +14,8 @@ import pytest
 
 from benchmark.contract import ZSBenchError
 from benchmark.gridconfig import grid_from_cli, parse_param
-from benchmark.record import SCHEMA_VERSION, RunRecord
-from benchmark.runner import resolve_device, run_one
+from benchmark.record import DEFAULTS_SELECTION, SCHEMA_VERSION, RunRecord
+from benchmark.runner import resolve_device, run_identity, run_one
 from benchmark.store import ResultStore
 from tests.conftest import make_tiny_dataset
 
@@ -96,6 +97,15 @@ def test_param_overrides_are_checked_and_recorded():
         parse_param("epochs=3")
 
 
+def test_a_gpu_run_is_another_run_and_cpu_identities_are_unchanged(tiny_sketch):
+    args = ("random", {"dim": 4}, tiny_sketch, 0, 1, DEFAULTS_SELECTION)
+    cpu = run_identity(*args)
+    assert "device" not in cpu  # so the records written before the device joined the identity keep their names
+    assert run_identity(*args, device="cpu") == cpu
+    assert run_identity(*args, device="cuda:1") == {**cpu, "device": "cuda"}
+    assert ResultStore("r").path_for(run_identity(*args, device="cuda")) != ResultStore("r").path_for(cpu)
+
+
 def test_the_device_is_checked_once_and_recorded_as_it_ran():
     import torch
 
@@ -150,3 +160,5 @@ def test_an_estimate_comes_from_earlier_records_of_the_same_configuration(tmp_pa
     assert estimate_grid(grid, tmp_path, force=True).known == 2  # --force reruns both
     other = grid_from_cli(None, "random", "wikipedia", True, None, 0.05, "0", None, params=["random.dim=8"])
     assert estimate_grid(other, tmp_path).known == 0
+    on_gpu = dataclasses.replace(grid, device="cuda")  # a CPU record neither skips nor times a GPU run
+    assert (estimate_grid(on_gpu, tmp_path).recorded, estimate_grid(on_gpu, tmp_path).known) == (0, 0)

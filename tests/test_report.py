@@ -1,6 +1,7 @@
 """The report: grouping and seed statistics, every table format, the paper tables, report.html."""
 
 import csv
+import dataclasses
 import io
 import re
 from html.parser import HTMLParser
@@ -304,6 +305,14 @@ def test_report_command(tmp_path):
     assert (tmp_path / "out" / "tables" / "paper-image-text.tex").is_file()
     outcome = CliRunner().invoke(cli, ["report", "--results", str(tmp_path / "none")])
     assert isinstance(outcome.exception, ZSBenchError)
+
+
+def test_gpu_runs_are_a_row_of_their_own():
+    cpu, gpu = with_map(0.3), dataclasses.replace(with_map(0.5), device="cuda:0")
+    (_, members), = group_runs(runs_of(cpu, gpu)).items()
+    assert sorted(run.label for run in members) == ["m1", "m1 [cuda]"]
+    stats = aggregate(members, "image->text")
+    assert (stats["m1"]["mAP@all"].mean, stats["m1 [cuda]"]["mAP@all"].mean) == (0.3, 0.5)
 
 
 def test_ablation_table_lists_cfsa_variants_only():

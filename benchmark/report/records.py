@@ -9,8 +9,9 @@ The stage is part of the key too: records of the model-selection stage (``stage:
 validation classes) never share a group with test records.
 
 Inside a group, a method is identified by its name, how its configuration was chosen (``selection``:
-defaults, or tuned with a budget) and its full configuration: two configurations under one name (a sweep)
-become two rows, labelled with a short hash of the configuration.
+defaults, or tuned with a budget), its full configuration and the device class it ran on: two
+configurations under one name (a sweep) become two rows, labelled with a short hash of the configuration,
+and GPU runs are a row of their own (``name [cuda]``), never pooled with the CPU runs of the same seeds.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from benchmark.contract import ZSBenchError
-from benchmark.record import DEFAULTS_SELECTION, RunRecord
+from benchmark.record import DEFAULTS_SELECTION, RunRecord, device_class
 from benchmark.store import ResultStore, config_key
 
 METRICS: tuple[str, ...] = ("mAP@all", "mAP@100", "mAP@200", "P@100", "P@200")
@@ -102,6 +103,11 @@ class Run:
                     DEFAULTS_SELECTION)
 
     @property
+    def device(self) -> str:
+        """``cpu`` or ``cuda``: where the run was computed."""
+        return device_class(self.record.device if self.record is not None else "cpu")
+
+    @property
     def selection_label(self) -> str:
         """``defaults``, or ``tuned, budget N trials`` (the rows of one label are kept in one table section)."""
         selection = self.selection
@@ -159,21 +165,23 @@ def load_runs(results: str | Path) -> list[Run]:
 
 
 def group_runs(runs: list[Run]) -> dict[GroupKey, list[Run]]:
-    """Runs per comparable group, each run labelled; a repeated (method, selection, config, seed) keeps the newest.
+    """Runs per comparable group, each run labelled; a repeated (method, selection, config, device, seed) keeps
+    the newest.
 
-    Labels are the method name, ``name (tuned)`` for a tuned configuration, and ``[cfg <hash>]`` appended
-    when one method has several configurations under one selection (a sweep). Tuned and default rows also
+    Labels are the method name, ``name (tuned)`` for a tuned configuration, ``[cfg <hash>]`` appended
+    when one method has several configurations under one selection (a sweep), and ``[cuda]`` for GPU runs. Tuned and default rows also
     sit in different sections of a table (see :func:`sections_of`).
     """
-    groups: dict[GroupKey, dict[tuple[str, str, str, int], Run]] = defaultdict(dict)
+    groups: dict[GroupKey, dict[tuple[str, str, str, str, int], Run]] = defaultdict(dict)
     for run in runs:
-        slot = (run.method, run.selection_label, run.config_hash, run.seed)
+        slot = (run.method, run.selection_label, run.config_hash, run.device, run.seed)
         kept = groups[run.group].get(slot)
         if kept is None or run.finished > kept.finished:
             groups[run.group][slot] = run
     out: dict[GroupKey, list[Run]] = {}
     for key in sorted(groups):
-        members = sorted(groups[key].values(), key=lambda r: (r.method, r.selection_label, r.config_hash, r.seed))
+        members = sorted(groups[key].values(),
+                         key=lambda r: (r.method, r.selection_label, r.config_hash, r.device, r.seed))
         configs: dict[tuple[str, str], set[str]] = defaultdict(set)
         for run in members:
             configs[(run.method, run.selection_label)].add(run.config_hash)
@@ -181,7 +189,7 @@ def group_runs(runs: list[Run]) -> dict[GroupKey, list[Run]]:
             several = len(configs[(run.method, run.selection_label)]) > 1
             protocol = run.selection.get("protocol", "defaults")
             run.label = run.method + ("" if protocol == "defaults" else f" ({protocol})") + (
-                f" [cfg {run.config_hash}]" if several else "")
+                f" [cfg {run.config_hash}]" if several else "") + ("" if run.device == "cpu" else f" [{run.device}]")
         out[key] = members
     return out
 
