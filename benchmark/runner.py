@@ -157,8 +157,8 @@ def run_identity(method_name: str, params: dict[str, Any], ds: ZSDataset, seed: 
                 "split": ds.split.name, "split_sha256": ds.split.sha256, "stage": ds.stage, "seed": int(seed),
                 "data": dict(ds.provenance), "eval_protocol": ds.eval_protocol, "threads": int(threads),
                 "selection": selection}
-    if device_class(device) != "cpu":
-        identity["device"] = device_class(device)
+    if (kind := device_class(device)) != "cpu":
+        identity["device"] = kind
     return identity
 
 

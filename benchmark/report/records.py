@@ -169,8 +169,8 @@ def group_runs(runs: list[Run]) -> dict[GroupKey, list[Run]]:
     the newest.
 
     Labels are the method name, ``name (tuned)`` for a tuned configuration, ``[cfg <hash>]`` appended
-    when one method has several configurations under one selection (a sweep), and ``[cuda]`` for GPU runs. Tuned and default rows also
-    sit in different sections of a table (see :func:`sections_of`).
+    when one method has several configurations under one selection (a sweep), and ``[cuda]`` for GPU runs.
+    Tuned and default rows also sit in different sections of a table (see :func:`sections_of`).
     """
     groups: dict[GroupKey, dict[tuple[str, str, str, str, int], Run]] = defaultdict(dict)
     for run in runs:
