@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from benchmark.contract import ZSBenchError
-from benchmark.runner import STATUSES
+from benchmark.execution.runner import STATUSES
 
 # Long lines are never folded by us (a pipe would get them cut at 80 columns): the terminal wraps them.
 console = Console(soft_wrap=True)
@@ -91,8 +91,8 @@ def print_json(data) -> None:
 def run(methods, datasets, synthetic, split, scale, seeds, params, results, force, device, config, stage, jobs,
         executor, address, threads, semantics, tuned, tuning, as_json) -> None:
     """Run every (method, dataset, seed) and write one JSON record each; rerunning resumes."""
-    from benchmark.executors import run_grid_with
-    from benchmark.gridconfig import grid_from_cli
+    from benchmark.execution.executors import run_grid_with
+    from benchmark.execution.grid import grid_from_cli
 
     grid = grid_from_cli(config, methods, datasets, synthetic, split, scale, seeds, device, semantics, threads, stage,
                          params)
@@ -137,7 +137,7 @@ def _interrupted(results: str, outcomes: list, total: int) -> None:
     """After Ctrl-C or SIGTERM: what finished, how to resume, and no lock or temp file left behind."""
     import shlex
 
-    from benchmark.store import ResultStore
+    from benchmark.core.store import ResultStore
 
     store = ResultStore(results)
     store.remove_unheld_locks()
@@ -155,7 +155,7 @@ def _interrupted(results: str, outcomes: list, total: int) -> None:
 def _estimate(grid, results: str, force: bool, out: Console) -> None:
     """Before a grid starts: the run time of what is left to do, from earlier records of the same
     configurations on this machine, and a warning when that is over an hour."""
-    from benchmark.estimates import estimate_grid
+    from benchmark.execution.estimates import estimate_grid
 
     estimate = estimate_grid(grid, results, force)
     if estimate.known == 0:
@@ -224,7 +224,7 @@ class RunProgress:
 
 
 def _with_records(outcomes):
-    from benchmark.store import ResultStore
+    from benchmark.core.store import ResultStore
 
     for o in outcomes:
         if o.record is None and o.path is not None and o.status in ("done", "skipped"):
@@ -288,14 +288,14 @@ def _print_outcomes(outcomes) -> None:
 def tune(methods, dataset, synthetic, split, scale, semantics, budget, timeout_s, seeds, sampler_seed, params, out,
          jobs, executor, address, threads, device) -> None:
     """Choose hyper-parameters on the split's validation classes (never a test class), same budget for all."""
-    from benchmark.data import DatasetRequest
+    from benchmark.core.data import DatasetRequest
     from benchmark.datasets import check_available
-    from benchmark.gridconfig import expand_methods, parse_param, parse_seeds, split_list
-    from benchmark.runner import resolve_device
-    from benchmark.tuning import tune_all
+    from benchmark.execution.grid import expand_methods, parse_param, parse_seeds, split_list
+    from benchmark.execution.runner import resolve_device
+    from benchmark.execution.tuning import tune_all
 
     # ``all`` tunes the methods, not their variants: an ablation is run with its base method's tuned
-    # parameters and its own fixed overrides (see benchmark.tuning.find_study).
+    # parameters and its own fixed overrides (see benchmark.execution.tuning.find_study).
     specs = expand_methods(split_list(methods), variants=False)
     fixed: dict[str, dict] = {}
     for text in params:
@@ -457,7 +457,7 @@ def perf(ctx) -> None:
 @click.option("--sklearn-queries", type=int, default=None, help="Time the sklearn loop on this many queries only.")
 def perf_metrics_cmd(queries, gallery, classes, sklearn_queries) -> None:
     """mAP@all of the metric engine against the per-query sklearn loop (TU-Berlin scale by default)."""
-    from benchmark.perf import perf_metrics
+    from benchmark.perf.metrics import perf_metrics
 
     r = perf_metrics(queries, gallery, classes, sklearn_queries)
     sk = f"{r.sklearn_s:.2f}" + ("" if r.sklearn_queries_timed == r.n_queries else
@@ -474,7 +474,7 @@ def perf_metrics_cmd(queries, gallery, classes, sklearn_queries) -> None:
               help="Measure evaluation memory on large galleries (Sketchy scale and 10k x 100k; about a minute).")
 def perf_all_cmd(repeats, out, gallery) -> None:
     """Metric engine, training throughput, an end-to-end grid and large-gallery memory; writes results/perf.md."""
-    from benchmark.perf_suite import GALLERY_SCALES, run_suite, write_markdown
+    from benchmark.perf.suite import GALLERY_SCALES, run_suite, write_markdown
 
     if repeats < 1:
         raise ZSBenchError(f"--repeats must be at least 1, got {repeats}")
@@ -490,7 +490,7 @@ def perf_all_cmd(repeats, out, gallery) -> None:
 @click.option("--gallery", default=17101, show_default=True)
 def perf_memory_cmd(queries, gallery) -> None:
     """Peak extra resident memory of evaluation on a random gallery (dim 64), in a fresh process."""
-    from benchmark.perf_suite import PerfReport, gallery_memory_figures
+    from benchmark.perf.suite import PerfReport, gallery_memory_figures
 
     figures = gallery_memory_figures({f"{queries} x {gallery}": (queries, gallery)})
     _print_perf(PerfReport({}, {}, figures))
@@ -639,7 +639,7 @@ def datasets_prepare(name, source, fmt, out, semantics, label_base, classes_file
         raise ZSBenchError(f"prepare {name} needs --from PATH ({where})")
     from benchmark.datasets.features import FeatureExtractor, make_backbone
     from benchmark.datasets.prepare import RawOptions, prepare_dataset
-    from benchmark.gridconfig import split_list
+    from benchmark.execution.grid import split_list
 
     extractor = FeatureExtractor(make_backbone(backbone, image_size, weights), batch_size=batch_size, device=device,
                                  workers=workers)
@@ -710,7 +710,7 @@ def perf_train_cmd(method_name, hidden, batch_size, dims, embedding_dim, steps, 
 def report_cmd(results, out, paper, include_synthetic, reported, no_plots, no_sensitivity, no_stats, loss_curves,
                per_class) -> None:
     """Tables with intervals and significance, paper tables, figures and report.html from the records."""
-    from benchmark.gridconfig import split_list
+    from benchmark.execution.grid import split_list
     from benchmark.report.build import build_report
     from benchmark.report.tables import to_rich
 
@@ -786,7 +786,7 @@ def _p_text(p: float) -> str:
 def export_cmd(fmt, results, out, methods, dataset, keep_ties) -> None:
     """TREC run and qrels files of every run's rankings (cosine on the stored embeddings), for trec_eval or ranx."""
 
-    from benchmark.gridconfig import split_list
+    from benchmark.execution.grid import split_list
     from benchmark.report.export import export_run
     from benchmark.report.records import group_runs, load_runs
 

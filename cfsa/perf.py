@@ -175,7 +175,7 @@ def run_perf_train(method_name: str = "cfsa", hidden: int | None = None, batch_s
                    dims: str = "4096,4096", embedding_dim: int = 50, steps: int = 5, device: str = "cpu",
                    threads: int | None = None, peak_size: int = 2048, rounds: int = 5) -> TrainPerf:
     """The ``zsbench perf train`` command's logic: a registered variant's step configuration, timed."""
-    from benchmark.gridconfig import DEFAULT_THREADS
+    from benchmark.execution.grid import DEFAULT_THREADS
     from benchmark.registry import build_method
     from benchmark.torch_utils import resolve_device
     from cfsa.method import CFSA

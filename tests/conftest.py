@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmark.data import Split
+from benchmark.core.data import Split
+from benchmark.core.protocol import ZSDataset
 from benchmark.datasets.specs import get_spec
-from benchmark.protocol import ZSDataset
 
 
 @pytest.fixture(autouse=True)

@@ -19,7 +19,7 @@ from baselines.dscmr import common_space_loss, invariance_loss, label_space_loss
 from baselines.pairing import cross_modal_pairs, other_class_partners, standardized_pairs
 from baselines.training import batches_per_epoch, sampled_epoch
 from benchmark.contract import ZSBenchError
-from benchmark.protocol import ZSDataset, build_train_view
+from benchmark.core.protocol import ZSDataset, build_train_view
 from benchmark.registry import available_methods, build_method
 from benchmark.torch_utils import reverse_gradient
 from tests.conftest import make_tiny_dataset

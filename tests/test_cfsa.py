@@ -12,8 +12,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmark.contract import NotFittedError, TrainingDiverged, ZSBenchError
-from benchmark.data import Split
-from benchmark.protocol import ZSDataset, build_train_view
+from benchmark.core.data import Split
+from benchmark.core.protocol import ZSDataset, build_train_view
 from benchmark.registry import build_method
 from benchmark.torch_utils import reverse_gradient
 from cfsa.losses import (

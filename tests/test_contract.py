@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from benchmark.contract import Choice, IntRange, LogUniform, Method, NotFittedError, TrainView, Uniform
-from benchmark.protocol import ZSDataset, build_train_view, evaluate
+from benchmark.core.protocol import ZSDataset, build_train_view, evaluate
 from benchmark.registry import available_methods, build_method
 from tests.conftest import make_tiny_dataset
 

@@ -9,12 +9,12 @@ from collections import Counter
 import numpy as np
 import pytest
 
+from benchmark.core.store import ResultStore
 from benchmark.datasets import emoji
 from benchmark.datasets.prepared import check_prepared, load_prepared
 from benchmark.datasets.specs import get_spec
 from benchmark.datasets.splits import file_sha256, write_split_file
-from benchmark.runner import run_one
-from benchmark.store import ResultStore
+from benchmark.execution.runner import run_one
 
 
 def test_frozen_classes_follow_from_the_installed_packages():

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from benchmark.contract import ZSBenchError
-from benchmark.executors import make_executor, run_grid_with
-from benchmark.gridconfig import grid_from_cli, load_grid
-from benchmark.store import ResultStore
+from benchmark.core.store import ResultStore
+from benchmark.execution.executors import make_executor, run_grid_with
+from benchmark.execution.grid import grid_from_cli, load_grid
 
 ROOT = Path(__file__).resolve().parents[1]
 GRID = """
@@ -92,10 +92,10 @@ def test_local_ray_gives_the_serial_records(tmp_path, grid_file, serial_one_thre
 @pytest.mark.skipif(importlib.util.find_spec("ray") is None,
                     reason="Ray is not installed (pip install 'zsbench[ray]'); block scoring on Ray is untested here")
 def test_query_blocks_spread_over_ray_workers_give_the_serial_metrics():
-    from benchmark.executors import map_blocks_on_ray, ray_session
-    from benchmark.perf_suite import Precomputed, gallery_dataset
-    from benchmark.protocol import evaluate
-    from benchmark.runner import thread_limit
+    from benchmark.core.protocol import evaluate
+    from benchmark.execution.executors import map_blocks_on_ray, ray_session
+    from benchmark.execution.runner import thread_limit
+    from benchmark.perf.suite import Precomputed, gallery_dataset
 
     ds = gallery_dataset(600, 2000, dim=16, n_unseen=6)
     block_bytes = 4 * 2000 * 50  # 50 queries a block: 12 blocks

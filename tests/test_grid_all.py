@@ -12,8 +12,8 @@ from click.testing import CliRunner
 from benchmark.cli import cli
 from benchmark.contract import METHOD_REGISTRY, Method, TrainView, ZSBenchError
 from benchmark.datasets.specs import SPECS
-from benchmark.executors import run_grid_with
-from benchmark.gridconfig import dataset_requests, expand_methods, grid_from_flags
+from benchmark.execution.executors import run_grid_with
+from benchmark.execution.grid import dataset_requests, expand_methods, grid_from_flags
 from benchmark.registry import available_methods
 
 TINY_SCALE = 0.02  # pascal-sentences: 20 classes x 6 pairs
@@ -97,8 +97,8 @@ def test_cli_run_prints_skip_reason(tmp_path, test_methods):
 
 
 def test_default_supports_everything():
-    from benchmark.data import DatasetRequest as Request
-    from benchmark.protocol import build_train_view
+    from benchmark.core.data import DatasetRequest as Request
+    from benchmark.core.protocol import build_train_view
 
     view = build_train_view(Request("pascal-sentences", synthetic=True, scale=TINY_SCALE).load())
     for name, (cls, overrides) in available_methods().items():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from benchmark.metrics import retrieval_metrics
-from benchmark.perf_suite import (
+from benchmark.perf.suite import (
     Figure,
     PerfReport,
     gallery_dataset,
@@ -19,8 +19,8 @@ def test_gallery_evaluation_matches_the_engine_on_the_whole_matrix():
     """Block-wise evaluation of the random gallery gives the one-shot engine's numbers."""
     ds = gallery_dataset(300, 900, dim=16, n_unseen=5)
     from benchmark.contract import cosine_similarity
-    from benchmark.perf_suite import Precomputed
-    from benchmark.protocol import evaluate
+    from benchmark.core.protocol import evaluate
+    from benchmark.perf.suite import Precomputed
 
     q = ds.items("sketch", ds.unseen_classes)
     g = ds.items("image", ds.unseen_classes)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from benchmark.contract import LeakageError, ZSBenchError
-from benchmark.protocol import ZSDataset, build_train_view, check_no_leakage, evaluate
+from benchmark.core.protocol import ZSDataset, build_train_view, check_no_leakage, evaluate
 from benchmark.registry import build_method
 from tests.conftest import make_tiny_dataset
 

@@ -13,10 +13,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from benchmark.contract import ZSBenchError
-from benchmark.gridconfig import grid_from_cli, parse_param
-from benchmark.record import DEFAULTS_SELECTION, SCHEMA_VERSION, RunRecord
-from benchmark.runner import resolve_device, run_identity, run_one
-from benchmark.store import ResultStore
+from benchmark.core.record import DEFAULTS_SELECTION, SCHEMA_VERSION, RunRecord
+from benchmark.core.store import ResultStore
+from benchmark.execution.grid import grid_from_cli, parse_param
+from benchmark.execution.runner import resolve_device, run_identity, run_one
 from tests.conftest import make_tiny_dataset
 
 QUICK = {"epochs": 2, "hidden": 16}
@@ -147,8 +147,8 @@ def test_sigterm_lists_finished_runs_prints_the_rerun_command_and_leaves_no_lock
 
 
 def test_an_estimate_comes_from_earlier_records_of_the_same_configuration(tmp_path):
-    from benchmark.estimates import estimate_grid
-    from benchmark.executors import run_grid_with
+    from benchmark.execution.estimates import estimate_grid
+    from benchmark.execution.executors import run_grid_with
 
     grid = grid_from_cli(None, "random", "wikipedia", True, None, 0.05, "0,1", None)
     assert estimate_grid(grid, tmp_path).known == 0

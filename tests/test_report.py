@@ -12,12 +12,12 @@ import pytest
 from rich.console import Console
 
 from benchmark.contract import ZSBenchError
-from benchmark.record import RunRecord
+from benchmark.core.record import RunRecord
+from benchmark.core.store import ResultStore
 from benchmark.report.build import build_report
 from benchmark.report.paper import image_text_table, load_reported, sketch_table
 from benchmark.report.records import aggregate, group_runs, load_runs, run_from_record
 from benchmark.report.tables import comparison_table, to_csv, to_latex, to_markdown, to_rich
-from benchmark.store import ResultStore
 
 SHA = "a" * 64
 

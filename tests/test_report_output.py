@@ -10,6 +10,7 @@ from matplotlib.colors import to_rgb
 
 from benchmark.cli import cli
 from benchmark.contract import ZSBenchError
+from benchmark.core.store import ResultStore
 from benchmark.metrics import retrieval_metrics
 from benchmark.report.build import build_report
 from benchmark.report.curves import curve_styles
@@ -19,7 +20,6 @@ from benchmark.report.records import load_runs
 from benchmark.report.sidecars import load_sidecar, task_arrays
 from benchmark.report.training import family_of, loss_series
 from benchmark.report.tsne import class_colours
-from benchmark.store import ResultStore
 
 from .test_report import record
 

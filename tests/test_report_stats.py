@@ -10,7 +10,8 @@ from click.testing import CliRunner
 
 from benchmark.cli import cli
 from benchmark.contract import ZSBenchError
-from benchmark.record import RunRecord
+from benchmark.core.record import RunRecord
+from benchmark.core.store import ResultStore
 from benchmark.report.build import build_report
 from benchmark.report.compare import compare_methods
 from benchmark.report.queries import load_queries
@@ -24,7 +25,6 @@ from benchmark.report.tables import (
     to_latex,
     to_markdown,
 )
-from benchmark.store import ResultStore
 
 SHA = "c" * 64
 TASKS = ("sketch->image", "image->text")

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmark.executors import run_grid_with
-from benchmark.gridconfig import load_grid
-from benchmark.store import STALE_TEMP_AGE_S, ResultStore
+from benchmark.core.store import STALE_TEMP_AGE_S, ResultStore
+from benchmark.execution.executors import run_grid_with
+from benchmark.execution.grid import load_grid
 from benchmark.testing import FIT_LOG_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -122,7 +122,7 @@ def test_a_killed_writers_temp_file_is_never_a_record_and_is_cleaned(tmp_path):
     store = ResultStore(tmp_path)
     folder = tmp_path / "wikipedia-synthetic" / "random"
     folder.mkdir(parents=True)
-    from benchmark.runner import run_one
+    from benchmark.execution.runner import run_one
     from tests.conftest import make_tiny_dataset
 
     done = run_one("random", make_tiny_dataset(), 0, store).path
@@ -185,6 +185,6 @@ def test_claim_on_a_lock_file_removed_meanwhile_is_refused(tmp_path, monkeypatch
             path.with_suffix(".lock").unlink(missing_ok=True)
         return real_flock(handle, op)
 
-    monkeypatch.setattr("benchmark.store.fcntl.flock", flock_after_removal)
+    monkeypatch.setattr("benchmark.core.store.fcntl.flock", flock_after_removal)
     with store.claim(path) as claimed:
         assert not claimed

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from benchmark.contract import ZSBenchError
-from benchmark.data import derived_validation, draw_validation_classes
+from benchmark.core.data import derived_validation, draw_validation_classes
+from benchmark.core.protocol import build_train_view, evaluate
 from benchmark.datasets.specs import SPECS
 from benchmark.datasets.splits import load_split, load_validation, validation_path
-from benchmark.protocol import build_train_view, evaluate
 from benchmark.registry import build_method
 from tests.conftest import make_tiny_dataset
 

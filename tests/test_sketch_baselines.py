@@ -15,10 +15,10 @@ from baselines.cvae import CVAE, CVAENetwork, gaussian_kl
 from baselines.feature_space import ReducedFeatures, class_matched_partners
 from baselines.sem_pcyc import SemPCYC, cycle_consistency
 from benchmark.contract import TrainView, ZSBenchError
-from benchmark.protocol import ZSDataset, build_train_view, evaluate
+from benchmark.core.protocol import ZSDataset, build_train_view, evaluate
+from benchmark.core.store import ResultStore
+from benchmark.execution.runner import run_one
 from benchmark.registry import available_methods, build_method
-from benchmark.runner import run_one
-from benchmark.store import ResultStore
 from tests.conftest import make_tiny_dataset
 
 NAMES = ("cvae", "sem-pcyc")

@@ -1,11 +1,11 @@
-"""benchmark.stats against scipy.stats (bootstrap, permutation_test) and hand-computed values."""
+"""benchmark.core.stats against scipy.stats (bootstrap, permutation_test) and hand-computed values."""
 
 import numpy as np
 import pytest
 from scipy import stats as sps
 
 from benchmark.contract import ZSBenchError
-from benchmark.stats import (
+from benchmark.core.stats import (
     adjust,
     bootstrap_ci,
     compare,

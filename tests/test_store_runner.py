@@ -8,8 +8,8 @@ import os
 import pytest
 
 from benchmark.contract import ZSBenchError
-from benchmark.runner import run_one
-from benchmark.store import SCHEMA_VERSION, ResultStore
+from benchmark.core.store import SCHEMA_VERSION, ResultStore
+from benchmark.execution.runner import run_one
 
 
 def test_record_has_the_schema_fields(tmp_path, tiny_sketch):
@@ -99,7 +99,7 @@ def test_two_modality_method_on_three_modalities_fits_once_per_task_pair(tmp_pat
 
     import numpy as np
 
-    from benchmark.protocol import ZSDataset
+    from benchmark.core.protocol import ZSDataset
 
     rng = np.random.default_rng(0)
     fields = {f.name: getattr(tiny_paired, f.name) for f in dataclasses.fields(tiny_paired)}

@@ -18,10 +18,10 @@ from click.testing import CliRunner
 
 from benchmark.cli import cli
 from benchmark.contract import IntRange, LogUniform, ZSBenchError
-from benchmark.data import DatasetRequest
-from benchmark.record import RunRecord
+from benchmark.core.data import DatasetRequest
+from benchmark.core.record import RunRecord
+from benchmark.execution.tuning import checked_space, find_study, tune_method
 from benchmark.testing import SPY_LOG_ENV, RidgeProjection
-from benchmark.tuning import checked_space, find_study, tune_method
 
 ROOT = Path(__file__).resolve().parents[1]
 WIKI = DatasetRequest("wikipedia", synthetic=True, scale=0.05)
@@ -160,8 +160,8 @@ def test_a_variants_overrides_and_fixed_parameters_are_not_searched(monkeypatch)
 
 
 def test_a_grid_file_mixes_default_and_tuned_entries(tmp_path, wiki):
-    from benchmark.executors import run_grid_with
-    from benchmark.gridconfig import load_grid
+    from benchmark.execution.executors import run_grid_with
+    from benchmark.execution.grid import load_grid
 
     tune_method(RIDGE, WIKI, wiki, 2, [0], tmp_path / "studies")
     grid_file = tmp_path / "grid.toml"
@@ -180,7 +180,7 @@ def test_a_grid_file_mixes_default_and_tuned_entries(tmp_path, wiki):
 
 def test_a_variant_without_a_study_takes_its_base_methods_choice_minus_its_overrides(tmp_path, wiki, monkeypatch):
     from benchmark.contract import METHOD_REGISTRY
-    from benchmark.gridconfig import expand_methods
+    from benchmark.execution.grid import expand_methods
     from benchmark.registry import build_method
 
     monkeypatch.setitem(METHOD_REGISTRY, "ridge-base", (RidgeProjection, {}))

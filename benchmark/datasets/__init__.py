@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from benchmark.contract import ZSBenchError
-from benchmark.data import ZSDataset
+from benchmark.core.data import ZSDataset
 
 #: Where prepared real datasets live: $ZSBENCH_DATA, else ./data.
 DATA_ENV = "ZSBENCH_DATA"

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmark.contract import ZSBenchError
-from benchmark.data import ZSDataset
+from benchmark.core.data import ZSDataset
 from benchmark.datasets.features import FeatureExtractor, cache_root, make_backbone
 from benchmark.datasets.prepared import MANIFEST, ModalityData, load_prepared, write_prepared
 from benchmark.datasets.splits import write_split_file

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from benchmark.contract import ZSBenchError
-from benchmark.data import Split
+from benchmark.core.data import Split
 from benchmark.datasets.prepared import ModalityData, check_prepared, write_prepared
 from benchmark.datasets.raw import RAW_READERS, RawItem, RawLayout
 
@@ -169,7 +169,7 @@ def _own(name: str, layout: RawLayout, options: RawOptions, folder: Path) -> _Ta
 
 
 def _own_unseen(given: str | None, class_names: tuple[str, ...], name: str) -> tuple[str, ...]:
-    from benchmark.data import MIN_VALIDATION_CLASSES
+    from benchmark.core.data import MIN_VALIDATION_CLASSES
     from benchmark.datasets.names import ClassNameIndex
 
     if len(class_names) < MIN_VALIDATION_CLASSES + 3:

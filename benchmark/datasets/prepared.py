@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from benchmark.contract import ZSBenchError
-from benchmark.data import SOURCES, Split, ZSDataset
+from benchmark.core.data import SOURCES, Split, ZSDataset
 from benchmark.datasets.splits import file_sha256, load_split, load_validation, validation_path
 
 FORMAT = "zsbench-prepared"

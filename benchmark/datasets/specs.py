@@ -12,7 +12,7 @@ from functools import cache
 from pathlib import Path
 
 from benchmark.contract import ZSBenchError
-from benchmark.data import Split
+from benchmark.core.data import Split
 from benchmark.datasets.names import ClassNameIndex
 from benchmark.datasets.splits import SPLITS_DIR, load_split, load_validation, validation_path
 

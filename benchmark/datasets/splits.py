@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from benchmark.contract import ZSBenchError
-from benchmark.data import Split, ValidationSplit, draw_validation_classes
+from benchmark.core.data import Split, ValidationSplit, draw_validation_classes
 
 SPLITS_DIR = Path(__file__).parent / "splits"
 VALIDATION_SUFFIX = ".validation.json"

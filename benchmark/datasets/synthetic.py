@@ -31,7 +31,7 @@ import hashlib
 import numpy as np
 
 from benchmark.contract import ZSBenchError
-from benchmark.data import PART_IDS, ZSDataset
+from benchmark.core.data import PART_IDS, ZSDataset
 from benchmark.datasets.semantics import class_embeddings
 from benchmark.datasets.specs import DatasetSpec, get_spec
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmark.contract import ZSBenchError
+from benchmark.core.stats import N_RESAMPLES, Comparison, adjust, compare
 from benchmark.report.queries import same_queries, seed_matrix
 from benchmark.report.records import GroupKey, group_runs, load_runs, tasks_of
-from benchmark.stats import N_RESAMPLES, Comparison, adjust, compare
 
 
 @dataclass

@@ -9,7 +9,7 @@ sidecar is an error rather than a silent mismatch.
 
 For one table (a group, a task, one section of rows) :func:`table_statistics` gives every cell's 95 %
 two-level bootstrap interval and, per metric column, the paired comparisons of the best row against every
-other row, Holm-corrected over every comparison of the table (:mod:`benchmark.stats`).
+other row, Holm-corrected over every comparison of the table (:mod:`benchmark.core.stats`).
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from benchmark.contract import ZSBenchError
+from benchmark.core.stats import ALPHA, N_RESAMPLES, Comparison, Interval, adjust, bootstrap_ci, compare
 from benchmark.report.records import Run
-from benchmark.stats import ALPHA, N_RESAMPLES, Comparison, Interval, adjust, bootstrap_ci, compare
 
 REQUIRED_COLUMNS = ("task", "fit", "query", "class_id", "class_name", "n_relevant")
 _CACHE: dict[tuple[str, float], object] = {}  # sidecar (path, mtime) -> frame

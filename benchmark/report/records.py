@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 
 from benchmark.contract import ZSBenchError
-from benchmark.record import DEFAULTS_SELECTION, RunRecord, device_class
-from benchmark.store import ResultStore, config_key
+from benchmark.core.record import DEFAULTS_SELECTION, RunRecord, device_class
+from benchmark.core.store import ResultStore, config_key
 
 METRICS: tuple[str, ...] = ("mAP@all", "mAP@100", "mAP@200", "P@100", "P@200")
 

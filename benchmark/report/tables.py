@@ -134,8 +134,8 @@ def comparison_table(key: GroupKey, runs: list[Run], task: str, metrics: tuple[s
     their column (paired randomization test, Holm over every comparison of the table) are marked; without,
     mean ± sample std over seeds.
     """
+    from benchmark.core.stats import N_RESAMPLES
     from benchmark.report.queries import adjust_family, table_statistics
-    from benchmark.stats import N_RESAMPLES
 
     sections, notes, section_stats = [], [], []
     by_selection = sections_of(runs)

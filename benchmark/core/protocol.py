@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from benchmark.contract import LeakageError, Method, TrainView, ZSBenchError
-from benchmark.data import PART_IDS, SOURCES, ZSDataset  # noqa: F401 - re-exported for callers of the protocol
+from benchmark.core.data import PART_IDS, SOURCES, ZSDataset  # noqa: F401 - re-exported for callers of the protocol
 from benchmark.metrics import DEFAULT_KS, per_query_metrics
 
 
@@ -91,7 +91,7 @@ def evaluate(method: Method, ds: ZSDataset, ks=DEFAULT_KS, block_bytes: int = 25
     a task's mean is the mean over its queries that have a relevant item) and, when asked, the
     unseen-class embeddings and labels per modality and part (for plots and re-scoring).
     ``map_blocks`` (default :func:`map_blocks_here`) scores the query blocks, elsewhere if it likes
-    (``benchmark.executors`` spreads them over Ray workers); results come back in block order.
+    (``benchmark.execution.executors`` spreads them over Ray workers); results come back in block order.
     """
     q_part, g_part = _query_gallery_parts(ds.eval_protocol)
     cache: dict[tuple[str, str | None], tuple[np.ndarray, np.ndarray]] = {}

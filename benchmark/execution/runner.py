@@ -27,13 +27,13 @@ from typing import Any
 import numpy as np
 
 from benchmark.contract import Method, ZSBenchError
-from benchmark.data import DatasetRequest, ZSDataset  # noqa: F401 - DatasetRequest re-exported
-from benchmark.estimates import this_machine
-from benchmark.gridconfig import DEFAULT_THREADS
-from benchmark.protocol import build_train_view, evaluate
-from benchmark.record import DEFAULTS_SELECTION, RunRecord, device_class
+from benchmark.core.data import DatasetRequest, ZSDataset  # noqa: F401 - DatasetRequest re-exported
+from benchmark.core.protocol import build_train_view, evaluate
+from benchmark.core.record import DEFAULTS_SELECTION, RunRecord, device_class
+from benchmark.core.store import ResultStore
+from benchmark.execution.estimates import this_machine
+from benchmark.execution.grid import DEFAULT_THREADS
 from benchmark.registry import build_method
-from benchmark.store import ResultStore
 
 #: Embeddings are kept next to a record (for plots and re-scoring) when they take at most this much.
 MAX_SIDECAR_BYTES = 64 * 2**20
@@ -189,7 +189,7 @@ def run_one(method_spec: str, ds: ZSDataset, seed: int, store: ResultStore, para
 
     ``grid`` (the resolved grid configuration that asked for this run) is kept in the record as provenance;
     it is not part of the run's identity, so the same run asked for by two grids is one record.
-    ``map_blocks`` is passed to :func:`benchmark.protocol.evaluate` (where query blocks are scored).
+    ``map_blocks`` is passed to :func:`benchmark.core.protocol.evaluate` (where query blocks are scored).
     ``selection`` says how the configuration was chosen (default: the method's defaults).
     ``on_progress(done, total)`` follows the method's optimisation steps (the progress protocol).
     """

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.contract import ZSBenchError
-from benchmark.record import SCHEMA_VERSION, RunRecord, read_json  # noqa: F401 - SCHEMA_VERSION re-exported
+from benchmark.core.record import SCHEMA_VERSION, RunRecord, read_json  # noqa: F401 - SCHEMA_VERSION re-exported
 
 #: Sidecar files that belong to a record (same stem): moved with it to ``superseded/``.
 SIDECAR_SUFFIXES = (".npz", ".queries.parquet")

@@ -1,7 +1,7 @@
 """Runs a grid's tasks: in this process, in N local worker processes, or on a Ray cluster.
 
 Every executor runs the same task function (:func:`run_task`): the worker loads the task's dataset (kept
-for the next task of the same dataset) and calls :func:`benchmark.runner.run_one`, which writes the record
+for the next task of the same dataset) and calls :func:`benchmark.execution.runner.run_one`, which writes the record
 through the atomic store. Nothing is written anywhere else, so killing a grid at any moment loses at
 most the runs in flight, and rerunning the command skips the finished records and runs the rest.
 
@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.contract import ZSBenchError
-from benchmark.data import DatasetRequest
-from benchmark.gridconfig import Grid, GridTask
-from benchmark.runner import RunOutcome
-from benchmark.store import ResultStore
+from benchmark.core.data import DatasetRequest
+from benchmark.core.store import ResultStore
+from benchmark.execution.grid import Grid, GridTask
+from benchmark.execution.runner import RunOutcome
 
 EXECUTORS = ("serial", "processes", "ray")
 #: Seconds between retries of runs another grid holds.
@@ -71,7 +71,7 @@ def run_task(task: GridTask, results: str, force: bool, device: str, threads: in
              on_progress: Callable[[int, int | None], None] | None = None,
              map_blocks: Callable | None = None) -> RunOutcome:
     """Run one task in this process; any failure becomes a ``failed`` outcome (no record is written)."""
-    from benchmark.runner import run_one
+    from benchmark.execution.runner import run_one
 
     t0 = time.perf_counter()
     try:
@@ -171,12 +171,12 @@ def _score_block(score_block, Zq, yq, Zg, yg):
 
 
 def map_blocks_on_ray(score_block, Zq, yq, Zg, yg, rows: int) -> list:
-    """Spread an evaluation's query blocks over Ray workers (see :func:`benchmark.protocol.evaluate`).
+    """Spread an evaluation's query blocks over Ray workers (see :func:`benchmark.core.protocol.evaluate`).
 
     The gallery and the scoring function go to the object store once; each worker holds one block of
     scores at a time, so the memory bound per worker is the serial one. A single block is scored here.
     """
-    from benchmark.protocol import map_blocks_here
+    from benchmark.core.protocol import map_blocks_here
 
     starts = range(0, Zq.shape[0], rows)
     if len(starts) < 2:

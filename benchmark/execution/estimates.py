@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmark.record import device_class
-from benchmark.store import ResultStore
+from benchmark.core.record import device_class
+from benchmark.core.store import ResultStore
 
 
 def this_machine() -> dict[str, Any]:

@@ -4,7 +4,7 @@
 - training: semantic-regression training throughput (samples per second) on a synthetic stand-in;
 - grid: wall time of a small end-to-end grid (load, train, evaluate, write records);
 - gallery memory: peak extra resident memory of evaluation on a large random gallery, measured in a fresh
-  process (``python -m benchmark.perf_suite gallery Q G``) so that nothing else shares its peak.
+  process (``python -m benchmark.perf.suite gallery Q G``) so that nothing else shares its peak.
 
 :func:`write_markdown` writes the table with the machine (CPU model, cores, memory) and library versions.
 """
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-import benchmark.datasets  # noqa: F401 - imported before benchmark.protocol, which it imports (a cycle)
+import benchmark.datasets  # noqa: F401 - imported before benchmark.core.protocol, which it imports (a cycle)
 from benchmark.contract import Method, TrainView
 
 #: Sketchy Extended's zero-shot evaluation size (queries x gallery) and a synthetic larger one.
@@ -77,7 +77,7 @@ def machine_info() -> dict[str, str]:
 
 
 def versions() -> dict[str, str]:
-    from benchmark.runner import library_versions
+    from benchmark.execution.runner import library_versions
 
     found = library_versions()
     try:
@@ -96,7 +96,7 @@ def _repeat(fn: Callable[[], float], repeats: int) -> list[float]:
 # --- the figures -----------------------------------------------------------------------------------------
 
 def metrics_figure(repeats: int, queries: int = 2400, gallery: int = 27989) -> list[Figure]:
-    from benchmark.perf import perf_metrics
+    from benchmark.perf.metrics import perf_metrics
 
     runs = [perf_metrics(queries, gallery, 30, sklearn_queries=100, seed=i) for i in range(repeats)]
     return [Figure(f"metric engine, mAP@all of {queries} x {gallery}", "s", [r.engine_s for r in runs]),
@@ -104,8 +104,8 @@ def metrics_figure(repeats: int, queries: int = 2400, gallery: int = 27989) -> l
 
 
 def training_figure(repeats: int, dataset: str = "sketchy", scale: float = 0.02, epochs: int = 3) -> Figure:
+    from benchmark.core.protocol import build_train_view
     from benchmark.datasets import load_dataset
-    from benchmark.protocol import build_train_view
     from benchmark.registry import build_method
 
     view = build_train_view(load_dataset(dataset, synthetic=True, scale=scale))
@@ -122,9 +122,9 @@ def training_figure(repeats: int, dataset: str = "sketchy", scale: float = 0.02,
 
 
 def grid_figure(repeats: int) -> Figure:
-    from benchmark.data import DatasetRequest
-    from benchmark.executors import run_grid_with
-    from benchmark.gridconfig import Grid, MethodEntry
+    from benchmark.core.data import DatasetRequest
+    from benchmark.execution.executors import run_grid_with
+    from benchmark.execution.grid import Grid, MethodEntry
 
     grid = Grid(methods=[MethodEntry("random"), MethodEntry("semantic-regression", {"epochs": 3})],
                 datasets=[DatasetRequest("wikipedia", synthetic=True, scale=0.1)], seeds=[0, 1])
@@ -154,7 +154,7 @@ def gallery_memory_figures(scales: dict[str, tuple[int, int]], repeats: int = 1)
 def measure_gallery_in_subprocess(n_queries: int, n_gallery: int) -> dict[str, float]:
     root = str(Path(__file__).resolve().parents[1])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run([sys.executable, "-m", "benchmark.perf_suite", "gallery", str(n_queries), str(n_gallery)],
+    done = subprocess.run([sys.executable, "-m", "benchmark.perf.suite", "gallery", str(n_queries), str(n_gallery)],
                           capture_output=True, text=True, env=env, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -176,7 +176,7 @@ class Precomputed(Method):
 def gallery_dataset(n_queries: int, n_gallery: int, dim: int = 64, n_unseen: int = 25, seed: int = 0):
     """Random unit-free embeddings as features: ``n_queries`` sketches against ``n_gallery`` images of
     ``n_unseen`` unseen classes (plus one small seen class, which the protocol needs)."""
-    from benchmark.data import Split, ZSDataset
+    from benchmark.core.data import Split, ZSDataset
 
     rng = np.random.default_rng(seed)
     names = tuple(f"class{i:03d}" for i in range(n_unseen + 1))
@@ -193,9 +193,9 @@ def gallery_dataset(n_queries: int, n_gallery: int, dim: int = 64, n_unseen: int
 
 
 def measure_gallery(n_queries: int, n_gallery: int) -> dict[str, float]:
-    """Peak resident memory of :func:`benchmark.protocol.evaluate` above the memory before it."""
-    from benchmark.protocol import evaluate
-    from benchmark.runner import PeakRSS
+    """Peak resident memory of :func:`benchmark.core.protocol.evaluate` above the memory before it."""
+    from benchmark.core.protocol import evaluate
+    from benchmark.execution.runner import PeakRSS
 
     ds = gallery_dataset(n_queries, n_gallery)
     method = Precomputed()
@@ -262,4 +262,4 @@ if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == "gallery":
         print(json.dumps(measure_gallery(int(sys.argv[2]), int(sys.argv[3]))))
     else:
-        sys.exit("usage: python -m benchmark.perf_suite gallery N_QUERIES N_GALLERY")
+        sys.exit("usage: python -m benchmark.perf.suite gallery N_QUERIES N_GALLERY")

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.contract import ZSBenchError
-from benchmark.data import STAGES, DatasetRequest
+from benchmark.core.data import STAGES, DatasetRequest
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -106,7 +106,7 @@ class Grid:
     def with_tuned(self, tuning: str | Path | None = None, every_method: bool = False) -> Grid:
         """The grid with each tuned entry (``tuned = true``, or every entry with ``every_method``) set to the best
         parameters of its tuning study under ``tuning`` on each dataset, the study's details as its ``selection``."""
-        from benchmark.tuning import find_study
+        from benchmark.execution.tuning import find_study
 
         entries = [dataclasses.replace(e, tuned=True) if every_method else e for e in self.methods]
         if not any(entry.tuned for entry in entries):
@@ -126,7 +126,7 @@ class Grid:
     def check(self) -> None:
         """Fail on an unknown method, hyper-parameter, dataset, split, stage or device before anything runs."""
         from benchmark.datasets import check_available
-        from benchmark.runner import resolve_device
+        from benchmark.execution.runner import resolve_device
 
         self._built()
         if self.stage not in STAGES:

@@ -30,9 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.contract import Choice, IntRange, LogUniform, Method, Uniform, ZSBenchError
-from benchmark.data import DatasetRequest, ZSDataset
+from benchmark.core.data import DatasetRequest, ZSDataset
+from benchmark.core.store import ResultStore
 from benchmark.registry import build_method, resolve_method
-from benchmark.store import ResultStore
 
 #: Bump when the way trials are drawn or scored changes: older studies are then not resumed into.
 TUNING_VERSION = 1
@@ -169,7 +169,7 @@ def tune_method(spec: str, request: DatasetRequest, ds: ZSDataset, budget: int, 
                 params: dict[str, Any] | None = None,
                 on_trial: Callable[[str, int, int, float | None, float, float], None] | None = None) -> TuneResult:
     """Tune one method on ``ds.selection_view()``; resumes the study of the same context if there is one."""
-    from benchmark.runner import run_one
+    from benchmark.execution.runner import run_one
 
     optuna = _optuna()
     if budget < 1:
@@ -297,7 +297,7 @@ def find_study(out: Path, spec: str, request: DatasetRequest, ds: ZSDataset) -> 
 def _tune_task(spec: str, request: DatasetRequest, budget: int, seeds: list[int], out: str, timeout_s: float,
                threads: int, device: str, seed: int, params: dict[str, Any]) -> TuneResult | str:
     """One method's tuning in a worker (a process or a Ray task): the dataset is loaded there."""
-    from benchmark.runner import thread_limit
+    from benchmark.execution.runner import thread_limit
 
     try:
         with thread_limit(threads):
@@ -314,7 +314,7 @@ def tune_all(specs: list[str], request: DatasetRequest, budget: int, seeds: list
              ) -> list[TuneResult]:
     """Tune every method with the same budget and cap. Serially each study reports every trial (``on_trial``);
     with ``--jobs N`` / Ray, N methods are tuned at once (each study stays sequential, hence deterministic)."""
-    from benchmark.runner import thread_limit
+    from benchmark.execution.runner import thread_limit
 
     params = params or {}
     ds = request.load()
@@ -349,7 +349,7 @@ def tune_all(specs: list[str], request: DatasetRequest, budget: int, seeds: list
             for future in as_completed(futures):
                 collect(futures[future], future.result())
     elif executor == "ray":
-        from benchmark.executors import ray_session
+        from benchmark.execution.executors import ray_session
 
         with ray_session(address, jobs if jobs > 1 else None) as ray:
             remote = ray.remote(num_cpus=threads)(_tune_task)
