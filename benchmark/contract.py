@@ -10,9 +10,11 @@ A method never sees an unseen-class sample: the protocol builds the train view a
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -32,6 +34,7 @@ __all__ = [
     "cosine_similarity",
     "check_finite_loss",
     "register_method",
+    "fit_context",
 ]
 
 
@@ -138,6 +141,21 @@ def check_finite_loss(name: str, value: float, epoch: int, method: str) -> None:
         )
 
 
+#: The device of the fits in progress in this thread: set by the runner (:func:`fit_context`), read by
+#: :meth:`Method.begin_fit`; a method never holds it as a field, so it is neither a hyper-parameter nor state.
+_FIT_DEVICE: ContextVar[str] = ContextVar("zsbench_fit_device", default="cpu")
+
+
+@contextlib.contextmanager
+def fit_context(device: str) -> Iterator[None]:
+    """Fits inside run on ``device`` (an already resolved ``cpu``/``cuda[:N]``; see ``benchmark.core.env``)."""
+    token = _FIT_DEVICE.set(device)
+    try:
+        yield
+    finally:
+        _FIT_DEVICE.reset(token)
+
+
 @dataclass
 class Method:
     """Base class of every method. Subclasses are dataclasses; every field is a hyper-parameter."""
@@ -152,8 +170,6 @@ class Method:
     #: What ``zsbench tune`` may try: hyper-parameter name -> LogUniform / Uniform / IntRange / Choice. Ranges
     #: stay within what a CPU run of the method can afford; every method gets the same number of trials.
     search_space: ClassVar[dict[str, Any]] = {}
-    #: Set by the runner before ``fit``; not a hyper-parameter and not part of the config.
-    device: ClassVar[str] = "cpu"
     history_: list[dict[str, Any]] = field(default_factory=list, init=False, repr=False, compare=False)
 
     def fit(self, train: TrainView, seed: int) -> Method:
@@ -164,15 +180,18 @@ class Method:
 
     def begin_fit(self, seed: int) -> np.random.Generator:
         """The common start of every ``fit``: a fresh history and progress count (a refit starts over, it does
-        not append), every random generator seeded, ``device_`` resolved. Returns a numpy generator of the seed.
+        not append), every random generator seeded, ``device_`` the device of the :func:`fit_context` the fit runs
+        in (the CPU outside one). Returns a numpy generator of the seed.
         """
-        from benchmark.torch_utils import resolve_device, seed_everything
+        import torch
+
+        from benchmark.torch_utils import seed_everything
 
         self.history_ = []
         self.progress_done_ = 0
         self.progress_total_ = None
         seed_everything(seed)
-        self.device_ = resolve_device(self.device)
+        self.device_ = torch.device(_FIT_DEVICE.get())
         self.fitted_ = True
         return np.random.default_rng(seed)
 

@@ -31,6 +31,14 @@ def available_methods() -> dict[str, tuple[type[Method], dict[str, Any]]]:
     return dict(sorted(METHOD_REGISTRY.items()))
 
 
+def describe_methods() -> list[dict[str, Any]]:
+    """One row per registered method (``zsbench methods``): its name, ``module:Class``, registered overrides,
+    quick-mode parameters and the names of its tuning search space."""
+    return [{"name": name, "class": f"{cls.__module__}:{cls.__name__}", "overrides": overrides,
+             "quick_params": dict(cls.quick_params), "search_space": sorted(cls.search_space)}
+            for name, (cls, overrides) in available_methods().items()]
+
+
 def resolve_method(spec: str) -> tuple[str, type[Method], dict[str, Any]]:
     """A registered name, or ``package.module:ClassName`` for a method that follows the contract."""
     if ":" in spec:

@@ -1,4 +1,4 @@
-"""Small torch helpers shared by methods: seeding, devices, MLPs, batching, inference."""
+"""Small torch helpers shared by methods: seeding, MLPs, batching, inference."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["seed_everything", "resolve_device", "mlp", "minibatches", "to_tensor", "predict", "Standardizer",
+__all__ = ["seed_everything", "mlp", "minibatches", "to_tensor", "predict", "Standardizer",
            "reverse_gradient", "reversal_ramp"]
 
 
@@ -33,13 +33,6 @@ class Standardizer:
 
     def __call__(self, X: np.ndarray) -> np.ndarray:
         return ((np.asarray(X, dtype=np.float32) - self.mean) / self.std).astype(np.float32)
-
-
-def resolve_device(device: str | None) -> torch.device:
-    """``auto`` picks CUDA when present; anything else is passed to torch."""
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def mlp(sizes: Sequence[int], activation: type[nn.Module] = nn.ReLU, final_activation: nn.Module | None = None,

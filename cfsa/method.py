@@ -60,7 +60,6 @@ the level of predicting 0 and the synthetic features carried no class: the fix, 
 from __future__ import annotations
 
 import dataclasses
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,26 +71,8 @@ from cfsa.losses import ALIGNMENTS
 from cfsa.training import CFSANetworks, CFSATrainer, LossMeter, StepConfig
 
 SCHEDULES = ("joint", "two-stage")
-#: Below this many multiply-adds in the widest layer's forward product, a CPU step runs on one thread.
-SMALL_LAYER_MACS = 2**20
 #: The embedding statistics (``standardize_embeddings``) come from at most this many training rows per modality.
 STATISTICS_ROWS = 4096
-
-
-@contextmanager
-def _cpu_threads(count: int | None):
-    """Run the block with ``count`` torch CPU threads (None: leave as is), then restore the setting.
-
-    Tiny problems (the test suite's) gain nothing from a thread pool, and on a loaded machine its workers'
-    waiting made each step a hundred times slower than one thread.
-    """
-    previous = torch.get_num_threads()
-    if count is not None:
-        torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 @register_method("cfsa")
@@ -208,11 +189,8 @@ class CFSA(Method):
                            np.asarray(train.unseen_classes), self.step_config(), seed, paired=train.paired)
 
     def fit(self, train: TrainView, seed: int) -> CFSA:
-        trainer = self.trainer_ = self.build(train, seed)
-        widest = max(train.dim(m) for m in train.modalities) + train.embedding_dim
-        tiny = self.device_.type == "cpu" and self.batch_size * self.hidden * widest < SMALL_LAYER_MACS
-        with _cpu_threads(1 if tiny else None):
-            self._train(trainer)
+        self.trainer_ = self.build(train, seed)
+        self._train(self.trainer_)
         return self
 
     def _train(self, trainer: CFSATrainer) -> None:

@@ -138,7 +138,10 @@ def perf_train(hidden: int = 1024, batch_size: int = 64, feature_dims: dict[str,
     if rounds < 1 or steps < 1:
         raise ZSBenchError(f"perf train: --rounds and --steps must be at least 1, got {rounds} and {steps}")
     feature_dims = feature_dims or {"sketch": 4096, "image": 4096}
-    config = config or StepConfig(batch_size=batch_size)
+    if config is None:
+        from cfsa.method import CFSA
+
+        config = CFSA(batch_size=batch_size).step_config()
     dev = torch.device(device)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -169,30 +172,3 @@ def perf_train(hidden: int = 1024, batch_size: int = 64, feature_dims: dict[str,
     tf32 = dev.type == "cuda" and torch.backends.cuda.matmul.allow_tf32
     return TrainPerf(str(dev), hidden, config.batch_size, feature_dims, embedding_dim, steps, seconds, samples,
                      flops / 1e9, peak, torch.get_num_threads(), tf32, tuple(f for f, _, _ in measured))
-
-
-def run_perf_train(method_name: str = "cfsa", hidden: int | None = None, batch_size: int | None = None,
-                   dims: str = "4096,4096", embedding_dim: int = 50, steps: int = 5, device: str = "cpu",
-                   threads: int | None = None, peak_size: int = 2048, rounds: int = 5) -> TrainPerf:
-    """The ``zsbench perf train`` command's logic: a registered variant's step configuration, timed."""
-    from benchmark.execution.grid import DEFAULT_THREADS
-    from benchmark.registry import build_method
-    from benchmark.torch_utils import resolve_device
-    from cfsa.method import CFSA
-
-    name, method = build_method(method_name, {k: v for k, v in (("hidden", hidden), ("batch_size", batch_size))
-                                              if v is not None})
-    if not isinstance(method, CFSA):
-        raise ZSBenchError(f"perf train times CFSA variants; {name!r} is a {type(method).__name__}")
-    try:
-        feature_dims = {f"modality{i}": int(d) for i, d in enumerate(dims.split(","))}
-    except ValueError:
-        raise ZSBenchError(f"--dims must be comma-separated integers, got {dims!r}") from None
-    if len(feature_dims) < 2 or min(feature_dims.values()) < 1:
-        raise ZSBenchError(f"--dims needs two or more positive sizes, got {dims!r}")
-    torch.set_num_threads(DEFAULT_THREADS if threads is None else threads)
-    dev = resolve_device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ZSBenchError("--device cuda: no CUDA device is visible to torch")
-    return perf_train(method.hidden, method.batch_size, feature_dims, embedding_dim, steps=steps, device=str(dev),
-                      peak_size=peak_size, config=method.step_config(), rounds=rounds)

@@ -36,25 +36,26 @@ from cfsa.networks import ConditionalCritic, ConditionalGenerator, ModalityClass
 
 @dataclass(frozen=True)
 class StepConfig:
-    """The hyper-parameters a training iteration needs (a subset of the method's, same names and defaults)."""
+    """The hyper-parameters a training iteration needs: a subset of the method's, same names, and no defaults of its
+    own (``CFSA.step_config()`` builds it from the method, where the defaults and their sources are)."""
 
-    batch_size: int = 64
-    n_critic: int = 3
-    gp_weight: float = 10.0
-    lr: float = 1e-3
-    beta1: float = 0.5
-    synthesis: bool = True
-    synthesize_unseen: bool = True
-    cycle_weight: float = 1.0
-    synthetic_weight: float = 0.1
-    alignment: str = "cmpm"
-    align_weight: float = 10.0
-    temperature: float = 0.5
-    regressor_lr: float = 1e-3
-    regressor_steps: int = 2
-    regressor_weight_decay: float = 1e-4
-    modality_adversary: bool = False
-    adversary_weight: float = 0.01
+    batch_size: int
+    n_critic: int
+    gp_weight: float
+    lr: float
+    beta1: float
+    synthesis: bool
+    synthesize_unseen: bool
+    cycle_weight: float
+    synthetic_weight: float
+    alignment: str
+    align_weight: float
+    temperature: float
+    regressor_lr: float
+    regressor_steps: int
+    regressor_weight_decay: float
+    modality_adversary: bool
+    adversary_weight: float
 
     @property
     def aligns(self) -> bool:

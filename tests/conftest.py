@@ -210,3 +210,13 @@ def tiny_sketch():
 @pytest.fixture
 def tiny_paired():
     return make_tiny_dataset(paired=True)
+
+
+def run_method(method: str, ds: ZSDataset, seed: int, store, params: dict | None = None, force: bool = False,
+               threads: int = 1, device: str = "cpu", selection: dict | None = None, **kwargs):
+    """Fit and record ``method`` on the in-memory ``ds`` (its stage's view) as the runner does for a grid."""
+    from benchmark.execution.plan import make_spec
+    from benchmark.execution.runner import run_one
+
+    spec = make_spec(method, seed, ds.name, params, ds.stage, threads, device, selection)
+    return run_one(spec, ds, store, force, **kwargs)

@@ -515,12 +515,15 @@ def test_trains_on_cuda():
     assert np.isfinite(method.embed("image", tiny_dataset().features["image"][:3])).all()
 
 
-def test_step_config_defaults_are_the_methods():
-    """perf train times StepConfig's defaults: they must be CFSA's own."""
+def test_step_config_is_built_from_the_methods_fields():
+    """StepConfig has no defaults of its own: every field is the method's field of the same name."""
     from cfsa.training import StepConfig
 
-    assert CFSA().step_config() == StepConfig()
+    method = CFSA(batch_size=17, n_critic=4, cycle_weight=0.25)
+    config = method.step_config()
     assert {f.name for f in dataclasses.fields(StepConfig)} <= {f.name for f in dataclasses.fields(CFSA)}
+    assert all(f.default is dataclasses.MISSING for f in dataclasses.fields(StepConfig))
+    assert (config.batch_size, config.n_critic, config.cycle_weight) == (17, 4, 0.25)
 
 
 def test_the_search_space_names_real_hyper_parameters_and_valid_values():

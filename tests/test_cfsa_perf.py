@@ -10,8 +10,9 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from benchmark.cli import cli
 from benchmark.contract import ZSBenchError
+from cfsa.method import CFSA
 from cfsa.perf import measure_matmul_peak, perf_train, step_flops
-from cfsa.training import CFSANetworks, CFSATrainer, StepConfig
+from cfsa.training import CFSANetworks, CFSATrainer
 
 aten = torch.ops.aten
 
@@ -41,12 +42,12 @@ class MatmulFlops(TorchDispatchMode):
 
 
 @pytest.mark.parametrize("config", [
-    StepConfig(batch_size=16),
-    StepConfig(batch_size=16, cycle_weight=0.0),
-    StepConfig(batch_size=16, synthesize_unseen=False),
-    StepConfig(batch_size=16, alignment="none", synthetic_weight=0.0),
-    StepConfig(batch_size=16, synthesis=False),
-    StepConfig(batch_size=16, regressor_steps=3),
+    CFSA(batch_size=16).step_config(),
+    CFSA(batch_size=16, cycle_weight=0.0).step_config(),
+    CFSA(batch_size=16, synthesize_unseen=False).step_config(),
+    CFSA(batch_size=16, alignment="none", synthetic_weight=0.0).step_config(),
+    CFSA(batch_size=16, synthesis=False).step_config(),
+    CFSA(batch_size=16, regressor_steps=3).step_config(),
 ], ids=["cfsa", "no-cycle", "no-unseen-synthesis", "no-synthetic-rows", "no-synthesis", "3-regressor-steps"])
 def test_analytic_flops_match_the_products_torch_runs(config):
     dims, e, h = {"a": 300, "b": 120}, 20, 64
@@ -65,7 +66,7 @@ def test_analytic_flops_match_the_products_torch_runs(config):
 def test_perf_train_reports_consistent_figures():
     r = perf_train(hidden=16, batch_size=8, feature_dims={"a": 32, "b": 24}, embedding_dim=6, n_classes=10,
                    steps=2, peak_size=128, rounds=3)
-    config = StepConfig()
+    config = CFSA().step_config()
     assert r.samples_per_step == (config.n_critic + config.regressor_steps) * 8 * 2 and r.seconds_per_step > 0 and r.peak_gflops > 0
     assert r.achieved_gflops == pytest.approx(r.gflop_per_step / r.seconds_per_step)
     # Three rounds, each against its own peak; the reported figures are the median round's.

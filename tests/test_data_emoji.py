@@ -14,7 +14,7 @@ from benchmark.datasets import emoji
 from benchmark.datasets.prepared import check_prepared, load_prepared
 from benchmark.datasets.specs import get_spec
 from benchmark.datasets.splits import file_sha256, write_split_file
-from benchmark.execution.runner import run_one
+from tests.conftest import run_method
 
 
 def test_frozen_classes_follow_from_the_installed_packages():
@@ -62,7 +62,7 @@ def test_subset_build_round_trips(tmp_path, small_extractor):
     ds = load_prepared(folder)
     assert ds.paired and ds.tasks == (("sketch", "image"), ("image", "text"), ("text", "image"))
     assert ds.features["text"].shape[1] == 50
-    outcome = run_one("random", ds, 0, ResultStore(tmp_path / "runs"))
+    outcome = run_method("random", ds, 0, ResultStore(tmp_path / "runs"))
     assert outcome.record.source == "embedded"
     assert outcome.record.dataset["semantics"].startswith("glove")
     assert set(outcome.record.metrics) == {"sketch->image", "image->text", "text->image"}
@@ -91,7 +91,7 @@ def test_full_build_and_semantic_regression_beats_random(tmp_path):
     ds = load_dataset("emoji")
     assert ds.source == "embedded" and ds.split.sha256 == get_spec("emoji").splits["emoji-v1"].sha256
     store = ResultStore(tmp_path / "runs")
-    learned = run_one("semantic-regression", ds, 0, store).record.metrics
-    floor = run_one("random", ds, 0, store).record.metrics
+    learned = run_method("semantic-regression", ds, 0, store).record.metrics
+    floor = run_method("random", ds, 0, store).record.metrics
     for task in learned:
         assert learned[task]["mAP@all"] > floor[task]["mAP@all"]

@@ -11,8 +11,9 @@ import pytest
 
 from benchmark.contract import ZSBenchError
 from benchmark.core.store import ResultStore
-from benchmark.execution.executors import make_executor, run_grid_with
+from benchmark.execution.executors import make_executor
 from benchmark.execution.grid import grid_from_cli, load_grid
+from benchmark.execution.plan import check_grid, plan_grid, run_grid_with
 
 ROOT = Path(__file__).resolve().parents[1]
 GRID = """
@@ -92,9 +93,9 @@ def test_local_ray_gives_the_serial_records(tmp_path, grid_file, serial_one_thre
 @pytest.mark.skipif(importlib.util.find_spec("ray") is None,
                     reason="Ray is not installed (pip install 'zsbench[ray]'); block scoring on Ray is untested here")
 def test_query_blocks_spread_over_ray_workers_give_the_serial_metrics():
+    from benchmark.core.env import thread_limit
     from benchmark.core.protocol import evaluate
     from benchmark.execution.executors import map_blocks_on_ray, ray_session
-    from benchmark.execution.runner import thread_limit
     from benchmark.perf.suite import Precomputed, gallery_dataset
 
     ds = gallery_dataset(600, 2000, dim=16, n_unseen=6)
@@ -120,19 +121,19 @@ def test_results_come_back_in_grid_order_and_a_failure_does_not_stop_the_grid(tm
 
 def test_the_committed_smoke_grid_resolves():
     grid = load_grid(ROOT / "configs" / "smoke.toml")
-    grid.check()
-    resolved = grid.resolved()
+    plan = plan_grid(grid)
+    resolved = plan.provenance
     assert [m["name"] for m in resolved["methods"]] == ["random", "semantic-regression"]
     regression = resolved["methods"][1]
     assert regression["overrides"] == {"epochs": 5, "hidden": 128}
     assert regression["params"]["epochs"] == 5 and regression["params"]["lr"] == 1e-3  # defaults spelled out
     assert resolved["datasets"][1]["split"]  # the default split, named
-    assert resolved["seeds"] == [0, 1] and len(grid.tasks()) == 8
+    assert resolved["seeds"] == [0, 1] and len(plan.specs) == 8
 
 
 def test_a_grid_file_run_keeps_the_resolved_grid_in_every_record(grid_file, serial_one_thread):
     records = _records(serial_one_thread)
-    expected = load_grid(grid_file).resolved()
+    expected = plan_grid(load_grid(grid_file)).provenance
     assert records and all(r["grid"] == json.loads(json.dumps(expected)) for r in records.values())
     assert all(r["grid"]["file_sha256"] for r in records.values())
 
@@ -157,10 +158,10 @@ def test_grid_check_names_an_unknown_hyper_parameter_and_split(tmp_path):
     path = tmp_path / "g.toml"
     path.write_text("[[methods]]\nname = 'random'\nparams = { dims = 3 }\n[[datasets]]\nname = 'wikipedia'\n")
     with pytest.raises(ZSBenchError, match="bad hyper-parameters for method 'random'"):
-        load_grid(path).check()
+        check_grid(load_grid(path))
     path.write_text("[[methods]]\nname = 'random'\n[[datasets]]\nname = 'wikipedia'\nsplit = 'nope'\n")
     with pytest.raises(ZSBenchError, match="has no split 'nope'"):
-        load_grid(path).check()
+        check_grid(load_grid(path))
 
 
 def test_flags_that_contradict_a_grid_file_are_refused(grid_file):
@@ -178,4 +179,4 @@ def test_executor_arguments_are_checked():
     with pytest.raises(ZSBenchError, match="--jobs 2 needs --executor processes or ray"):
         make_executor("serial", 2)
     with pytest.raises(ZSBenchError, match="--threads must be at least 1"):
-        grid_from_cli(None, "random", "wikipedia", True, None, 0.05, "0", None, threads=0).check()
+        check_grid(grid_from_cli(None, "random", "wikipedia", True, None, 0.05, "0", None, threads=0))

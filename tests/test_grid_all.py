@@ -11,9 +11,10 @@ from click.testing import CliRunner
 
 from benchmark.cli import cli
 from benchmark.contract import METHOD_REGISTRY, Method, TrainView, ZSBenchError
+from benchmark.datasets.requests import load_request
 from benchmark.datasets.specs import SPECS
-from benchmark.execution.executors import run_grid_with
 from benchmark.execution.grid import dataset_requests, expand_methods, grid_from_flags
+from benchmark.execution.plan import run_grid_with
 from benchmark.registry import available_methods
 
 TINY_SCALE = 0.02  # pascal-sentences: 20 classes x 6 pairs
@@ -100,7 +101,7 @@ def test_default_supports_everything():
     from benchmark.core.data import DatasetRequest as Request
     from benchmark.core.protocol import build_train_view
 
-    view = build_train_view(Request("pascal-sentences", synthetic=True, scale=TINY_SCALE).load())
+    view = build_train_view(load_request(Request("pascal-sentences", synthetic=True, scale=TINY_SCALE)))
     for name, (cls, overrides) in available_methods().items():
         assert cls(**overrides).supports(view) is None, name
     assert np.isin(view.labels["image"], view.seen_classes).all()

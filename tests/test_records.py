@@ -13,17 +13,18 @@ import pyarrow.parquet as pq
 import pytest
 
 from benchmark.contract import ZSBenchError
+from benchmark.core.env import resolve_device
 from benchmark.core.record import DEFAULTS_SELECTION, SCHEMA_VERSION, RunRecord
 from benchmark.core.store import ResultStore
 from benchmark.execution.grid import grid_from_cli, parse_param
-from benchmark.execution.runner import resolve_device, run_identity, run_one
-from tests.conftest import make_tiny_dataset
+from benchmark.execution.plan import make_spec, plan_grid
+from tests.conftest import make_tiny_dataset, run_method
 
 QUICK = {"epochs": 2, "hidden": 16}
 
 
 def test_a_record_round_trips_and_an_unknown_version_is_refused(tmp_path, tiny_sketch):
-    outcome = run_one("semantic-regression", tiny_sketch, 0, ResultStore(tmp_path), params=QUICK)
+    outcome = run_method("semantic-regression", tiny_sketch, 0, ResultStore(tmp_path), params=QUICK)
     loaded = RunRecord.load(outcome.path)
     assert loaded == outcome.record and loaded.schema_version == SCHEMA_VERSION
     assert loaded.threads == 1 and loaded.stage == "test" and loaded.selection == {"protocol": "defaults"}
@@ -51,7 +52,7 @@ def test_a_version_1_record_still_loads():
 @pytest.mark.parametrize("paired", [False, True])
 def test_the_per_query_sidecar_adds_up_to_the_record_exactly(tmp_path, paired):
     ds = make_tiny_dataset(paired=paired)
-    outcome = run_one("semantic-regression", ds, 0, ResultStore(tmp_path), params=QUICK)
+    outcome = run_method("semantic-regression", ds, 0, ResultStore(tmp_path), params=QUICK)
     table = pq.read_table(outcome.path.with_name(outcome.record.queries_file)).to_pandas()
     assert set(table["task"]) == set(outcome.record.metrics)
     for task, metrics in outcome.record.metrics.items():
@@ -64,9 +65,9 @@ def test_the_per_query_sidecar_adds_up_to_the_record_exactly(tmp_path, paired):
 
 def test_threads_and_stage_are_part_of_the_identity(tmp_path, tiny_sketch):
     store = ResultStore(tmp_path)
-    one = run_one("random", tiny_sketch, 0, store)
-    two = run_one("random", tiny_sketch, 0, store, threads=2)
-    validation = run_one("random", make_tiny_dataset(n_classes=8).selection_view(), 0, store)
+    one = run_method("random", tiny_sketch, 0, store)
+    two = run_method("random", tiny_sketch, 0, store, threads=2)
+    validation = run_method("random", make_tiny_dataset(n_classes=8).selection_view(), 0, store)
     assert len({one.path, two.path, validation.path}) == 3
     assert two.record.threads == 2 and validation.record.stage == "validation"
     assert validation.record.split["name"].endswith("/validation")
@@ -74,7 +75,7 @@ def test_threads_and_stage_are_part_of_the_identity(tmp_path, tiny_sketch):
 
 def test_a_validation_stage_fit_logs_the_validation_map_per_epoch(tmp_path):
     view = make_tiny_dataset(n_classes=8).selection_view()
-    record = run_one("semantic-regression", view, 0, ResultStore(tmp_path), params={"epochs": 3, "hidden": 16}).record
+    record = run_method("semantic-regression", view, 0, ResultStore(tmp_path), params={"epochs": 3, "hidden": 16}).record
     assert [entry["epoch"] for entry in record.training_log] == [0, 1, 2]
     assert all(0 <= entry["val_mAP@all"] <= 1 for entry in record.training_log)
     final = np.mean([m["mAP@all"] for m in record.metrics.values()])
@@ -88,7 +89,7 @@ def test_param_overrides_are_checked_and_recorded():
     grid = grid_from_cli(None, "semantic-regression,random", "wikipedia", True, None, 0.05, "0", None,
                          params=["semantic-regression.epochs=3", "random.dim=4"])
     assert [m.params for m in grid.methods] == [{"epochs": 3}, {"dim": 4}]
-    assert grid.resolved()["methods"][0]["params"]["epochs"] == 3
+    assert plan_grid(grid).provenance["methods"][0]["params"]["epochs"] == 3
     with pytest.raises(ZSBenchError, match="no method 'cfsa' in this grid"):
         grid_from_cli(None, "random", "wikipedia", True, None, 0.05, "0", None, params=["cfsa.epochs=3"])
     with pytest.raises(ZSBenchError, match="random has no hyper-parameter 'epochs'; its hyper-parameters: dim"):
@@ -98,12 +99,16 @@ def test_param_overrides_are_checked_and_recorded():
 
 
 def test_a_gpu_run_is_another_run_and_cpu_identities_are_unchanged(tiny_sketch):
-    args = ("random", {"dim": 4}, tiny_sketch, 0, 1, DEFAULTS_SELECTION)
-    cpu = run_identity(*args)
+    spec = make_spec("random", 0, tiny_sketch.name, {"dim": 4})
+    cpu = spec.identity(tiny_sketch)
     assert "device" not in cpu  # so the records written before the device joined the identity keep their names
-    assert run_identity(*args, device="cpu") == cpu
-    assert run_identity(*args, device="cuda:1") == {**cpu, "device": "cuda"}
-    assert ResultStore("r").path_for(run_identity(*args, device="cuda")) != ResultStore("r").path_for(cpu)
+    assert cpu == {"method": "random", "config": {"dim": 4}, "dataset": tiny_sketch.name, "source": tiny_sketch.source,
+                   "split": tiny_sketch.split.name, "split_sha256": tiny_sketch.split.sha256, "stage": "test",
+                   "seed": 0, "data": dict(tiny_sketch.provenance), "eval_protocol": tiny_sketch.eval_protocol,
+                   "threads": 1, "selection": DEFAULTS_SELECTION}
+    assert dataclasses.replace(spec, device="cuda:1").identity(tiny_sketch) == {**cpu, "device": "cuda"}
+    cuda = dataclasses.replace(spec, device="cuda").identity(tiny_sketch)
+    assert ResultStore("r").path_for(cuda) != ResultStore("r").path_for(cpu)
 
 
 def test_the_device_is_checked_once_and_recorded_as_it_ran():
@@ -147,18 +152,21 @@ def test_sigterm_lists_finished_runs_prints_the_rerun_command_and_leaves_no_lock
 
 
 def test_an_estimate_comes_from_earlier_records_of_the_same_configuration(tmp_path):
-    from benchmark.execution.estimates import estimate_grid
-    from benchmark.execution.executors import run_grid_with
+    from benchmark.core.store import ResultStore
+    from benchmark.execution.estimates import estimate_plan
+    from benchmark.execution.plan import run_grid_with
 
-    grid = grid_from_cli(None, "random", "wikipedia", True, None, 0.05, "0,1", None)
-    assert estimate_grid(grid, tmp_path).known == 0
+    plan = plan_grid(grid_from_cli(None, "random", "wikipedia", True, None, 0.05, "0,1", None))
+    assert estimate_plan(plan, tmp_path).known == 0
     run_grid_with(grid_from_cli(None, "random", "wikipedia", True, None, 0.05, "0", None), tmp_path)
+    (_, record), = ResultStore(tmp_path).records()
     # Seed 0 has its record (the grid will skip it); seed 1 is estimated from seed 0's time.
-    estimate = estimate_grid(grid, tmp_path)
+    estimate = estimate_plan(plan, tmp_path)
     assert (estimate.total, estimate.recorded, estimate.known, estimate.unknown) == (2, 1, 1, 0)
-    assert estimate.seconds >= 0
-    assert estimate_grid(grid, tmp_path, force=True).known == 2  # --force reruns both
-    other = grid_from_cli(None, "random", "wikipedia", True, None, 0.05, "0", None, params=["random.dim=8"])
-    assert estimate_grid(other, tmp_path).known == 0
-    on_gpu = dataclasses.replace(grid, device="cuda")  # a CPU record neither skips nor times a GPU run
-    assert (estimate_grid(on_gpu, tmp_path).recorded, estimate_grid(on_gpu, tmp_path).known) == (0, 0)
+    assert estimate.seconds == record.total_s
+    assert estimate_plan(plan, tmp_path, force=True).known == 2  # --force reruns both
+    other = plan_grid(grid_from_cli(None, "random", "wikipedia", True, None, 0.05, "0", None, params=["random.dim=8"]))
+    assert estimate_plan(other, tmp_path).known == 0
+    # A CPU record neither skips nor times a GPU run.
+    on_gpu = dataclasses.replace(plan, specs=[dataclasses.replace(s, device="cuda") for s in plan.specs])
+    assert (estimate_plan(on_gpu, tmp_path).recorded, estimate_plan(on_gpu, tmp_path).known) == (0, 0)

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from benchmark.core.store import STALE_TEMP_AGE_S, ResultStore
-from benchmark.execution.executors import run_grid_with
 from benchmark.execution.grid import load_grid
+from benchmark.execution.plan import run_grid_with
 from benchmark.testing import FIT_LOG_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -122,10 +122,9 @@ def test_a_killed_writers_temp_file_is_never_a_record_and_is_cleaned(tmp_path):
     store = ResultStore(tmp_path)
     folder = tmp_path / "wikipedia-synthetic" / "random"
     folder.mkdir(parents=True)
-    from benchmark.execution.runner import run_one
-    from tests.conftest import make_tiny_dataset
+    from tests.conftest import make_tiny_dataset, run_method
 
-    done = run_one("random", make_tiny_dataset(), 0, store).path
+    done = run_method("random", make_tiny_dataset(), 0, store).path
     os.replace(done, folder / "seed0-aaaa.json")
     # What a writer killed mid-write leaves: a hidden, truncated temp file (and a lock file).
     stale = folder / ".seed1-bbbb.json.4242-deadbeef.tmp"

@@ -17,9 +17,8 @@ from baselines.sem_pcyc import SemPCYC, cycle_consistency
 from benchmark.contract import TrainView, ZSBenchError
 from benchmark.core.protocol import ZSDataset, build_train_view, evaluate
 from benchmark.core.store import ResultStore
-from benchmark.execution.runner import run_one
 from benchmark.registry import available_methods, build_method
-from tests.conftest import make_tiny_dataset
+from tests.conftest import make_tiny_dataset, run_method
 
 NAMES = ("cvae", "sem-pcyc")
 
@@ -49,7 +48,7 @@ def test_runs_through_the_runner(name, paired, tmp_path, monkeypatch):
         return original_fit(self, train, seed)
 
     monkeypatch.setattr(cls, "fit", spying_fit)
-    outcome = run_one(name, ds, 0, ResultStore(tmp_path), params=dict(cls.quick_params))
+    outcome = run_method(name, ds, 0, ResultStore(tmp_path), params=dict(cls.quick_params))
     assert outcome.status == "done"
     (train,) = seen_by_fit
     for m in train.modalities:

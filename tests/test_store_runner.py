@@ -9,11 +9,11 @@ import pytest
 
 from benchmark.contract import ZSBenchError
 from benchmark.core.store import SCHEMA_VERSION, ResultStore
-from benchmark.execution.runner import run_one
+from tests.conftest import run_method
 
 
 def test_record_has_the_schema_fields(tmp_path, tiny_sketch):
-    outcome = run_one("semantic-regression", tiny_sketch, 0, ResultStore(tmp_path), params={"epochs": 2, "hidden": 16})
+    outcome = run_method("semantic-regression", tiny_sketch, 0, ResultStore(tmp_path), params={"epochs": 2, "hidden": 16})
     assert outcome.status == "done"
     record = json.loads(outcome.path.read_text())
     for key in ("schema_version", "method", "config", "dataset", "source", "split", "seed", "metrics", "timings",
@@ -29,10 +29,10 @@ def test_record_has_the_schema_fields(tmp_path, tiny_sketch):
 
 def test_rerun_skips_and_force_keeps_the_old_record(tmp_path, tiny_sketch):
     store = ResultStore(tmp_path)
-    first = run_one("random", tiny_sketch, 0, store)
-    again = run_one("random", tiny_sketch, 0, store)
+    first = run_method("random", tiny_sketch, 0, store)
+    again = run_method("random", tiny_sketch, 0, store)
     assert again.status == "skipped" and again.path == first.path
-    forced = run_one("random", tiny_sketch, 0, store, force=True)
+    forced = run_method("random", tiny_sketch, 0, store, force=True)
     assert forced.status == "done"
     superseded = list((first.path.parent / "superseded").glob("*.json"))
     assert len(superseded) == 1
@@ -42,9 +42,9 @@ def test_rerun_skips_and_force_keeps_the_old_record(tmp_path, tiny_sketch):
 
 def test_different_configuration_gets_its_own_record(tmp_path, tiny_sketch):
     store = ResultStore(tmp_path)
-    a = run_one("random", tiny_sketch, 0, store)
-    b = run_one("random", tiny_sketch, 0, store, params={"dim": 8})
-    c = run_one("random", tiny_sketch, 1, store)
+    a = run_method("random", tiny_sketch, 0, store)
+    b = run_method("random", tiny_sketch, 0, store, params={"dim": 8})
+    c = run_method("random", tiny_sketch, 1, store)
     assert len({a.path, b.path, c.path}) == 3
 
 
@@ -56,7 +56,7 @@ def test_failed_write_leaves_no_partial_record(tmp_path, tiny_sketch, monkeypatc
 
     monkeypatch.setattr(os, "replace", disk_full)
     with pytest.raises(ZSBenchError, match="No space left on device"):
-        run_one("random", tiny_sketch, 0, store)
+        run_method("random", tiny_sketch, 0, store)
     assert not list(tmp_path.rglob("*.json")) and not list(tmp_path.rglob("*.tmp"))
 
 
@@ -68,16 +68,16 @@ def test_a_method_that_fails_mid_training_writes_nothing(tmp_path, tiny_sketch, 
 
     monkeypatch.setattr(SemanticRegression, "log_epoch", exploding_step)
     with pytest.raises(ZSBenchError, match="became nan"):
-        run_one("semantic-regression", tiny_sketch, 0, ResultStore(tmp_path), params={"epochs": 1, "hidden": 8})
+        run_method("semantic-regression", tiny_sketch, 0, ResultStore(tmp_path), params={"epochs": 1, "hidden": 8})
     assert not list(tmp_path.rglob("*.json"))
 
 
 def test_unreadable_record_is_reported_not_skipped(tmp_path, tiny_sketch):
     store = ResultStore(tmp_path)
-    path = run_one("random", tiny_sketch, 0, store).path
+    path = run_method("random", tiny_sketch, 0, store).path
     path.write_text("{ truncated")
     with pytest.raises(ZSBenchError, match="unreadable"):
-        run_one("random", tiny_sketch, 0, store)
+        run_method("random", tiny_sketch, 0, store)
 
 
 def test_claim_is_exclusive(tmp_path):
@@ -91,7 +91,7 @@ def test_results_folder_that_is_a_file_is_a_clear_error(tmp_path, tiny_sketch):
     blocker = tmp_path / "results"
     blocker.write_text("not a folder")
     with pytest.raises(ZSBenchError, match="cannot create results folder"):
-        run_one("random", tiny_sketch, 0, ResultStore(blocker))
+        run_method("random", tiny_sketch, 0, ResultStore(blocker))
 
 
 def test_two_modality_method_on_three_modalities_fits_once_per_task_pair(tmp_path, tiny_paired):
@@ -110,7 +110,7 @@ def test_two_modality_method_on_three_modalities_fits_once_per_task_pair(tmp_pat
                          "labels": {**tiny_paired.labels, "sketch": tiny_paired.labels["image"]},
                          "parts": {**tiny_paired.parts, "sketch": tiny_paired.parts["image"]},
                          "tasks": (("sketch", "image"), ("image", "text"), ("text", "image"))})
-    outcome = run_one("cca", three, 0, ResultStore(tmp_path))
+    outcome = run_method("cca", three, 0, ResultStore(tmp_path))
     assert outcome.status == "done"
     record = outcome.record
     assert record.fits == ["sketch+image", "image+text"]
@@ -118,5 +118,5 @@ def test_two_modality_method_on_three_modalities_fits_once_per_task_pair(tmp_pat
     with np.load(outcome.path.with_suffix(".npz")) as kept:  # every fit's embeddings, named by its fit
         assert {"sketch+image/image/train/embeddings", "image+text/image/test/embeddings"} <= set(kept.files)
     # the image+text part is the same fit as on the two-modality dataset itself
-    alone = run_one("cca", tiny_paired, 0, ResultStore(tmp_path / "alone")).record
+    alone = run_method("cca", tiny_paired, 0, ResultStore(tmp_path / "alone")).record
     assert record.metrics["image->text"] == alone.metrics["image->text"]

@@ -20,7 +20,8 @@ from benchmark.cli import cli
 from benchmark.contract import IntRange, LogUniform, ZSBenchError
 from benchmark.core.data import DatasetRequest
 from benchmark.core.record import RunRecord
-from benchmark.execution.tuning import checked_space, find_study, tune_method
+from benchmark.datasets.requests import load_request
+from benchmark.execution.tuning import checked_space, find_study, tune_all
 from benchmark.testing import SPY_LOG_ENV, RidgeProjection
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,7 +31,7 @@ RIDGE = "benchmark.testing:RidgeProjection"
 
 @pytest.fixture(scope="module")
 def wiki():
-    return WIKI.load()
+    return load_request(WIKI)
 
 
 def _trial_params(result) -> list[dict]:
@@ -41,15 +42,15 @@ def _trial_params(result) -> list[dict]:
 
 @pytest.mark.slow
 def test_the_same_seed_and_budget_give_the_same_trials_and_best(tmp_path, wiki):
-    a = tune_method(RIDGE, WIKI, wiki, 5, [0], tmp_path / "a")
-    b = tune_method(RIDGE, WIKI, wiki, 5, [0], tmp_path / "b")
+    a = tune_all([RIDGE], WIKI, 5, [0], tmp_path / "a")[0]
+    b = tune_all([RIDGE], WIKI, 5, [0], tmp_path / "b")[0]
     assert a.trials == b.trials == 5 and a.best_params == b.best_params and a.best_value == b.best_value
     assert _trial_params(a) == _trial_params(b)
     assert _trial_params(a)[0] == {"ridge": 1.0, "proj_dim": 64}  # trial 0: the method's defaults
     assert a.default_value is not None and a.best_value >= a.default_value
-    again = tune_method(RIDGE, WIKI, wiki, 5, [0], tmp_path / "a")  # a finished study is not rerun
+    again = tune_all([RIDGE], WIKI, 5, [0], tmp_path / "a")[0]  # a finished study is not rerun
     assert again.trials == 5 and _trial_params(again) == _trial_params(a)
-    other = tune_method(RIDGE, WIKI, wiki, 5, [0], tmp_path / "c", seed=1)
+    other = tune_all([RIDGE], WIKI, 5, [0], tmp_path / "c", seed=1)[0]
     assert _trial_params(other)[1:] != _trial_params(a)[1:]
 
 
@@ -94,7 +95,7 @@ def _cli(*args: str, env_extra: dict | None = None, **kw) -> subprocess.Popen:
 
 @pytest.mark.slow
 def test_a_killed_tuning_resumes_with_the_remaining_trials_only(tmp_path, wiki):
-    reference = tune_method(RIDGE, WIKI, wiki, 6, [0], tmp_path / "reference")  # the delay changes no draw
+    reference = tune_all([RIDGE], WIKI, 6, [0], tmp_path / "reference")[0]  # the delay changes no draw
     out = tmp_path / "killed"
     args = ["tune", "--methods", RIDGE, "--dataset", "wikipedia", "--synthetic", "--scale", "0.05", "--budget", "6",
             "--param", f"{RIDGE}.delay_s=0.15", "--out", str(out)]
@@ -107,13 +108,13 @@ def test_a_killed_tuning_resumes_with_the_remaining_trials_only(tmp_path, wiki):
         assert proc.poll() is None, proc.stderr.read()
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
-    partial = find_study(out, RIDGE, WIKI, wiki)
+    partial = find_study(out, RIDGE, wiki)
     assert 1 <= partial.trials < 6, "the kill must land halfway through the study"
     rerun = CliRunner().invoke(cli, args)
     assert rerun.exit_code == 0, rerun.output
     trial_lines = [line for line in rerun.stdout.splitlines() if ": trial " in line]
     assert len(trial_lines) == 6 - partial.trials, rerun.stdout
-    resumed = find_study(out, RIDGE, WIKI, wiki)
+    resumed = find_study(out, RIDGE, wiki)
     assert resumed.trials == 6 and _trial_params(resumed) == _trial_params(reference)
     assert {k: v for k, v in resumed.best_params.items() if k != "delay_s"} == reference.best_params
 
@@ -160,16 +161,15 @@ def test_a_variants_overrides_and_fixed_parameters_are_not_searched(monkeypatch)
 
 
 def test_a_grid_file_mixes_default_and_tuned_entries(tmp_path, wiki):
-    from benchmark.execution.executors import run_grid_with
     from benchmark.execution.grid import load_grid
+    from benchmark.execution.plan import run_grid_with
 
-    tune_method(RIDGE, WIKI, wiki, 2, [0], tmp_path / "studies")
+    tune_all([RIDGE], WIKI, 2, [0], tmp_path / "studies")[0]
     grid_file = tmp_path / "grid.toml"
     grid_file.write_text(f'tuning = "{tmp_path / "studies"}"\nseeds = [0]\n'
                          f'[[methods]]\nname = "{RIDGE}"\n[[methods]]\nname = "{RIDGE}"\ntuned = true\n'
                          '[[datasets]]\nname = "wikipedia"\nsynthetic = true\nscale = 0.05\n')
-    grid = load_grid(grid_file).with_tuned()
-    report = run_grid_with(grid, tmp_path / "runs")
+    report = run_grid_with(load_grid(grid_file), tmp_path / "runs")
     default, tuned = (RunRecord.load(outcome.path) for outcome in report.results)
     assert default.selection == {"protocol": "defaults"}
     assert tuned.selection["protocol"] == "tuned on validation classes" and tuned.selection["budget"] == 2
@@ -189,10 +189,10 @@ def test_a_variant_without_a_study_takes_its_base_methods_choice_minus_its_overr
     assert "ridge-fixed" not in expand_methods(["all"], variants=False) and "cfsa-no-cycle" not in \
         expand_methods(["all"], variants=False)
     with pytest.raises(ZSBenchError, match="no tuning study of ridge-fixed"):
-        find_study(tmp_path, "ridge-fixed", WIKI, wiki)
-    base = tune_method("ridge-base", WIKI, wiki, 3, [0], tmp_path)
+        find_study(tmp_path, "ridge-fixed", wiki)
+    base = tune_all(["ridge-base"], WIKI, 3, [0], tmp_path)[0]
     assert set(base.best_params) == {"proj_dim", "ridge"}
-    variant = find_study(tmp_path, "ridge-fixed", WIKI, wiki)
+    variant = find_study(tmp_path, "ridge-fixed", wiki)
     assert variant.base == "ridge-base" and variant.best_params == {"proj_dim": base.best_params["proj_dim"]}
     assert build_method("ridge-fixed", variant.best_params)[1].ridge == 2.0  # the ablation's override stands
     assert variant.selection(wiki)["study_of"].startswith("ridge-base")

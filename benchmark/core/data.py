@@ -1,7 +1,7 @@
 """The data types every part of the harness shares: splits, the whole dataset, a request for one.
 
-This module imports nothing of the harness but the contract's error types, so ``datasets/``, ``protocol``
-and ``gridconfig`` can all import it in any order.
+This module imports nothing of the harness but the contract's error types, so every layer may import it
+(``benchmark.datasets.requests`` loads a request).
 
 A :class:`Split` is the frozen zero-shot split (seen / unseen class names). It carries a second, frozen
 and hashed split of its own, :class:`ValidationSplit`: a fixed part of the *seen* classes that plays the
@@ -252,10 +252,3 @@ class DatasetRequest:
     data_seed: int = 0
     semantics: str | None = None
     synthetic_version: int | None = None  # stand-in generator version; None: the current default
-
-    def load(self) -> ZSDataset:
-        from benchmark.datasets import load_dataset
-
-        return load_dataset(self.name, synthetic=self.synthetic, split=self.split, scale=self.scale,
-                            data_seed=self.data_seed, semantics=self.semantics,
-                            synthetic_version=self.synthetic_version)

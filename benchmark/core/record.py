@@ -22,12 +22,6 @@ READABLE_VERSIONS = (1, 2)
 DEFAULTS_SELECTION: dict[str, Any] = {"protocol": "defaults"}
 
 
-def device_class(device: str | None) -> str:
-    """``cpu`` or ``cuda``: the part of a device that changes a run's numbers (GPU kernels sum in another order
-    than CPU ones; which GPU of several does not matter)."""
-    return "cuda" if str(device or "cpu").startswith("cuda") else "cpu"
-
-
 @dataclass
 class RunRecord:
     method: str

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
-import json
 import os
 import time
 import uuid
@@ -23,6 +21,7 @@ from typing import Any
 
 from benchmark.contract import ZSBenchError
 from benchmark.core.record import SCHEMA_VERSION, RunRecord, read_json  # noqa: F401 - SCHEMA_VERSION re-exported
+from benchmark.core.spec import config_key, safe_name
 
 #: Sidecar files that belong to a record (same stem): moved with it to ``superseded/``.
 SIDECAR_SUFFIXES = (".npz", ".queries.parquet")
@@ -30,22 +29,12 @@ SIDECAR_SUFFIXES = (".npz", ".queries.parquet")
 STALE_TEMP_AGE_S = 60.0
 
 
-def config_key(identity: dict[str, Any]) -> str:
-    """A short stable hash of the run's identity (canonical JSON)."""
-    blob = json.dumps(identity, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
-
-
 class ResultStore:
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
 
     def path_for(self, identity: dict[str, Any]) -> Path:
-        folder = self.root / _safe(f"{identity['dataset']}-{identity['source']}") / _safe(identity["method"])
+        folder = self.root / safe_name(f"{identity['dataset']}-{identity['source']}") / safe_name(identity["method"])
         return folder / f"seed{identity['seed']}-{config_key(identity)}.json"
 
     def load(self, path: Path) -> RunRecord | None:

@@ -9,20 +9,13 @@ left out of the estimate unless the grid reruns it (``--force``).
 
 from __future__ import annotations
 
-import json
-import os
-import platform
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from benchmark.core.record import device_class
+from benchmark.core.env import this_machine
+from benchmark.core.spec import configuration_key
 from benchmark.core.store import ResultStore
-
-
-def this_machine() -> dict[str, Any]:
-    return {"host": platform.node(), "cpus": os.cpu_count(), "processor": platform.machine()}
 
 
 @dataclass
@@ -37,14 +30,14 @@ class GridEstimate:
         return self.total - self.recorded - self.known
 
 
-def _key(method: str, config: dict, dataset: str, source: str, split: str, scale, stage: str, threads,
-         device: str) -> str:
-    return json.dumps([method, config, dataset, source, split, scale, stage, threads, device_class(device)],
-                      sort_keys=True, default=str)
+def record_configuration(record) -> str:
+    """The configuration key (see :meth:`benchmark.core.spec.RunSpec.configuration`) of a written record."""
+    return configuration_key(record.method, record.config, record.dataset["name"], record.source, record.split_name,
+                             record.dataset.get("scale"), record.stage, record.threads, record.device)
 
 
-def estimate_grid(grid, results: str | Path, force: bool = False) -> GridEstimate:
-    """Seconds for the runs of ``grid`` still to do that have an earlier record of their configuration here
+def estimate_plan(plan, results: str | Path, force: bool = False) -> GridEstimate:
+    """Seconds for the runs of ``plan`` still to do that have an earlier record of their configuration here
     (median each)."""
     machine = this_machine()
     seconds: dict[str, list[float]] = {}
@@ -52,36 +45,18 @@ def estimate_grid(grid, results: str | Path, force: bool = False) -> GridEstimat
     store = ResultStore(results)
     try:
         for _, record in store.records():
-            key = _key(record.method, record.config, record.dataset["name"], record.source, record.split_name,
-                       record.dataset.get("scale"), record.stage, record.threads, record.device)
+            key = record_configuration(record)
             recorded.add((key, record.seed))
             if record.machine == machine:
                 seconds.setdefault(key, []).append(record.total_s)
     except Exception:  # noqa: BLE001 - an estimate must never stop a grid; an unreadable record is reported later
-        return GridEstimate(len(grid.tasks()), 0, 0.0)
-    if not seconds:
-        return GridEstimate(len(grid.tasks()), 0, 0.0)
-    resolved = grid.resolved()
-    params = {entry["name"]: entry["params"] for entry in resolved["methods"]}
+        return GridEstimate(len(plan.specs), 0, 0.0)
     known, skipped, total_s = 0, 0, 0.0
-    for task in grid.tasks():
-        di = grid.datasets.index(task.dataset)
-        data = resolved["datasets"][di]
-        name = task.method
-        config = {**params.get(name, {}), **task.params}
-        source = "synthetic" if data["synthetic"] else _source(data["name"])
-        split = data["split"] if grid.stage == "test" else f"{data['split']}/validation"
-        key = _key(name, config, data["name"], source, split, data["scale"], grid.stage, grid.threads, grid.device)
-        if not force and (key, task.seed) in recorded:
+    for spec in plan.specs:
+        key = spec.configuration(plan.datasets[spec.dataset])
+        if not force and (key, spec.seed) in recorded:
             skipped += 1
         elif key in seconds:
             known += 1
             total_s += statistics.median(seconds[key])
-    return GridEstimate(len(grid.tasks()), known, total_s, skipped)
-
-
-def _source(name: str) -> str:
-    from benchmark.datasets.specs import SPECS
-
-    spec = SPECS.get(name)
-    return spec.source if spec is not None else "real"
+    return GridEstimate(len(plan.specs), known, total_s, skipped)

@@ -1,9 +1,12 @@
-"""Runs a grid's tasks: in this process, in N local worker processes, or on a Ray cluster.
+"""Runs lists of :class:`~benchmark.core.spec.RunSpec`: in this process, in N local worker processes, or on Ray.
 
-Every executor runs the same task function (:func:`run_task`): the worker loads the task's dataset (kept
-for the next task of the same dataset) and calls :func:`benchmark.execution.runner.run_one`, which writes the record
-through the atomic store. Nothing is written anywhere else, so killing a grid at any moment loses at
-most the runs in flight, and rerunning the command skips the finished records and runs the rest.
+One execution layer serves ``zsbench run`` (a grid's specs, all submitted at once) and ``zsbench tune`` (each
+study submits its next trial's specs when the last one has been scored). Every executor runs the same task
+function (:func:`run_task`) after the same worker initialisation (:func:`benchmark.core.env.init_worker`):
+the worker loads the spec's dataset (kept for the next spec of the same dataset), takes the view of its
+stage and calls :func:`benchmark.execution.runner.run_one`, which writes the record through the atomic
+store. Nothing is written anywhere else, so killing a grid at any moment loses at most the runs in flight,
+and rerunning the command skips the finished records and runs the rest.
 
 A run whose configuration another grid holds (the store's claim lock) is retried until that grid
 finishes it (then it is skipped) or dies (then this grid runs it). A run that fails (a method that
@@ -13,7 +16,7 @@ line naming the failures.
 
 from __future__ import annotations
 
-import contextlib
+import collections
 import os
 import time
 from collections import OrderedDict
@@ -24,8 +27,9 @@ from typing import Any
 
 from benchmark.contract import ZSBenchError
 from benchmark.core.data import DatasetRequest
+from benchmark.core.env import init_worker
+from benchmark.core.spec import RunSpec
 from benchmark.core.store import ResultStore
-from benchmark.execution.grid import Grid, GridTask
 from benchmark.execution.runner import RunOutcome
 
 EXECUTORS = ("serial", "processes", "ray")
@@ -36,7 +40,7 @@ BUSY_POLL_S = 1.0
 # --- the worker side -------------------------------------------------------------------------------------
 
 _DATASETS: OrderedDict[tuple, Any] = OrderedDict()
-_DATASETS_KEPT = 2  # tasks come dataset-major, so a worker rarely needs an older one again
+_DATASETS_KEPT = 2  # specs come dataset-major, so a worker rarely needs an older one again
 
 
 def _data_version(request: DatasetRequest) -> tuple:
@@ -50,10 +54,13 @@ def _data_version(request: DatasetRequest) -> tuple:
     return (str(data_root().resolve()), os.environ.get("ZSBENCH_CACHE"), stamp)
 
 
-def _dataset(request: DatasetRequest):
+def dataset_for(request: DatasetRequest):
+    """The dataset of ``request``, loaded once per process (the last two are kept)."""
+    from benchmark.datasets.requests import load_request
+
     key = (request, _data_version(request))
     if key not in _DATASETS:
-        _DATASETS[key] = request.load()
+        _DATASETS[key] = load_request(request)
         while len(_DATASETS) > _DATASETS_KEPT:
             _DATASETS.popitem(last=False)
     _DATASETS.move_to_end(key)
@@ -66,104 +73,168 @@ def one_line(err: BaseException) -> str:
     return message if isinstance(err, ZSBenchError) else f"{type(err).__name__}: {message}"
 
 
-def run_task(task: GridTask, results: str, force: bool, device: str, threads: int, grid: dict[str, Any] | None,
-             stage: str = "test", on_event: Callable[[str], None] | None = None,
+def run_task(spec: RunSpec, results: str, force: bool = False, grid: dict[str, Any] | None = None,
+             on_event: Callable[[str], None] | None = None,
              on_progress: Callable[[int, int | None], None] | None = None,
              map_blocks: Callable | None = None) -> RunOutcome:
-    """Run one task in this process; any failure becomes a ``failed`` outcome (no record is written)."""
+    """Run one spec in this process; any failure becomes a ``failed`` outcome (no record is written)."""
     from benchmark.execution.runner import run_one
 
     t0 = time.perf_counter()
     try:
-        ds = _dataset(task.dataset)
-        if stage == "validation":
+        ds = dataset_for(spec.dataset)
+        if spec.stage == "validation":
             ds = ds.selection_view()
-        outcome = run_one(task.method, ds, task.seed, ResultStore(results), task.params or None, force, device,
-                          threads, on_event, on_progress, grid=grid, map_blocks=map_blocks, selection=task.selection)
+        outcome = run_one(spec, ds, ResultStore(results), force, on_event, on_progress, grid=grid,
+                          map_blocks=map_blocks)
     except Exception as err:  # noqa: BLE001 - a failed run must not stop the rest of the grid
-        return RunOutcome(task.method, task.dataset.name, task.seed, "failed", reason=one_line(err),
-                          wall_s=time.perf_counter() - t0, index=task.index)
-    outcome.index, outcome.record = task.index, None  # the driver loads the record it wants to show
+        return RunOutcome(spec.method, spec.dataset.name, spec.seed, "failed", reason=one_line(err),
+                          wall_s=time.perf_counter() - t0, index=spec.index)
+    outcome.record = None  # small outcomes travel cheaply; the driver loads the record it wants to show
     return outcome
 
 
-def _init_worker(threads: int, driver_pid: int) -> None:
-    """Give each local worker its share of the cores (N workers x all cores would oversubscribe them), and
-    end it when the driver dies (killed, SIGKILL included): orphans would go on computing for nobody.
-    Ending mid-run loses only that run in flight; its temporary file is never read as a record."""
-    import threading
-
-    import torch
-
-    torch.set_num_threads(threads)
-
-    def watch_driver() -> None:
-        while os.getppid() == driver_pid:
-            time.sleep(0.5)
-        os._exit(1)
-
-    threading.Thread(target=watch_driver, daemon=True, name="zsbench-driver-watch").start()
-
-
-def _lost(task: GridTask, err: BaseException) -> RunOutcome:
-    return RunOutcome(task.method, task.dataset.name, task.seed, "failed", reason=f"worker lost: {one_line(err)}",
-                      index=task.index)
+def _lost(spec: RunSpec, err: BaseException) -> RunOutcome:
+    return RunOutcome(spec.method, spec.dataset.name, spec.seed, "failed", reason=f"worker lost: {one_line(err)}",
+                      index=spec.index)
 
 
 # --- the executors ---------------------------------------------------------------------------------------
 
-def _serial() -> Callable[..., Iterator[RunOutcome]]:
-    def execute(tasks, results, force, device, threads, grid, stage, on_event, on_progress) -> Iterator[RunOutcome]:
-        for task in tasks:
-            yield run_task(task, results, force, device, threads, grid, stage, on_event, on_progress)
+@dataclass
+class Job:
+    """One spec to run, with where its record goes (``force``: rerun an existing record) and the grid
+    provenance kept in it; ``tag`` is the submitter's, returned with the outcome."""
 
-    return execute
+    spec: RunSpec
+    results: str
+    force: bool = False
+    grid: dict[str, Any] | None = None
+    tag: Any = None
 
 
-def _processes(jobs: int) -> Callable[..., Iterator[RunOutcome]]:
-    def execute(tasks, results, force, device, threads, grid, stage, on_event, on_progress) -> Iterator[RunOutcome]:
+class Executor:
+    """Runs submitted jobs and hands back ``(job, outcome)`` as they finish. Use it as a context manager: on
+    leaving (Ctrl-C, SIGTERM, an error, the caller done early) its workers are stopped, so no run goes on
+    that nobody waits for. ``submit`` may be called at any time, also between ``next_finished`` calls."""
+
+    def __init__(self) -> None:
+        self.pending = 0
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def submit(self, job: Job) -> None:
+        raise NotImplementedError
+
+    def next_finished(self) -> tuple[Job, RunOutcome]:
+        raise NotImplementedError
+
+
+class SerialExecutor(Executor):
+    """In this process, one job at a time in submission order; the only executor that reports the steps and
+    events of the run in progress (``on_event``, ``on_progress``)."""
+
+    def __init__(self, on_event=None, on_progress=None) -> None:
+        super().__init__()
+        self.queue: collections.deque[Job] = collections.deque()
+        self.on_event, self.on_progress = on_event, on_progress
+
+    def submit(self, job: Job) -> None:
+        self.queue.append(job)
+        self.pending += 1
+
+    def next_finished(self) -> tuple[Job, RunOutcome]:
+        job = self.queue.popleft()
+        self.pending -= 1
+        return job, run_task(job.spec, job.results, job.force, job.grid, self.on_event, self.on_progress)
+
+
+class ProcessExecutor(Executor):
+    """N local worker processes (spawned: a fork of a process that already started torch threads can
+    deadlock), each started by :func:`benchmark.core.env.init_worker`."""
+
+    def __init__(self, jobs: int) -> None:
+        super().__init__()
+        self.jobs = jobs
+        self.futures: dict[Any, Job] = {}
+
+    def __enter__(self) -> ProcessExecutor:
         import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor, as_completed
+        from concurrent.futures import ProcessPoolExecutor
 
-        # spawn: a fork of a process that already started torch threads can deadlock.
-        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_init_worker, initargs=(threads, os.getpid()))
-        try:
-            futures = {pool.submit(run_task, task, results, force, device, threads, grid, stage): task
-                       for task in tasks}
-            for future in as_completed(futures):
-                try:
-                    yield future.result()
-                except Exception as err:  # noqa: BLE001 - a worker died (killed, out of memory)
-                    yield _lost(futures[future], err)
-        except BaseException:
-            # Interrupted (Ctrl-C, SIGTERM, the grid closed early): stop the workers now rather than let them
+        self.pool = ProcessPoolExecutor(max_workers=self.jobs, mp_context=multiprocessing.get_context("spawn"),
+                                        initializer=init_worker, initargs=(os.getpid(),))
+        return self
+
+    def __exit__(self, exc_type, *exc) -> None:
+        if exc_type is not None or self.futures:
+            # Interrupted (Ctrl-C, SIGTERM, the caller closed early): stop the workers now rather than let them
             # finish runs nobody waits for; their claim locks go with them and the driver sweeps the files.
-            for process in list(getattr(pool, "_processes", {}).values()):
+            for process in list(getattr(self.pool, "_processes", {}).values()):
                 process.terminate()
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
-        pool.shutdown(wait=True)
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            return
+        self.pool.shutdown(wait=True)
 
-    return execute
+    def submit(self, job: Job) -> None:
+        self.futures[self.pool.submit(run_task, job.spec, job.results, job.force, job.grid)] = job
+        self.pending += 1
+
+    def next_finished(self) -> tuple[Job, RunOutcome]:
+        from concurrent.futures import FIRST_COMPLETED, wait
+
+        done, _ = wait(list(self.futures), return_when=FIRST_COMPLETED)
+        future = min(done, key=lambda f: self.futures[f].spec.index)
+        job = self.futures.pop(future)
+        self.pending -= 1
+        try:
+            return job, future.result()
+        except Exception as err:  # noqa: BLE001 - a worker died (killed, out of memory)
+            return job, _lost(job.spec, err)
 
 
-def _ray(jobs: int | None, address: str | None) -> Callable[..., Iterator[RunOutcome]]:
-    def execute(tasks, results, force, device, threads, grid, stage, on_event, on_progress) -> Iterator[RunOutcome]:
-        with ray_session(address, jobs) as ray:
-            remote_task = ray.remote(num_cpus=threads)(run_task)
-            refs = {remote_task.remote(task, results, force, device, threads, grid, stage, None, None,
-                                       map_blocks_on_ray): task
-                    for task in tasks}
-            pending = list(refs)
-            while pending:
-                finished, pending = ray.wait(pending, num_returns=1)
-                try:
-                    yield ray.get(finished[0])
-                except Exception as err:  # noqa: BLE001 - a worker died (killed, out of memory)
-                    yield _lost(refs[finished[0]], err)
+class RayExecutor(Executor):
+    """Ray tasks (one per spec, ``threads`` CPUs each) on a cluster at ``address`` or a local Ray started here;
+    query blocks of an evaluation are spread over Ray workers too (:func:`map_blocks_on_ray`)."""
 
-    return execute
+    def __init__(self, jobs: int | None, address: str | None) -> None:
+        super().__init__()
+        self.jobs, self.address = jobs, address
+        self.refs: dict[Any, Job] = {}
+
+    def __enter__(self) -> RayExecutor:
+        self._session = ray_session(self.address, self.jobs)
+        self.ray = self._session.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for ref in self.refs:
+            self.ray.cancel(ref, force=True)
+        self._session.__exit__(*exc)
+
+    def submit(self, job: Job) -> None:
+        remote = self.ray.remote(num_cpus=job.spec.threads)(run_task)
+        # Ray workers may start in another folder: the store is given by its absolute path.
+        ref = remote.remote(job.spec, str(Path(job.results).resolve()), job.force, job.grid, None, None,
+                            map_blocks_on_ray)
+        self.refs[ref] = job
+        self.pending += 1
+
+    def next_finished(self) -> tuple[Job, RunOutcome]:
+        finished, _ = self.ray.wait(list(self.refs), num_returns=1)
+        job = self.refs.pop(finished[0])
+        self.pending -= 1
+        try:
+            outcome = self.ray.get(finished[0])
+        except Exception as err:  # noqa: BLE001 - a worker died (killed, out of memory)
+            return job, _lost(job.spec, err)
+        if outcome.path is not None and not Path(job.results).is_absolute():
+            outcome.path = Path(job.results) / outcome.path.relative_to(Path(job.results).resolve())
+        return job, outcome
 
 
 def _score_block(score_block, Zq, yq, Zg, yg):
@@ -188,52 +259,62 @@ def map_blocks_on_ray(score_block, Zq, yq, Zg, yg, rows: int) -> list:
     return ray.get([remote.remote(fn_ref, Zq[s:s + rows], yq[s:s + rows], gallery_ref, labels_ref) for s in starts])
 
 
-@contextlib.contextmanager
-def ray_session(address: str | None, num_cpus: int | None = None):
+class ray_session:  # noqa: N801 - used as a context manager like a function
     """Ray, connected to ``address`` or to a local instance started here (and stopped at the end)."""
-    try:
-        import ray
-    except ImportError:
-        raise ZSBenchError("--executor ray needs Ray: pip install 'zsbench[ray]'") from None
-    if ray.is_initialized():
-        yield ray
-        return
-    import logging
 
-    options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR,
-                               "configure_logging": True}
-    if address is None:
-        # Local workers must import this tree's code (it may not be the installed one).
-        root = str(Path(__file__).resolve().parents[1])
-        paths = [root] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-        options["runtime_env"] = {"env_vars": {"PYTHONPATH": os.pathsep.join(paths)}}
-        if num_cpus:
-            options["num_cpus"] = num_cpus
-    try:
-        ray.init(address=address, **options)
-    except Exception as err:  # noqa: BLE001 - Ray raises many kinds (ConnectionError, RuntimeError, ...)
-        raise ZSBenchError(f"cannot start or reach Ray{f' at {address}' if address else ''}: {one_line(err)}") from None
-    try:
-        yield ray
-    finally:
-        ray.shutdown()
+    def __init__(self, address: str | None, num_cpus: int | None = None):
+        self.address, self.num_cpus, self.started = address, num_cpus, False
+
+    def __enter__(self):
+        try:
+            import ray
+        except ImportError:
+            raise ZSBenchError("--executor ray needs Ray: pip install 'zsbench[ray]'") from None
+        if ray.is_initialized():
+            return ray
+        import logging
+
+        options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
+                                   "logging_level": logging.ERROR, "configure_logging": True}
+        if self.address is None:
+            # Local workers must import this tree's code (it may not be the installed one).
+            root = str(Path(__file__).resolve().parents[2])
+            paths = [root] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+            options["runtime_env"] = {"env_vars": {"PYTHONPATH": os.pathsep.join(paths)}}
+            if self.num_cpus:
+                options["num_cpus"] = self.num_cpus
+        try:
+            ray.init(address=self.address, **options)
+        except Exception as err:  # noqa: BLE001 - Ray raises many kinds (ConnectionError, RuntimeError, ...)
+            where = f" at {self.address}" if self.address else ""
+            raise ZSBenchError(f"cannot start or reach Ray{where}: {one_line(err)}") from None
+        self.started = True
+        return ray
+
+    def __exit__(self, *exc) -> None:
+        if self.started:
+            import ray
+
+            ray.shutdown()
 
 
-def make_executor(name: str, jobs: int = 1, address: str | None = None) -> Callable[..., Iterator[RunOutcome]]:
+def make_executor(name: str, jobs: int = 1, address: str | None = None, on_event=None,
+                  on_progress=None) -> Executor:
+    """The executor ``name`` (serial, processes, ray) with ``jobs`` runs at once."""
     if jobs < 1:
         raise ZSBenchError(f"--jobs must be at least 1, got {jobs}")
     if name == "serial":
         if jobs > 1:
             raise ZSBenchError(f"--jobs {jobs} needs --executor processes or ray; serial runs one at a time")
-        return _serial()
+        return SerialExecutor(on_event, on_progress)
     if name == "processes":
-        return _processes(jobs)
+        return ProcessExecutor(jobs)
     if name == "ray":
-        return _ray(jobs if jobs > 1 else None, address)
+        return RayExecutor(jobs if jobs > 1 else None, address)
     raise ZSBenchError(f"unknown executor {name!r}; choose one of {', '.join(EXECUTORS)}")
 
 
-# --- the driver ------------------------------------------------------------------------------------------
+# --- the driver of a list of specs -----------------------------------------------------------------------
 
 @dataclass
 class GridReport:
@@ -255,41 +336,41 @@ class GridReport:
             )
 
 
-def run_grid_with(grid: Grid, results: str | Path, executor: str = "serial", jobs: int = 1,
-                  address: str | None = None, force: bool = False,
-                  on_result: Callable[[RunOutcome], None] | None = None,
-                  on_event: Callable[[str], None] | None = None,
-                  on_progress: Callable[[int, int | None], None] | None = None) -> GridReport:
-    """Run every task of ``grid``; results come back in the grid's order whatever order they finished in."""
-    grid.check()
-    execute = make_executor(executor, jobs, address)
+def execute(specs: Sequence[RunSpec], results: str | Path, executor: Executor, force: bool = False,
+            grid: dict[str, Any] | None = None,
+            on_result: Callable[[RunOutcome], None] | None = None,
+            on_event: Callable[[str], None] | None = None) -> GridReport:
+    """Run every spec on ``executor`` (entered here); outcomes come back in the specs' order whatever order
+    they finished in. ``grid`` (the resolved grid) is kept in each record as provenance."""
     store = ResultStore(results)
     store.ensure_folder()  # a read-only or misplaced results folder fails before any run
     store.remove_stale_temps()
-    resolved = grid.resolved()
     t0 = time.perf_counter()
     final: dict[int, RunOutcome] = {}
-    todo: Sequence[GridTask] = grid.tasks()
-    while todo:
-        by_index = {task.index: task for task in todo}
-        busy = []
-        outcomes = execute(todo, str(results), force, grid.device, grid.threads, resolved, grid.stage, on_event,
-                           on_progress)
-        try:
-            for result in outcomes:
+    todo = list(specs)
+    with executor:
+        while todo:
+            for spec in todo:
+                executor.submit(Job(spec, str(results), force, grid))
+            busy = []
+            while executor.pending:
+                job, result = executor.next_finished()
                 if result.status == "busy":
-                    busy.append(by_index[result.index])
+                    busy.append(job.spec)
                     continue
-                final[result.index] = result
+                final[job.spec.index] = result
                 if on_result:
                     on_result(result)
-        finally:
-            outcomes.close()  # an interrupted grid stops its executor's workers here
-        if busy and on_event:
-            on_event(f"waiting for {len(busy)} run(s) that another grid holds")
-        if busy:
-            time.sleep(BUSY_POLL_S)
-        todo = sorted(busy, key=lambda t: t.index)
-        force = False  # a held run is being forced by the other grid: take its record once it is done
+            if busy:
+                if on_event:
+                    on_event(f"waiting for {len(busy)} run(s) that another grid holds")
+                time.sleep(BUSY_POLL_S)
+            todo = sorted(busy, key=lambda s: s.index)
+            force = False  # a held run is being forced by the other grid: take its record once it is done
     return GridReport([final[i] for i in sorted(final)], time.perf_counter() - t0)
 
+
+def iter_finished(executor: Executor) -> Iterator[tuple[Job, RunOutcome]]:
+    """The executor's outcomes until nothing is pending (submitting more on the way is allowed)."""
+    while executor.pending:
+        yield executor.next_finished()

@@ -23,9 +23,10 @@ regenerates the committed records::
 
 The same method may appear twice with different ``params`` (a sweep). ``zsbench run --param
 cfsa.epochs=20`` overrides one hyper-parameter of the grid's ``cfsa`` entries from the command line, the
-same way. The grid is *resolved* (every hyper-parameter with its value, every split and scale spelled
-out) and the resolved form goes into every record it writes, as provenance; it is not part of a run's
-identity. Expanding names (``all``, comma lists, seeds) happens here and nowhere else.
+same way. This module only parses (names such as ``all`` and comma lists are expanded here and nowhere
+else); ``benchmark.execution.plan`` checks a grid, resolves it (every hyper-parameter with its value,
+every split and scale spelled out, the form each record keeps as provenance, not part of a run's
+identity) and lays it out as run specifications.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.contract import ZSBenchError
-from benchmark.core.data import STAGES, DatasetRequest
+from benchmark.core.data import DatasetRequest
+from benchmark.core.env import DEFAULT_THREADS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -49,8 +51,6 @@ else:  # pragma: no cover - Python 3.10 reads TOML with the tomli backport (a de
 TOP_KEYS = {"seeds", "device", "threads", "stage", "results", "tuning", "methods", "datasets"}
 #: The word that expands to every registered method, dataset or split.
 ALL = "all"
-#: torch/BLAS threads per run unless a grid asks for more (the same on every executor).
-DEFAULT_THREADS = 1
 METHOD_KEYS = {"name", "params", "tuned"}
 DATASET_KEYS = {"name", "synthetic", "split", "scale", "data_seed", "semantics", "synthetic_version"}
 
@@ -59,22 +59,8 @@ DATASET_KEYS = {"name", "synthetic", "split", "scale", "data_seed", "semantics",
 class MethodEntry:
     spec: str
     params: dict[str, Any] = field(default_factory=dict)
-    #: How these parameters were chosen (None: the method's defaults); a tuning study's details otherwise.
-    selection: dict[str, Any] | None = None
     #: Take the parameters from this method's tuning study on each dataset (``tuned = true`` in a grid file).
     tuned: bool = False
-
-
-@dataclass(frozen=True)
-class GridTask:
-    """One run of the grid; ``index`` is its place in the grid's fixed order (dataset, method, seed)."""
-
-    index: int
-    method: str
-    params: dict[str, Any]
-    dataset: DatasetRequest
-    seed: int
-    selection: dict[str, Any] | None = None
 
 
 @dataclass
@@ -90,84 +76,6 @@ class Grid:
     tuning: str | None = None
     file: str | None = None
     file_sha256: str | None = None
-    #: (dataset index, method index) -> (parameters, selection) chosen by a tuning study (``--tuned``).
-    tuned: dict[tuple[int, int], tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=dict)
-
-    def tasks(self) -> list[GridTask]:
-        """Dataset-major, so a worker that loaded a dataset keeps using it."""
-        tasks = []
-        for di, request in enumerate(self.datasets):
-            for mi, entry in enumerate(self.methods):
-                params, selection = self.tuned.get((di, mi), (entry.params, entry.selection))
-                for seed in self.seeds:
-                    tasks.append(GridTask(len(tasks), entry.spec, dict(params), request, seed, selection))
-        return tasks
-
-    def with_tuned(self, tuning: str | Path | None = None, every_method: bool = False) -> Grid:
-        """The grid with each tuned entry (``tuned = true``, or every entry with ``every_method``) set to the best
-        parameters of its tuning study under ``tuning`` on each dataset, the study's details as its ``selection``."""
-        from benchmark.execution.tuning import find_study
-
-        entries = [dataclasses.replace(e, tuned=True) if every_method else e for e in self.methods]
-        if not any(entry.tuned for entry in entries):
-            return self
-        if any(entry.params for entry in entries if entry.tuned):
-            raise ZSBenchError("--tuned takes the parameters from the tuning studies; drop --param and grid params")
-        folder = Path(tuning or self.tuning or "results/tuning")
-        tuned = {}
-        for di, request in enumerate(self.datasets):
-            ds = request.load()
-            for mi, entry in enumerate(entries):
-                if entry.tuned:
-                    study = find_study(folder, entry.spec, request, ds)
-                    tuned[(di, mi)] = (study.best_params, study.selection(ds))
-        return dataclasses.replace(self, methods=entries, tuned=tuned)
-
-    def check(self) -> None:
-        """Fail on an unknown method, hyper-parameter, dataset, split, stage or device before anything runs."""
-        from benchmark.datasets import check_available
-        from benchmark.execution.runner import resolve_device
-
-        self._built()
-        if self.stage not in STAGES:
-            raise ZSBenchError(f"stage must be one of {', '.join(STAGES)}, got {self.stage!r}")
-        if self.threads < 1:
-            raise ZSBenchError(f"--threads must be at least 1, got {self.threads}")
-        self.device = resolve_device(self.device)
-        for request in self.datasets:
-            check_available(request.name, request.synthetic, request.split)
-            if request.scale is not None and not 0 < request.scale <= 1:
-                raise ZSBenchError(f"dataset {request.name!r}: scale must lie in (0, 1], got {request.scale}")
-
-    def _built(self) -> list[tuple[str, Any]]:
-        """Each entry's (name, method object); an error names a bad method or parameter."""
-        from benchmark.registry import build_method
-
-        return [build_method(entry.spec, entry.params) for entry in self.methods]
-
-    def resolved(self) -> dict[str, Any]:
-        """The grid with every default spelled out (kept in each record)."""
-        from benchmark.datasets.specs import SPECS
-        from benchmark.datasets.synthetic import DEFAULT_VERSION, default_scale
-
-        methods = []
-        for entry, (name, method) in zip(self.methods, self._built(), strict=True):
-            methods.append({"name": name, "overrides": dict(entry.params), "params": method.get_params(),
-                            **({"tuned": True} if entry.tuned else {})})
-        datasets = []
-        for request in self.datasets:
-            spec = SPECS.get(request.name)  # None: a prepared folder of the user's own
-            scale = request.scale
-            if request.synthetic and scale is None:
-                scale = default_scale(spec)
-            entry = {"name": request.name, "synthetic": request.synthetic,
-                     "split": request.split or (spec.default_split if spec else None), "scale": scale,
-                     "data_seed": request.data_seed, "semantics": request.semantics or "glove"}
-            if request.synthetic:
-                entry["synthetic_version"] = request.synthetic_version or DEFAULT_VERSION
-            datasets.append(entry)
-        return {"file": self.file, "file_sha256": self.file_sha256, "methods": methods, "datasets": datasets,
-                "seeds": list(self.seeds), "device": self.device, "threads": self.threads, "stage": self.stage}
 
     def with_params(self, assignments: Sequence[str]) -> Grid:
         """The grid with ``method.param=value`` overrides (``--param``), checked against the methods' fields."""

@@ -1,24 +1,16 @@
-"""One (method, dataset, seed) -> one run record, with its per-query results and embeddings beside it.
+"""One :class:`~benchmark.core.spec.RunSpec` -> one run record, with its per-query results and embeddings beside it.
 
-A run is defined by its identity: the method and every hyper-parameter, the dataset (source, split and its
-sha256, data provenance), the stage (test, or the validation classes of model selection), the seed, the
-thread count, how the configuration was chosen and, for a GPU run, the device class. Its hash names the
-record, so rerunning finds what is done. The thread count is fixed (1 unless asked otherwise) whatever
-executes the run: floating-point sums split over threads differ in their last bits, and the same seed must
-give the same numbers everywhere.
+The spec's identity (see ``benchmark.core.spec``) names the record, so rerunning finds what is done. The
+run's thread count is applied here, around the fit and the scoring, and nowhere else; the device reaches
+the method through :func:`benchmark.contract.fit_context`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import io
-import os
-import platform
-import subprocess
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,13 +18,20 @@ from typing import Any
 
 import numpy as np
 
-from benchmark.contract import Method, ZSBenchError
-from benchmark.core.data import DatasetRequest, ZSDataset  # noqa: F401 - DatasetRequest re-exported
+from benchmark.contract import Method, ZSBenchError, fit_context
+from benchmark.core.data import DatasetRequest, ZSDataset
+from benchmark.core.env import (
+    DEFAULT_THREADS,
+    PeakRSS,
+    git_commit,
+    library_versions,
+    this_machine,
+    thread_limit,
+)
 from benchmark.core.protocol import build_train_view, evaluate
-from benchmark.core.record import DEFAULTS_SELECTION, RunRecord, device_class
+from benchmark.core.record import RunRecord
+from benchmark.core.spec import RunSpec
 from benchmark.core.store import ResultStore
-from benchmark.execution.estimates import this_machine
-from benchmark.execution.grid import DEFAULT_THREADS
 from benchmark.registry import build_method
 
 #: Embeddings are kept next to a record (for plots and re-scoring) when they take at most this much.
@@ -56,110 +55,15 @@ class RunOutcome:
     index: int = -1
 
 
-class PeakRSS:
-    """Samples the process's resident memory in a thread; ``peak_mb`` is the peak above the start."""
-
-    def __init__(self, interval: float = 0.05):
-        self.interval = interval
-        self._stop = threading.Event()
-
-    @staticmethod
-    def rss_bytes() -> int:
-        try:
-            with open("/proc/self/statm") as handle:
-                return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-        except (OSError, ValueError, IndexError):
-            import resource
-
-            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-    def __enter__(self) -> PeakRSS:
-        self.start = self.peak = self.rss_bytes()
-        self._thread = threading.Thread(target=self._watch, daemon=True)
-        self._thread.start()
-        return self
-
-    def _watch(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.peak = max(self.peak, self.rss_bytes())
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self.rss_bytes())
-
-    @property
-    def peak_mb(self) -> float:
-        return (self.peak - self.start) / 2**20
-
-
-@contextlib.contextmanager
-def thread_limit(threads: int | None) -> Iterator[None]:
-    """Run with ``threads`` torch and BLAS threads (None: as the process is set up), then restore."""
-    if threads is None:
-        yield
-        return
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        with threadpool_limits(limits=threads):
-            yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def library_versions() -> dict[str, str]:
-    import sklearn
-    import torch
-
-    from benchmark import __version__
-
-    return {"zsbench": __version__, "python": platform.python_version(), "numpy": np.__version__,
-            "torch": torch.__version__, "scikit-learn": sklearn.__version__}
-
-
-def git_commit() -> str | None:
-    """The project's commit (with ``+dirty`` when the work tree has changes), or None outside a checkout."""
-    here = Path(__file__).resolve().parent
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
-                                timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return commit + ("+dirty" if dirty else "")
-
-
-def resolve_device(device: str) -> str:
-    """The device a run really uses: ``auto`` becomes cuda or cpu; cuda without CUDA is a one-line error."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ZSBenchError(f"--device {device}: this torch {torch.__version__} has no usable CUDA (CPU-only build or "
-                           f"no GPU); use --device cpu, or install a CUDA build of torch on a GPU machine")
-    if device != "cpu" and not device.startswith("cuda"):
-        raise ZSBenchError(f"--device must be cpu, cuda[:N] or auto, got {device!r}")
-    return device
-
-
-def run_identity(method_name: str, params: dict[str, Any], ds: ZSDataset, seed: int, threads: int,
-                 selection: dict[str, Any], device: str = "cpu") -> dict[str, Any]:
-    """Everything that defines a run; its hash names the record. A GPU run is another run than the CPU one of
-    the same seed (its numbers differ in rounding, which GAN training amplifies); CPU identities carry no
-    device, so records written before the device joined the identity keep their names."""
-    identity = {"method": method_name, "config": params, "dataset": ds.name, "source": ds.source,
-                "split": ds.split.name, "split_sha256": ds.split.sha256, "stage": ds.stage, "seed": int(seed),
-                "data": dict(ds.provenance), "eval_protocol": ds.eval_protocol, "threads": int(threads),
-                "selection": selection}
-    if (kind := device_class(device)) != "cpu":
-        identity["device"] = kind
-    return identity
+def make_spec(method: str, seed: int, dataset: DatasetRequest | str = "dataset", params: dict[str, Any] | None = None,
+              stage: str = "test", threads: int = DEFAULT_THREADS, device: str = "cpu",
+              selection: dict[str, Any] | None = None, monitor_every: int = 1, index: int = -1) -> RunSpec:
+    """A spec for ``method`` (a registered name or module:Class) with ``params`` on top of its defaults, every
+    hyper-parameter resolved. ``dataset`` may be a bare name when the caller passes the loaded data itself."""
+    name, built = build_method(method, params)
+    request = dataset if isinstance(dataset, DatasetRequest) else DatasetRequest(dataset)
+    return RunSpec(name, built.get_params(), request, int(seed), stage, threads, device, selection, monitor_every,
+                   index)
 
 
 def _now() -> str:
@@ -179,30 +83,29 @@ def _validation_monitor(method: Method, part: ZSDataset, every: int) -> Callable
     return hook
 
 
-def run_one(method_spec: str, ds: ZSDataset, seed: int, store: ResultStore, params: dict[str, Any] | None = None,
-            force: bool = False, device: str = "cpu", threads: int = DEFAULT_THREADS,
+def run_one(spec: RunSpec, ds: ZSDataset, store: ResultStore, force: bool = False,
             on_event: Callable[[str], None] | None = None,
             on_progress: Callable[[int, int | None], None] | None = None, grid: dict[str, Any] | None = None,
-            map_blocks: Callable | None = None, selection: dict[str, Any] | None = None,
-            monitor_every: int = 1) -> RunOutcome:
-    """Fit and score one run and write its record (unless a record of the same identity exists).
+            map_blocks: Callable | None = None) -> RunOutcome:
+    """Fit and score the run ``spec`` on ``ds`` (the dataset of its stage) and write its record, unless a record
+    of the same identity exists.
 
     ``grid`` (the resolved grid configuration that asked for this run) is kept in the record as provenance;
     it is not part of the run's identity, so the same run asked for by two grids is one record.
     ``map_blocks`` is passed to :func:`benchmark.core.protocol.evaluate` (where query blocks are scored).
-    ``selection`` says how the configuration was chosen (default: the method's defaults).
     ``on_progress(done, total)`` follows the method's optimisation steps (the progress protocol).
     """
     t_start = time.perf_counter()
-    name, method = build_method(method_spec, params)
-    device = resolve_device(device)
-    selection = dict(selection or DEFAULTS_SELECTION)
-    full_params = method.get_params()
-    identity = run_identity(name, full_params, ds, seed, threads, selection, device)
+    if ds.stage != spec.stage:
+        raise ZSBenchError(f"run of {spec.method} asks for the {spec.stage} stage but got the {ds.stage} view of "
+                           f"{ds.name}")
+    name, method = build_method(spec.method, dict(spec.params))
+    identity = spec.identity(ds)
     path = store.path_for(identity)
 
     def outcome(status: str, record: RunRecord | None = None, reason: str | None = None) -> RunOutcome:
-        return RunOutcome(name, ds.name, seed, status, path, record, reason, time.perf_counter() - t_start)
+        return RunOutcome(name, ds.name, spec.seed, status, path, record, reason, time.perf_counter() - t_start,
+                          spec.index)
 
     if path.exists() and not force:
         store.load(path)  # an unreadable record is an error, not a silent skip
@@ -219,11 +122,12 @@ def run_one(method_spec: str, ds: ZSDataset, seed: int, store: ResultStore, para
             return outcome("busy")
         if path.exists() and not force:
             return outcome("skipped")
-        with thread_limit(threads):
-            record, sidecars = _fit_and_score(name, method, ds, parts, views, seed, device, on_event, on_progress,
-                                              map_blocks, monitor_every)
-        record = dataclasses.replace(record, identity=identity, threads=int(threads), selection=selection, grid=grid,
-                                     machine=this_machine())
+        with thread_limit(spec.threads), fit_context(spec.device):
+            monitor_every = spec.monitor_every if spec.stage == "validation" else 0
+            record, sidecars = _fit_and_score(name, method, ds, parts, views, spec.seed, spec.device, on_event,
+                                              on_progress, map_blocks, monitor_every)
+        record = dataclasses.replace(record, identity=identity, threads=int(spec.threads), selection=spec.chosen_by,
+                                     grid=grid, machine=this_machine())
         if force:
             store.supersede(path)
         written = []
@@ -252,12 +156,11 @@ def _fit_and_score(name: str, method: Method, ds: ZSDataset, parts: list[ZSDatas
             # One fresh fit per modality group (a single group unless the method takes fewer modalities than the
             # dataset has); each group's tasks are scored with its own fit.
             fitted = method if part is parts[0] else dataclasses.replace(method)
-            fitted.device = device
             label = "+".join(part.modalities)
             if on_event:
                 on_event(f"{ds.name}: fit {name} seed {seed}" + (f" ({label})" if len(parts) > 1 else ""))
             fitted.progress_hook_ = on_progress
-            fitted.epoch_hook_ = _validation_monitor(fitted, part, monitor_every) if ds.stage == "validation" else None
+            fitted.epoch_hook_ = _validation_monitor(fitted, part, monitor_every) if monitor_every else None
             t0 = time.perf_counter()
             try:
                 fitted.fit(view, seed)

@@ -31,6 +31,8 @@ from typing import Any
 
 from benchmark.contract import Choice, IntRange, LogUniform, Method, Uniform, ZSBenchError
 from benchmark.core.data import DatasetRequest, ZSDataset
+from benchmark.core.env import DEFAULT_THREADS
+from benchmark.core.spec import safe_name
 from benchmark.core.store import ResultStore
 from benchmark.registry import build_method, resolve_method
 
@@ -153,10 +155,8 @@ def study_key(name: str, request: DatasetRequest, ds: ZSDataset, seeds: list[int
     return f"{name}-budget{budget}-{digest}"
 
 
-def storage_path(out: Path, request: DatasetRequest, ds: ZSDataset, method: str) -> Path:
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in f"{ds.name}-{ds.source}")
-    split = "".join(c if c.isalnum() or c in "-_." else "_" for c in ds.split.name)
-    return Path(out) / safe / split / f"{''.join(c if c.isalnum() or c in '-_.' else '_' for c in method)}.sqlite"
+def storage_path(out: Path, ds: ZSDataset, method: str) -> Path:
+    return Path(out) / safe_name(f"{ds.name}-{ds.source}") / safe_name(ds.split.name) / f"{safe_name(method)}.sqlite"
 
 
 def _startup_trials(budget: int) -> int:
@@ -164,71 +164,152 @@ def _startup_trials(budget: int) -> int:
     return min(10, max(2, budget // 2))
 
 
-def tune_method(spec: str, request: DatasetRequest, ds: ZSDataset, budget: int, seeds: list[int], out: Path,
-                timeout_s: float = DEFAULT_TIMEOUT_S, threads: int = 1, device: str = "cpu", seed: int = 0,
-                params: dict[str, Any] | None = None,
-                on_trial: Callable[[str, int, int, float | None, float, float], None] | None = None) -> TuneResult:
-    """Tune one method on ``ds.selection_view()``; resumes the study of the same context if there is one."""
-    from benchmark.execution.runner import run_one
+@dataclass
+class _Study:
+    """One method's study while it is tuned: the trial in flight and the scores of its seeds so far."""
 
+    spec: str
+    name: str
+    study: Any
+    storage: Any
+    path: Path
+    space: dict[str, Any]
+    params: dict[str, Any]
+    defaults: dict[str, Any]
+    target: int
+    stopped_by: str
+    trial: Any = None
+    scores: dict[int, float] = field(default_factory=dict)
+    error: str | None = None
+    started: float = 0.0
+    in_flight: int = 0
+
+
+def _open_study(spec: str, request: DatasetRequest, ds: ZSDataset, budget: int, seeds: list[int], out: Path,
+                timeout_s: float, threads: int, seed: int, params: dict[str, Any]) -> _Study:
+    """The study of ``spec`` in this context, created or resumed (a trial left RUNNING by a killed tuning
+    counts for nothing and is drawn again)."""
     optuna = _optuna()
-    if budget < 1:
-        raise ZSBenchError(f"--budget must be at least 1 trial, got {budget}")
-    params = dict(params or {})
     name, space, method = checked_space(spec, params)
-    view = ds.selection_view()
     key = study_key(name, request, ds, seeds, budget, timeout_s, threads, seed, space, params)
-    path = storage_path(out, request, ds, name)
+    path = storage_path(out, ds, name)
     ResultStore(path.parent).ensure_folder()
     storage = optuna.storages.RDBStorage(f"sqlite:///{path}")
     study = optuna.create_study(storage=storage, study_name=key, direction="maximize", load_if_exists=True)
     for stale in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        # A trial left RUNNING was killed with its process: it counts for nothing and is drawn again.
         storage.set_trial_user_attr(stale._trial_id, "interrupted", True)
         storage.set_trial_state_values(stale._trial_id, optuna.trial.TrialState.FAIL)
-    trials_store = ResultStore(Path(out) / "trials")
-    study.set_user_attr("params", params)
-    study.set_user_attr("timeout_s", timeout_s)
-    study.set_user_attr("seeds", list(seeds))
+    for attr, value in (("params", params), ("timeout_s", timeout_s), ("seeds", list(seeds)), ("budget", budget)):
+        study.set_user_attr(attr, value)
     defaults = {p: getattr(method, p) for p in space if _in_space(type(method).search_space[p], getattr(method, p))}
+    return _Study(spec, name, study, storage, path, space, params, defaults, budget if space else 1,
+                  "budget" if space else "no search space")
 
-    stopped_by = "budget" if space else "no search space"
-    target = budget if space else 1
-    while len(done := _counted_trials(study)) < target:
-        spent = sum(t.user_attrs.get("wall_s", 0.0) for t in done)
-        if spent >= timeout_s:
-            stopped_by = "timeout"
-            break
-        study.sampler = optuna.samplers.TPESampler(seed=seed + len(done), n_startup_trials=_startup_trials(budget))
-        if not done:
-            study.enqueue_trial(defaults, user_attrs={"defaults": True}, skip_if_exists=False)
-        trial = study.ask(space)
-        trial_params = {**params, **trial.params}
-        t0 = time.perf_counter()
-        try:
-            scores = []
-            for run_seed in seeds:
-                outcome = run_one(spec, view, run_seed, trials_store, trial_params, device=device, threads=threads,
-                                  selection=TRIAL_SELECTION, monitor_every=0)
-                record = outcome.record or trials_store.load(outcome.path)
-                scores.append(sum(m["mAP@all"] for m in record.metrics.values()) / len(record.metrics))
-            value = float(sum(scores) / len(scores))
-            if not math.isfinite(value):
-                raise ZSBenchError(f"{name}: validation mAP@all is {value}")
-        except ZSBenchError as err:  # a diverged or refused configuration is a failed trial, not a failed tuning
-            trial.set_user_attr("wall_s", time.perf_counter() - t0)
-            trial.set_user_attr("error", str(err)[:300])
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
-            value = None
-        else:
-            trial.set_user_attr("wall_s", time.perf_counter() - t0)
-            trial.set_user_attr("scores", scores)
-            study.tell(trial, value)
-        if on_trial:
-            done = _counted_trials(study)
-            best = max((t.value for t in done if t.value is not None), default=None)
-            on_trial(name, len(done), budget, best, sum(t.user_attrs.get("wall_s", 0.0) for t in done), timeout_s)
-    return _result(study, path, budget, stopped_by)
+
+def _next_trial(state: _Study, budget: int, timeout_s: float, seed: int) -> bool:
+    """Ask ``state``'s study for its next trial (False when its budget or time cap is spent). Trial k draws
+    with a sampler seeded by ``seed + k``, so the trials do not depend on how studies interleave."""
+    optuna = _optuna()
+    done = _counted_trials(state.study)
+    if len(done) >= state.target:
+        return False
+    if sum(t.user_attrs.get("wall_s", 0.0) for t in done) >= timeout_s:
+        state.stopped_by = "timeout"
+        return False
+    state.study.sampler = optuna.samplers.TPESampler(seed=seed + len(done), n_startup_trials=_startup_trials(budget))
+    if not done:
+        state.study.enqueue_trial(state.defaults, user_attrs={"defaults": True}, skip_if_exists=False)
+    state.trial = state.study.ask(state.space)
+    state.scores, state.error, state.started = {}, None, time.perf_counter()
+    return True
+
+
+def _trial_specs(state: _Study, request: DatasetRequest, seeds: list[int], threads: int, device: str) -> list:
+    from benchmark.execution.runner import make_spec
+
+    params = {**state.params, **state.trial.params}
+    return [make_spec(state.spec, run_seed, request, params, "validation", threads, device, TRIAL_SELECTION,
+                      monitor_every=0) for run_seed in seeds]
+
+
+def _finish_trial(state: _Study, seeds: list[int]) -> None:
+    """Tell the study the trial's value: the validation mAP@all averaged over tasks and seeds; a diverged or
+    refused configuration is a failed trial, not a failed tuning."""
+    optuna = _optuna()
+    trial, state.trial = state.trial, None
+    trial.set_user_attr("wall_s", time.perf_counter() - state.started)
+    scores = [state.scores[s] for s in seeds] if state.error is None else []
+    value = float(sum(scores) / len(scores)) if scores else math.nan
+    if state.error is None and not math.isfinite(value):
+        state.error = f"{state.name}: validation mAP@all is {value}"
+    if state.error is not None:
+        trial.set_user_attr("error", state.error[:300])
+        state.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        return
+    trial.set_user_attr("scores", scores)
+    state.study.tell(trial, value)
+
+
+def tune_all(specs: list[str], request: DatasetRequest, budget: int, seeds: list[int], out: Path,
+             timeout_s: float = DEFAULT_TIMEOUT_S, threads: int = DEFAULT_THREADS, device: str = "cpu",
+             seed: int = 0, params: dict[str, dict[str, Any]] | None = None, executor: str = "serial",
+             jobs: int = 1, address: str | None = None, on_trial=None,
+             on_done: Callable[[TuneResult], None] | None = None) -> list[TuneResult]:
+    """Tune every method with the same budget and cap on the validation classes of ``request``.
+
+    Each study is sequential (trial k+1 is drawn from the scores of trials 0..k, hence deterministic), and
+    its trials' runs (one per seed) go through the same executor as ``zsbench run``: with ``--jobs N`` the
+    seeds of a trial and the trials of different methods run at once. ``device`` is already resolved.
+    """
+    from benchmark.execution.executors import Job, dataset_for, iter_finished, make_executor
+
+    if budget < 1:
+        raise ZSBenchError(f"--budget must be at least 1 trial, got {budget}")
+    params = params or {}
+    ds = dataset_for(request)
+    for spec in specs:  # a bad search space fails before any trial, for every method
+        checked_space(spec, params.get(spec, {}))
+    ds.selection_view()  # and so does a split without enough seen classes
+    trials_folder = str(Path(out) / "trials")
+    states = [_open_study(spec, request, ds, budget, seeds, Path(out), timeout_s, threads, seed,
+                          dict(params.get(spec, {}))) for spec in specs]
+    results: dict[str, TuneResult] = {}
+
+    def start_next(i: int, runner) -> None:
+        state = states[i]
+        if _next_trial(state, budget, timeout_s, seed):
+            for run_spec in _trial_specs(state, request, seeds, threads, device):
+                runner.submit(Job(run_spec, trials_folder, tag=i))
+                state.in_flight += 1
+            return
+        results[state.spec] = _result(state.study, state.name, state.path, budget, state.stopped_by)
+        if on_done:
+            on_done(results[state.spec])
+
+    with make_executor(executor, jobs, address) as runner:
+        for i in range(len(states)):
+            start_next(i, runner)
+        for job, outcome in iter_finished(runner):
+            state = states[job.tag]
+            if outcome.status == "busy":  # another tuning runs this very trial: wait for its record
+                time.sleep(1.0)
+                runner.submit(job)
+                continue
+            state.in_flight -= 1
+            if outcome.status in ("failed", "unsupported"):
+                state.error = state.error or f"{state.name}: {outcome.reason or outcome.status}"
+            else:
+                record = ResultStore(trials_folder).load(outcome.path)
+                state.scores[job.spec.seed] = sum(m["mAP@all"] for m in record.metrics.values()) / len(record.metrics)
+            if not state.in_flight:
+                _finish_trial(state, seeds)
+                if on_trial:
+                    done = _counted_trials(state.study)
+                    best = max((t.value for t in done if t.value is not None), default=None)
+                    on_trial(state.name, len(done), budget, best, sum(t.user_attrs.get("wall_s", 0.0) for t in done),
+                             timeout_s)
+                start_next(job.tag, runner)
+    return [results[spec] for spec in specs]
 
 
 def _in_space(declared: Any, value: Any) -> bool:
@@ -245,7 +326,7 @@ def _counted_trials(study) -> list:
             or (t.state == optuna.trial.TrialState.FAIL and not t.user_attrs.get("interrupted"))]
 
 
-def _result(study, path: Path, budget: int, stopped_by: str | None = None) -> TuneResult:
+def _result(study, name: str, path: Path, budget: int, stopped_by: str | None = None) -> TuneResult:
     optuna = _optuna()
     done = _counted_trials(study)
     complete = [t for t in done if t.state == optuna.trial.TrialState.COMPLETE]
@@ -257,29 +338,29 @@ def _result(study, path: Path, budget: int, stopped_by: str | None = None) -> Tu
     if stopped_by is None:
         stopped_by = "budget" if len(done) >= budget else ("timeout" if wall_s >= timeout_s else "unfinished")
     return TuneResult(
-        method=study.study_name.split("-budget")[0], study=study.study_name, storage=path, budget=budget,
+        method=name, study=study.study_name, storage=path, budget=budget,
         timeout_s=timeout_s, trials=len(done), failed=len(done) - len(complete), wall_s=wall_s,
         best_params={**params, **(best.params if best else {})}, best_value=best.value if best else None,
         default_value=defaults[0] if defaults else None, stopped_by=stopped_by,
         seeds=list(study.user_attrs.get("seeds", [])), history=[t.value for t in complete])
 
 
-def find_study(out: Path, spec: str, request: DatasetRequest, ds: ZSDataset) -> TuneResult:
-    """The finished tuning study of ``spec`` on this dataset and split (for ``zsbench run --tuned``)."""
+def find_study(out: Path, spec: str, ds: ZSDataset) -> TuneResult:
+    """The finished tuning study of ``spec`` on this dataset and split."""
     optuna = _optuna()
     name, _, overrides = resolve_method(spec)
-    path = storage_path(out, request, ds, name)
+    path = storage_path(out, ds, name)
     base = base_method(spec)
-    if not path.is_file() and base is not None and storage_path(out, request, ds, base).is_file():
+    if not path.is_file() and base is not None and storage_path(out, ds, base).is_file():
         # A variant without a study of its own (an ablation) takes its base method's chosen parameters, minus
         # the ones its registration fixes: the tuned model with exactly one thing removed.
-        result = find_study(out, base, request, ds)
+        result = find_study(out, base, ds)
         kept = {k: v for k, v in result.best_params.items() if k not in overrides}
         return dataclasses.replace(result, method=name, best_params=kept, base=base)
     if not path.is_file():
         raise ZSBenchError(f"no tuning study of {name} on {ds.name} ({ds.source}, split {ds.split.name}) in {path}; "
-                           f"run `zsbench tune --methods {name} --dataset {request.name}"
-                           f"{' --synthetic' if request.synthetic else ''} --budget N` first")
+                           f"run `zsbench tune --methods {name} --dataset {ds.name}"
+                           f"{' --synthetic' if ds.source == 'synthetic' else ''} --budget N` first")
     storage = optuna.storages.RDBStorage(f"sqlite:///{path}")
     summaries = optuna.get_all_study_summaries(storage)
     if len(summaries) != 1:
@@ -287,81 +368,21 @@ def find_study(out: Path, spec: str, request: DatasetRequest, ds: ZSDataset) -> 
         raise ZSBenchError(f"{path} holds {len(summaries)} tuning studies of {name} ({names}); move the ones you do "
                            f"not want aside so that --tuned is unambiguous")
     study = optuna.load_study(study_name=summaries[0].study_name, storage=storage)
-    result = _result(study, path, int(summaries[0].study_name.split("-budget")[-1].split("-")[0]))
+    if "budget" not in study.user_attrs:
+        raise ZSBenchError(f"the tuning study {study.study_name} in {path} does not record its budget (written by an "
+                           f"older zsbench); rerun the same `zsbench tune` command once to record it")
+    result = _result(study, name, path, int(study.user_attrs["budget"]))
     if result.best_value is None:
         raise ZSBenchError(f"the tuning study {study.study_name} in {path} has no finished trial; rerun zsbench tune "
                            f"to finish it")
     return result
 
 
-def _tune_task(spec: str, request: DatasetRequest, budget: int, seeds: list[int], out: str, timeout_s: float,
-               threads: int, device: str, seed: int, params: dict[str, Any]) -> TuneResult | str:
-    """One method's tuning in a worker (a process or a Ray task): the dataset is loaded there."""
-    from benchmark.execution.runner import thread_limit
+def tuned_choice(folder: Path, spec: str, request: DatasetRequest) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The one place a tuned run's configuration is decided: the best parameters of ``spec``'s study on the
+    dataset of ``request`` and the ``selection`` its records keep."""
+    from benchmark.execution.executors import dataset_for
 
-    try:
-        with thread_limit(threads):
-            return tune_method(spec, request, request.load(), budget, seeds, Path(out), timeout_s, threads, device,
-                               seed, params)
-    except ZSBenchError as err:
-        return f"{spec}: {err}"
-
-
-def tune_all(specs: list[str], request: DatasetRequest, budget: int, seeds: list[int], out: Path,
-             timeout_s: float = DEFAULT_TIMEOUT_S, threads: int = 1, device: str = "cpu", seed: int = 0,
-             params: dict[str, dict[str, Any]] | None = None, executor: str = "serial", jobs: int = 1,
-             address: str | None = None, on_trial=None, on_done: Callable[[TuneResult], None] | None = None
-             ) -> list[TuneResult]:
-    """Tune every method with the same budget and cap. Serially each study reports every trial (``on_trial``);
-    with ``--jobs N`` / Ray, N methods are tuned at once (each study stays sequential, hence deterministic)."""
-    from benchmark.execution.runner import thread_limit
-
-    params = params or {}
-    ds = request.load()
-    for spec in specs:  # a bad search space fails before any trial, for every method
-        checked_space(spec, params.get(spec, {}))
-    ds.selection_view()  # and so does a split without enough seen classes
-    results: dict[str, TuneResult] = {}
-    errors: list[str] = []
-
-    def collect(spec: str, result: TuneResult | str) -> None:
-        if isinstance(result, str):
-            errors.append(result)
-            return
-        results[spec] = result
-        if on_done:
-            on_done(result)
-
-    if executor == "serial":
-        if jobs > 1:
-            raise ZSBenchError(f"--jobs {jobs} needs --executor processes or ray; serial tunes one method at a time")
-        for spec in specs:
-            with thread_limit(threads):
-                collect(spec, tune_method(spec, request, ds, budget, seeds, out, timeout_s, threads, device, seed,
-                                          params.get(spec, {}), on_trial))
-    elif executor == "processes":
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = {pool.submit(_tune_task, spec, request, budget, seeds, str(out), timeout_s, threads, device,
-                                   seed, params.get(spec, {})): spec for spec in specs}
-            for future in as_completed(futures):
-                collect(futures[future], future.result())
-    elif executor == "ray":
-        from benchmark.execution.executors import ray_session
-
-        with ray_session(address, jobs if jobs > 1 else None) as ray:
-            remote = ray.remote(num_cpus=threads)(_tune_task)
-            refs = {remote.remote(spec, request, budget, seeds, str(Path(out).resolve()), timeout_s, threads, device,
-                                  seed, params.get(spec, {})): spec for spec in specs}
-            pending = list(refs)
-            while pending:
-                finished, pending = ray.wait(pending, num_returns=1)
-                collect(refs[finished[0]], ray.get(finished[0]))
-    else:
-        raise ZSBenchError(f"unknown executor {executor!r}; choose serial, processes or ray")
-    if errors:
-        raise ZSBenchError(f"{len(errors)} of {len(specs)} tunings failed (the others' studies are kept); first: "
-                           f"{errors[0]}")
-    return [results[spec] for spec in specs]
+    ds = dataset_for(request)
+    study = find_study(folder, spec, ds)
+    return study.best_params, study.selection(ds)

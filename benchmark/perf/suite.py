@@ -77,7 +77,7 @@ def machine_info() -> dict[str, str]:
 
 
 def versions() -> dict[str, str]:
-    from benchmark.execution.runner import library_versions
+    from benchmark.core.env import library_versions
 
     found = library_versions()
     try:
@@ -123,8 +123,8 @@ def training_figure(repeats: int, dataset: str = "sketchy", scale: float = 0.02,
 
 def grid_figure(repeats: int) -> Figure:
     from benchmark.core.data import DatasetRequest
-    from benchmark.execution.executors import run_grid_with
     from benchmark.execution.grid import Grid, MethodEntry
+    from benchmark.execution.plan import run_grid_with
 
     grid = Grid(methods=[MethodEntry("random"), MethodEntry("semantic-regression", {"epochs": 3})],
                 datasets=[DatasetRequest("wikipedia", synthetic=True, scale=0.1)], seeds=[0, 1])
@@ -136,7 +136,7 @@ def grid_figure(repeats: int) -> Figure:
             report.raise_for_failures()
             return time.perf_counter() - t0
 
-    return Figure(f"end-to-end grid, {len(grid.tasks())} runs (2 methods x wikipedia stand-in x 2 seeds)", "s",
+    return Figure(f"end-to-end grid, {len(grid.methods) * len(grid.seeds)} runs (2 methods x wikipedia stand-in x 2 seeds)", "s",
                   _repeat(once, repeats))
 
 
@@ -194,8 +194,8 @@ def gallery_dataset(n_queries: int, n_gallery: int, dim: int = 64, n_unseen: int
 
 def measure_gallery(n_queries: int, n_gallery: int) -> dict[str, float]:
     """Peak resident memory of :func:`benchmark.core.protocol.evaluate` above the memory before it."""
+    from benchmark.core.env import PeakRSS
     from benchmark.core.protocol import evaluate
-    from benchmark.execution.runner import PeakRSS
 
     ds = gallery_dataset(n_queries, n_gallery)
     method = Precomputed()

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmark.report.figures import PALETTE, save_figure
 from benchmark.report.records import GroupKey, Run
 from benchmark.report.sidecars import cosine_scores, load_sidecar, task_arrays
 from benchmark.report.variants import rank
@@ -68,8 +69,6 @@ CURVE_MARKERS = ("o", "s", "^", "D", "v", "P", "X")  # 7 markers, 4 styles: 28 d
 
 def method_colours(labels) -> dict[str, object]:
     """One colour per method label, the same in every figure of a report (labels sorted, distinct palette)."""
-    from benchmark.report.tsne import PALETTE
-
     labels = sorted(set(labels))
     return {label: PALETTE[i % len(PALETTE)] for i, label in enumerate(labels)}
 
@@ -115,19 +114,3 @@ def plot_pr_curves(key: GroupKey, runs: list[Run], task: str, out_dir: Path,
              va="bottom", fontsize=8, color="0.3")
     fig.tight_layout(rect=(0, note_frac + legend_frac, 1, 1))
     return save_figure(fig, out_dir, f"pr-{key.slug}-{task.replace('->', '2')}", claim)
-
-
-def save_figure(fig, out_dir: Path, stem: str, claim=None, **options) -> list[Path]:
-    """Write ``<stem>.png`` (110 dpi) and ``<stem>.pdf``, each claimed first by the report's folder; closes
-    the figure. ``options`` go to ``savefig`` (e.g. ``bbox_inches="tight"``)."""
-    import matplotlib.pyplot as plt
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in stem)
-    paths = [out_dir / f"{stem}.png", out_dir / f"{stem}.pdf"]
-    for path in paths:
-        (claim or Path)(path)  # the report's folder records the file before it is written
-    fig.savefig(paths[0], dpi=110, **options)
-    fig.savefig(paths[1], **options)
-    plt.close(fig)
-    return paths

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmark.contract import ZSBenchError
+from benchmark.core.spec import safe_name
 from benchmark.report.records import Run
 from benchmark.report.sidecars import cosine_scores, load_sidecar, task_arrays
 
@@ -99,7 +100,7 @@ def export_run(run: Run, out_dir: Path, break_ties: bool = True) -> list[Exporte
         raise ZSBenchError(f"record {run.path} has no embedding sidecar (.npz); rerun it with `zsbench run --force` "
                            f"to export its rankings")
     exported = []
-    tag = "".join(c if c.isalnum() or c in "-_." else "_" for c in f"{run.label}-seed{run.seed}")
+    tag = safe_name(f"{run.label}-seed{run.seed}")
     for task in run.metrics:
         arrays = task_arrays(sidecar, task, run.group.eval_protocol)
         if arrays is None:

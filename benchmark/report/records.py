@@ -26,8 +26,10 @@ from typing import Any
 import numpy as np
 
 from benchmark.contract import ZSBenchError
-from benchmark.core.record import DEFAULTS_SELECTION, RunRecord, device_class
-from benchmark.core.store import ResultStore, config_key
+from benchmark.core.env import device_class
+from benchmark.core.record import DEFAULTS_SELECTION, RunRecord
+from benchmark.core.spec import config_key, safe_name
+from benchmark.core.store import ResultStore
 
 METRICS: tuple[str, ...] = ("mAP@all", "mAP@100", "mAP@200", "P@100", "P@200")
 
@@ -51,7 +53,7 @@ class GroupKey:
                              "features": self.features, "eval": self.eval_protocol})[:8]
         stem = f"{self.dataset}-{self.source}-{self.split}-{digest}"
         stem += "" if self.stage == "test" else f"-{self.stage}"
-        return "".join(c if c.isalnum() or c in "-_." else "_" for c in stem)
+        return safe_name(stem)
 
     def caption(self) -> str:
         extra = json.loads(self.provenance)

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark.report.curves import curve_styles, save_figure
+from benchmark.report.curves import curve_styles
+from benchmark.report.figures import save_figure
 from benchmark.report.records import GroupKey, Run
 
 VALIDATION_PREFIX = "val_"

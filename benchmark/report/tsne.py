@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark.report.curves import save_figure
+from benchmark.report.figures import PALETTE, save_figure
 from benchmark.report.records import GroupKey, Run
 from benchmark.report.sidecars import class_names_for, load_sidecar
 
@@ -31,10 +31,6 @@ TSNE_SEED = 0
 PER_CLASS = 40
 MARKERS = ("o", "^", "s", "D", "v")
 MAX_POINTS_PER_MODALITY = 2000  # keeps one panel near 20 s of openTSNE here, whatever the number of classes
-#: Distinct colours on white (after Trubetskoy's "20 distinct colours", the palest ones replaced by darker).
-PALETTE = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#9a6324", "#469990",
-           "#800000", "#000075", "#808000", "#bfef45", "#fabed4", "#ffe119", "#a9a9a9", "#000000", "#dcbeff",
-           "#aaffc3", "#ff7f50", "#2f4f4f", "#b8860b")
 DISTINCT_COLOURS = len(PALETTE)
 
 

@@ -1,0 +1,93 @@
+"""The run specification: the one description of a run, from which its record's name, its time estimate and
+its resume decision all follow.
+
+A grid (``zsbench run``), a tuning trial (``zsbench tune``) and an estimate all expand to :class:`RunSpec`\\ s,
+and an executor runs lists of them. A spec holds the method's registered name with *every* hyper-parameter
+resolved, the dataset request, the stage, the seed, the thread count, the resolved device and how the
+configuration was chosen. :meth:`RunSpec.identity` adds the loaded dataset's facts (split hash, data
+provenance) and is what the store hashes into the record's file name: the same identity is the same run,
+whichever grid or tuning asked for it.
+
+The thread count is part of the identity: floating-point sums split over threads differ in their last bits,
+and the same seed must give the same numbers everywhere. A GPU run is another run than the CPU one of the
+same seed (its numbers differ in rounding, which GAN training amplifies); CPU identities carry no device, so
+records written before the device joined the identity keep their names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from benchmark.core.data import DatasetRequest, ZSDataset
+from benchmark.core.env import DEFAULT_THREADS, device_class
+from benchmark.core.record import DEFAULTS_SELECTION
+
+
+def safe_name(text: str) -> str:
+    """``text`` as one file or folder name: letters, digits, ``-``, ``_`` and ``.`` kept, the rest ``_``."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
+
+
+def config_key(identity: Mapping[str, Any]) -> str:
+    """A short stable hash of a run's identity (canonical JSON): the record's file name carries it."""
+    blob = json.dumps(identity, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run: what is fitted, on what, how, and how its configuration was chosen.
+
+    ``params`` are the method's full hyper-parameters (its registered overrides included), so the spec says
+    everything the method is built from. ``device`` is already resolved (``cpu``, ``cuda[:N]``; see
+    :func:`benchmark.core.env.resolve_device`). ``selection`` None means the method's defaults.
+    ``monitor_every`` (validation stage only: the validation mAP every N epochs in the training log) and
+    ``index`` (the place in its grid) describe how the run is carried out, not what it is: neither is part
+    of the identity.
+    """
+
+    method: str
+    params: Mapping[str, Any]
+    dataset: DatasetRequest
+    seed: int
+    stage: str = "test"
+    threads: int = DEFAULT_THREADS
+    device: str = "cpu"
+    selection: Mapping[str, Any] | None = None
+    monitor_every: int = 1
+    index: int = field(default=-1, compare=False)
+
+    @property
+    def chosen_by(self) -> dict[str, Any]:
+        """The record's ``selection``: how the configuration was chosen."""
+        return dict(self.selection or DEFAULTS_SELECTION)
+
+    def identity(self, ds: ZSDataset) -> dict[str, Any]:
+        """Everything that defines the run on the loaded dataset ``ds`` (its stage's view); its hash names the
+        record, so rerunning finds what is done."""
+        identity = {"method": self.method, "config": dict(self.params), "dataset": ds.name, "source": ds.source,
+                    "split": ds.split.name, "split_sha256": ds.split.sha256, "stage": self.stage,
+                    "seed": int(self.seed), "data": dict(ds.provenance), "eval_protocol": ds.eval_protocol,
+                    "threads": int(self.threads), "selection": self.chosen_by}
+        if (kind := device_class(self.device)) != "cpu":
+            identity["device"] = kind
+        return identity
+
+    def configuration(self, dataset: Mapping[str, Any]) -> str:
+        """What the run's time depends on (the identity less seed, selection and data hashes): the key of the
+        time estimate. ``dataset`` is the request as resolved without loading (name, synthetic, split, scale;
+        see ``benchmark.datasets.requests.describe_request``)."""
+        split = dataset["split"] if self.stage == "test" else f"{dataset['split']}/validation"
+        return configuration_key(self.method, self.params, dataset["name"], dataset["source"], split,
+                                 dataset["scale"], self.stage, self.threads, self.device)
+
+
+def configuration_key(method: str, config: Mapping[str, Any], dataset: str, source: str, split: str, scale: Any,
+                      stage: str, threads: Any, device: str | None) -> str:
+    """The shape of :meth:`RunSpec.configuration`, shared with the records it is matched against."""
+    return json.dumps([method, dict(config), dataset, source, split, scale, stage, threads, device_class(device)],
+                      sort_keys=True, default=str)

@@ -1,0 +1,101 @@
+"""A parsed grid -> checked, resolved :class:`~benchmark.core.spec.RunSpec`\\ s (the plan), and a plan -> records.
+
+Everything that turns a grid into runs happens here and only here: the device is resolved (once), every
+method is built with its full hyper-parameters, every dataset request is described, entries taken from a
+tuning study get that study's choice (``benchmark.execution.tuning.tuned_choice``), and the specs are laid
+out dataset-major (a worker that loaded a dataset keeps using it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchmark.contract import ZSBenchError
+from benchmark.core.data import STAGES, DatasetRequest
+from benchmark.core.env import resolve_device
+from benchmark.core.spec import RunSpec
+from benchmark.execution.executors import GridReport, execute, make_executor
+from benchmark.execution.grid import Grid
+from benchmark.execution.runner import RunOutcome, make_spec  # noqa: F401 - make_spec re-exported
+from benchmark.registry import build_method
+
+
+@dataclass
+class Plan:
+    """The runs of a grid, in order, and the resolved grid each record keeps as provenance."""
+
+    specs: list[RunSpec]
+    provenance: dict[str, Any]
+    #: Each dataset request described without loading (source, default split and scale spelled out).
+    datasets: dict[DatasetRequest, dict[str, Any]]
+
+
+def check_grid(grid: Grid) -> str:
+    """Fail on an unknown method, hyper-parameter, dataset, split, stage or device before anything runs; the
+    device the grid runs on (resolved here, once)."""
+    from benchmark.datasets import check_available
+
+    for entry in grid.methods:
+        build_method(entry.spec, entry.params)
+    if grid.stage not in STAGES:
+        raise ZSBenchError(f"stage must be one of {', '.join(STAGES)}, got {grid.stage!r}")
+    if grid.threads < 1:
+        raise ZSBenchError(f"--threads must be at least 1, got {grid.threads}")
+    device = resolve_device(grid.device)
+    for request in grid.datasets:
+        check_available(request.name, request.synthetic, request.split)
+        if request.scale is not None and not 0 < request.scale <= 1:
+            raise ZSBenchError(f"dataset {request.name!r}: scale must lie in (0, 1], got {request.scale}")
+    return device
+
+
+def plan_grid(grid: Grid, tuning: str | Path | None = None, every_method_tuned: bool = False) -> Plan:
+    """The checked grid as specs. Entries marked ``tuned`` (every entry with ``every_method_tuned``, as
+    ``zsbench run --tuned`` asks) take the choice of their tuning study under ``tuning`` (default: the grid's
+    ``tuning`` folder, else results/tuning) on each dataset."""
+    from benchmark.datasets.requests import describe_request
+    from benchmark.execution.tuning import tuned_choice
+
+    device = check_grid(grid)
+    entries = [(entry.spec, entry.params, entry.tuned or every_method_tuned) for entry in grid.methods]
+    if any(params for _, params, tuned in entries if tuned):
+        raise ZSBenchError("--tuned takes the parameters from the tuning studies; drop --param and grid params")
+    folder = Path(tuning or grid.tuning or "results/tuning")
+    described = [describe_request(request) for request in grid.datasets]
+    specs: list[RunSpec] = []
+    for request in grid.datasets:
+        for method, params, tuned in entries:
+            selection = None
+            if tuned:
+                params, selection = tuned_choice(folder, method, request)
+            for seed in grid.seeds:
+                specs.append(make_spec(method, seed, request, params, grid.stage, grid.threads, device, selection,
+                                       index=len(specs)))
+    methods = []
+    for method, params, tuned in entries:
+        name, built = build_method(method, params if not tuned else {})
+        methods.append({"name": name, "overrides": dict(params if not tuned else {}), "params": built.get_params(),
+                        **({"tuned": True} if tuned else {})})
+    provenance = {"file": grid.file, "file_sha256": grid.file_sha256, "methods": methods,
+                  "datasets": [{k: v for k, v in d.items() if k != "source"} for d in described],
+                  "seeds": list(grid.seeds), "device": device, "threads": grid.threads, "stage": grid.stage}
+    return Plan(specs, provenance, dict(zip(grid.datasets, described, strict=True)))
+
+
+def run_plan(plan: Plan, results: str | Path, executor: str = "serial", jobs: int = 1, address: str | None = None,
+             force: bool = False, on_result: Callable[[RunOutcome], None] | None = None,
+             on_event: Callable[[str], None] | None = None,
+             on_progress: Callable[[int, int | None], None] | None = None) -> GridReport:
+    """Run every spec of ``plan``; results come back in the plan's order whatever order they finished in."""
+    runner = make_executor(executor, jobs, address, on_event, on_progress)
+    return execute(plan.specs, results, runner, force, plan.provenance, on_result, on_event)
+
+
+def run_grid_with(grid: Grid, results: str | Path, executor: str = "serial", jobs: int = 1,
+                  address: str | None = None, force: bool = False, tuning: str | Path | None = None,
+                  **callbacks: Any) -> GridReport:
+    """Plan ``grid`` and run it (what ``zsbench run`` does, without the printing)."""
+    return run_plan(plan_grid(grid, tuning), results, executor, jobs, address, force, **callbacks)
