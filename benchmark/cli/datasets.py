@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import click
 
+from benchmark.cli.groups import default_group
 from benchmark.cli.output import console, print_json, print_table
 from benchmark.cli.progress import DataProgress
 
 
-@click.group("datasets", invoke_without_command=True)
-@click.pass_context
-def datasets_group(ctx) -> None:
+@default_group("datasets", default="list")
+def datasets_group() -> None:
     """List the datasets (subcommands: list, info, check, prepare)."""
-    if ctx.invoked_subcommand is None:
-        ctx.invoke(datasets_list)
 
 
 @datasets_group.command("list")

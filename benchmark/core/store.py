@@ -23,6 +23,10 @@ from benchmark.contract import ZSBenchError
 from benchmark.core.record import SCHEMA_VERSION, RunRecord, read_json  # noqa: F401 - SCHEMA_VERSION re-exported
 from benchmark.core.spec import config_key, safe_name
 
+#: The folder of run records when no grid file or ``--results`` names another.
+DEFAULT_RESULTS = "results/runs"
+#: Where ``zsbench tune`` keeps its studies and ``zsbench run --tuned`` reads them, unless told otherwise.
+DEFAULT_TUNING = "results/tuning"
 #: Sidecar files that belong to a record (same stem): moved with it to ``superseded/``.
 SIDECAR_SUFFIXES = (".npz", ".queries.parquet")
 #: A temporary file older than this whose writer no longer holds its lock is a killed writer's.
@@ -165,6 +169,11 @@ class ResultStore:
             except OSError:
                 continue
         return removed
+
+    def clean_after_interrupt(self) -> list[Path]:
+        """After Ctrl-C or SIGTERM: remove the lock files no live grid holds and the unlocked temporary files,
+        however young (the interrupted grid's writers are gone). Returns what was removed."""
+        return self.remove_unheld_locks() + self.remove_stale_temps(min_age_s=0)
 
     def records(self) -> Iterator[tuple[Path, RunRecord]]:
         """Every record under the root (superseded ones excluded), in a stable order."""

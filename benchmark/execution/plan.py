@@ -17,6 +17,7 @@ from benchmark.contract import ZSBenchError
 from benchmark.core.data import STAGES, DatasetRequest
 from benchmark.core.env import resolve_device
 from benchmark.core.spec import RunSpec
+from benchmark.core.store import DEFAULT_TUNING
 from benchmark.execution.executors import GridReport, execute, make_executor
 from benchmark.execution.grid import Grid
 from benchmark.execution.runner import RunOutcome, make_spec  # noqa: F401 - make_spec re-exported
@@ -63,7 +64,7 @@ def plan_grid(grid: Grid, tuning: str | Path | None = None, every_method_tuned: 
     entries = [(entry.spec, entry.params, entry.tuned or every_method_tuned) for entry in grid.methods]
     if any(params for _, params, tuned in entries if tuned):
         raise ZSBenchError("--tuned takes the parameters from the tuning studies; drop --param and grid params")
-    folder = Path(tuning or grid.tuning or "results/tuning")
+    folder = Path(tuning or grid.tuning or DEFAULT_TUNING)
     described = [describe_request(request) for request in grid.datasets]
     specs: list[RunSpec] = []
     for request in grid.datasets:

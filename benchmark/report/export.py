@@ -135,3 +135,27 @@ def average_precision_from_trec(run_file: Path, qrels_file: Path) -> dict[str, f
                 total += hits / i
         out[qid] = total / len(rel)
     return out
+
+
+def export_runs(results: str | Path, out: str | Path, methods=None, dataset: str | None = None,
+                keep_ties: bool = False) -> tuple[int, int]:
+    """``zsbench export``: every run under ``results`` that has an embedding sidecar (only ``methods``, a
+    collection of names, and ``dataset`` when given) to ``out/<dataset>-<source>/<method>/<record stem>/``.
+    Returns (run/qrels pairs written, tied adjacent pairs: broken, or kept with ``keep_ties``); nothing to
+    export is an error."""
+    from benchmark.report.records import group_runs, load_runs
+
+    wanted = set(methods) if methods else None
+    done, tied = 0, 0
+    for members in group_runs(load_runs(results)).values():
+        for run in members:
+            if (wanted and run.method not in wanted) or (dataset and run.group.dataset != dataset) or \
+                    run.embeddings_path is None:
+                continue
+            folder = Path(out) / f"{run.group.dataset}-{run.group.source}" / run.method / run.path.stem
+            for task in export_run(run, folder, break_ties=not keep_ties):
+                done += 1
+                tied += task.tied_pairs
+    if not done:
+        raise ZSBenchError(f"no run with an embedding sidecar matched under {results}; nothing exported")
+    return done, tied
