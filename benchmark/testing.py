@@ -103,3 +103,30 @@ class SpyRidge(RidgeProjection):
                 handle.write(json.dumps({"view_classes": list(train.class_names), "sample_classes": sample_classes})
                              + "\n")
         return super().fit(train, seed)
+
+
+#: When set, :class:`WorkerSpy` appends one JSON line per fit: where and how the fit ran.
+WORKER_LOG_ENV = "ZSBENCH_TEST_WORKER_LOG"
+
+
+@dataclass
+class WorkerSpy(RidgeProjection):
+    """RidgeProjection that writes down its process, thread count, device and whether the orphan watchdog of
+    a local worker is running (tests check that ``run`` and ``tune`` start their workers the same way)."""
+
+    name = "worker-spy"
+
+    def fit(self, train: TrainView, seed: int) -> WorkerSpy:
+        import json
+        import threading
+
+        import torch
+
+        fitted = super().fit(train, seed)
+        log = os.environ.get(WORKER_LOG_ENV)
+        if log:
+            watchdog = any(t.name == "zsbench-driver-watch" for t in threading.enumerate())
+            with open(log, "a") as handle:
+                handle.write(json.dumps({"pid": os.getpid(), "threads": torch.get_num_threads(), "seed": seed,
+                                         "device": str(self.device_), "watchdog": watchdog}) + "\n")
+        return fitted

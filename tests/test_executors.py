@@ -180,3 +180,32 @@ def test_executor_arguments_are_checked():
         make_executor("serial", 2)
     with pytest.raises(ZSBenchError, match="--threads must be at least 1"):
         check_grid(grid_from_cli(None, "random", "wikipedia", True, None, 0.05, "0", None, threads=0))
+
+
+@pytest.mark.slow
+def test_tune_and_run_start_their_workers_the_same_way(tmp_path, monkeypatch):
+    """``tune --jobs 2`` runs its trials through the executor of ``run --jobs 2``: worker processes started by
+    the same initialisation (the orphan watchdog), each run with its own thread count and device."""
+    import os
+
+    from click.testing import CliRunner
+
+    from benchmark.cli import cli
+    from benchmark.testing import WORKER_LOG_ENV
+
+    spy = "benchmark.testing:WorkerSpy"
+    common = ["--dataset", "wikipedia", "--synthetic", "--scale", "0.05", "--seeds", "0,1", "--jobs", "2",
+              "--threads", "1"]
+    facts = {}
+    for command, extra in (("tune", ["--budget", "2", "--out", str(tmp_path / "tuning")]),
+                           ("run", ["--results", str(tmp_path / "runs")])):
+        log = tmp_path / f"{command}.jsonl"
+        monkeypatch.setenv(WORKER_LOG_ENV, str(log))
+        result = CliRunner().invoke(cli, [command, "--methods", spy, *common, *extra])
+        assert result.exit_code == 0, result.output
+        facts[command] = [json.loads(line) for line in log.read_text().splitlines()]
+    assert len(facts["tune"]) == 4 and len(facts["run"]) == 2  # 2 trials x 2 seeds; 2 seeds
+    for command, fits in facts.items():
+        assert all(f["pid"] != os.getpid() for f in fits), command  # in worker processes, not the driver
+        assert all(f["watchdog"] for f in fits), command  # the orphan watchdog of init_worker runs there
+        assert {(f["threads"], f["device"]) for f in fits} == {(1, "cpu")}, command

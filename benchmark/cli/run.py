@@ -77,7 +77,7 @@ def run(methods, datasets, synthetic, split, scale, seeds, params, results, forc
                               on_result=progress.finished, on_event=progress.event, on_progress=progress.steps)
     except KeyboardInterrupt:
         _interrupted(results, progress.outcomes, len(plan.specs))
-    outcomes = _with_records(report.results)
+    outcomes = report.with_records()
     if as_json:
         print_json([_outcome_json(o) for o in outcomes])
     else:
@@ -133,15 +133,6 @@ def _estimate(plan, results: str, force: bool, out: Console) -> None:
         out.print(f"[yellow]warning:[/yellow] {line}; consider --scale, fewer seeds or --jobs", highlight=False)
     else:
         out.print(line, highlight=False)
-
-
-def _with_records(outcomes):
-    from benchmark.core.store import ResultStore
-
-    for o in outcomes:
-        if o.record is None and o.path is not None and o.status in ("done", "skipped"):
-            o.record = ResultStore(o.path.parent).load(o.path)
-    return outcomes
 
 
 def _outcome_json(o) -> dict:
@@ -204,7 +195,6 @@ def tune(methods, dataset, synthetic, split, scale, semantics, budget, timeout_s
          jobs, executor, address, threads, device) -> None:
     """Choose hyper-parameters on the split's validation classes (never a test class), same budget for all."""
     from benchmark.core.data import DatasetRequest
-    from benchmark.core.env import resolve_device
     from benchmark.datasets import check_available
     from benchmark.execution.grid import expand_methods, parse_param, parse_seeds, split_list
     from benchmark.execution.tuning import tune_all
@@ -222,7 +212,6 @@ def tune(methods, dataset, synthetic, split, scale, semantics, budget, timeout_s
     check_available(dataset, synthetic, split)
     _build_embedded([dataset], synthetic, semantics)
     executor = executor or ("processes" if jobs > 1 else "serial")
-    device = resolve_device(device)
     rows = []
     with TuneProgress(len(specs), budget, executor) as progress:
         results = tune_all(specs, request, budget, parse_seeds(seeds), Path(out), timeout_s, threads, device,

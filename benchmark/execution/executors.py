@@ -325,6 +325,13 @@ class GridReport:
     def failures(self) -> list[RunOutcome]:
         return [r for r in self.results if r.status == "failed"]
 
+    def with_records(self) -> list[RunOutcome]:
+        """The outcomes, each run that has a record (done or skipped) with that record loaded."""
+        for o in self.results:
+            if o.record is None and o.path is not None and o.status in ("done", "skipped"):
+                o.record = ResultStore(o.path.parent).load(o.path)
+        return self.results
+
     def raise_for_failures(self) -> None:
         failed = self.failures
         if failed:

@@ -31,7 +31,7 @@ from typing import Any
 
 from benchmark.contract import Choice, IntRange, LogUniform, Method, Uniform, ZSBenchError
 from benchmark.core.data import DatasetRequest, ZSDataset
-from benchmark.core.env import DEFAULT_THREADS
+from benchmark.core.env import DEFAULT_THREADS, resolve_device
 from benchmark.core.spec import safe_name
 from benchmark.core.store import ResultStore
 from benchmark.registry import build_method, resolve_method
@@ -259,12 +259,13 @@ def tune_all(specs: list[str], request: DatasetRequest, budget: int, seeds: list
 
     Each study is sequential (trial k+1 is drawn from the scores of trials 0..k, hence deterministic), and
     its trials' runs (one per seed) go through the same executor as ``zsbench run``: with ``--jobs N`` the
-    seeds of a trial and the trials of different methods run at once. ``device`` is already resolved.
+    seeds of a trial and the trials of different methods run at once.
     """
     from benchmark.execution.executors import Job, dataset_for, iter_finished, make_executor
 
     if budget < 1:
         raise ZSBenchError(f"--budget must be at least 1 trial, got {budget}")
+    device = resolve_device(device)
     params = params or {}
     ds = dataset_for(request)
     for spec in specs:  # a bad search space fails before any trial, for every method
