@@ -78,6 +78,8 @@ def modality_loss(logits_a: torch.Tensor, logits_b: torch.Tensor) -> torch.Tenso
 @dataclass
 class ACMR(Method):
     name = "acmr"
+    #: The main training loss the convergence rule reads: the total loss ACMR's feature projector minimises.
+    convergence_loss = ("loss",)
     max_modalities = 2
     quick_params = {"common_dim": 8, "image_hidden": (16,), "text_hidden": (8,), "batch_size": 8, "epochs": 2}
     search_space = {

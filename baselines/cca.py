@@ -141,6 +141,8 @@ def pair_moments(pairs: StandardizedPairs):
 @dataclass
 class CCA(Method):
     name = "cca"
+    #: The main training loss the convergence rule reads: none (closed form).
+    convergence_loss = ()
     max_modalities = 2
     quick_params = {"n_components": 4}
     search_space = {"reg": LogUniform(1e-3, 10.0)}

@@ -104,6 +104,8 @@ class CVAENetwork(nn.Module):
 @dataclass
 class CVAE(Method):
     name = "cvae"
+    #: The main training loss the convergence rule reads: the CVAE objective (reconstruction + KL + regulariser).
+    convergence_loss = ("total",)
     max_modalities = 2
     quick_params = {"hidden_dim": 16, "latent_dim": 4, "feature_dim": 8, "epochs": 2, "min_steps": 4,
                     "batch_size": 16, "n_samples": 5}

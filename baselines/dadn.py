@@ -114,6 +114,8 @@ def bce(logits: torch.Tensor, real: bool) -> torch.Tensor:
 @dataclass
 class DADN(Method):
     name = "dadn"
+    #: The main training loss the convergence rule reads: the generators' losses.
+    convergence_loss = ("mapping_generator", "rebuild_generator")
     max_modalities = 2
     quick_params = {"hidden": 16, "critic_hidden": (16, 8), "batch_size": 16, "epochs": 2}
     search_space = {

@@ -85,6 +85,8 @@ class DSCMRNet(nn.Module):
 @dataclass
 class DSCMR(Method):
     name = "dscmr"
+    #: The main training loss the convergence rule reads: the total loss.
+    convergence_loss = ("loss",)
     max_modalities = 2
     quick_params = {"hidden": 16, "common_dim": 8, "batch_size": 8, "epochs": 2}
     search_space = {

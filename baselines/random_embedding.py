@@ -17,6 +17,8 @@ class RandomEmbedding(Method):
     independent of the item's position, so gallery order cannot leak the labels."""
 
     name = "random"
+    #: The main training loss the convergence rule reads: none (no training).
+    convergence_loss = ()
     quick_params = {"dim": 16}  # already instant: nothing to shrink
     dim: int = 16
 

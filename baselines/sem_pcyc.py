@@ -117,6 +117,8 @@ class SemanticAutoEncoder(nn.Module):
 @dataclass
 class SemPCYC(Method):
     name = "sem-pcyc"
+    #: The main training loss the convergence rule reads: the generators' loss.
+    convergence_loss = ("generator",)
     max_modalities = 2
     quick_params = {"semantic_dim": 8, "feature_dim": 8, "epochs": 2, "batches_per_epoch": 3, "batch_size": 16}
     search_space = {

@@ -38,6 +38,8 @@ def normalized(v: np.ndarray) -> np.ndarray:
 @dataclass
 class SemanticRegression(Method):
     name = "semantic-regression"
+    #: The main training loss the convergence rule reads: the regression losses.
+    convergence_loss = ("mse_",)
     quick_params = {"hidden": 32, "epochs": 3}
     search_space = {
         "lr": LogUniform(1e-4, 1e-2),

@@ -170,6 +170,15 @@ class Method:
     #: What ``zsbench tune`` may try: hyper-parameter name -> LogUniform / Uniform / IntRange / Choice. Ranges
     #: stay within what a CPU run of the method can afford; every method gets the same number of trials.
     search_space: ClassVar[dict[str, Any]] = {}
+    #: Named training budgets: hyper-parameter overrides per budget (``zsbench run --budget NAME``). The
+    #: fields' defaults are the authors' released settings where a method states them (its ``paper`` budget,
+    #: ``{}``); ``cpu`` holds what a CPU forces (a shorter length, a narrower width), each change stated in the
+    #: method's docstring. A method offers only the budgets it declares.
+    budgets: ClassVar[dict[str, dict[str, Any]]] = {"cpu": {}}
+    #: The training-log entries whose sum is the main training loss that ``benchmark.core.convergence`` judges
+    #: (exact keys, or prefixes ending in ``_``); ``()`` for a method without iterative training; None: not
+    #: assessed.
+    convergence_loss: ClassVar[tuple[str, ...] | None] = None
     history_: list[dict[str, Any]] = field(default_factory=list, init=False, repr=False, compare=False)
 
     def fit(self, train: TrainView, seed: int) -> Method:

@@ -62,10 +62,14 @@ def resolve_method(spec: str) -> tuple[str, type[Method], dict[str, Any]]:
     return spec, cls, overrides
 
 
-def build_method(spec: str, params: dict[str, Any] | None = None) -> tuple[str, Method]:
-    """Instantiate a method with its registered overrides and then ``params`` on top."""
+def build_method(spec: str, params: dict[str, Any] | None = None, budget: str = "cpu") -> tuple[str, Method]:
+    """Instantiate a method at its defaults with the overrides of its training ``budget``, then its registered
+    (variant) overrides, then ``params`` on top."""
     name, cls, overrides = resolve_method(spec)
-    merged = {**overrides, **(params or {})}
+    budgets = getattr(cls, "budgets", {"cpu": {}})
+    if budget not in budgets:
+        raise ZSBenchError(f"{name} has no {budget!r} training budget (its budgets: {', '.join(budgets)})")
+    merged = {**budgets[budget], **overrides, **(params or {})}
     try:
         method = cls(**merged)
     except TypeError as err:

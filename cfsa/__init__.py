@@ -6,9 +6,10 @@
 - ``losses.py``: WGAN-GP, regression and cycle consistency, alignment (``cmpm``, ``mmd``, ``coral``, ``none``).
 - ``training.py``: one training iteration (``n_critic`` critic updates and one coupled generator update, then
   ``regressor_steps`` regressor updates with their own optimiser).
-- ``method.py``: the ``cfsa`` method, its defaults with the validation figures that chose them, and its
-  registered variants, each removing one thing: ``cfsa-no-synthesis`` (no GAN, no synthetic feature),
-  ``cfsa-no-unseen-synthesis`` (synthesis of seen classes only), ``cfsa-no-cycle`` (no cycle term),
-  ``cfsa-no-align`` (no alignment term); ``cfsa-paper-width`` is hidden width 4096, for a GPU.
-- ``perf.py``: ``zsbench perf train``: step throughput and analytic matmul GFLOP/s against the measured peak.
+- ``method.py``: the ``cfsa`` method, its defaults (the paper family's released objective, each value with its
+  source line), its ``cpu`` and ``paper`` training budgets, and its registered variants: the ablations, each
+  removing one thing (``cfsa-no-synthesis``: no GAN, no synthetic feature; ``cfsa-no-cycle``: no cycle term;
+  ``cfsa-no-align``: no alignment term; ``cfsa-no-adversary``: no modality adversary), and
+  ``cfsa-unseen-synthesis`` (also synthesise the unseen classes from their embeddings).
+- ``perf.py``: step throughput and analytic matmul GFLOP/s against the measured peak (``zsbench perf train``).
 """

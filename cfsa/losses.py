@@ -52,18 +52,27 @@ def generator_adversarial_loss(fake_scores: torch.Tensor) -> torch.Tensor:
     return -fake_scores.mean()
 
 
-def regression_loss(embeddings: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Squared distance to the target, summed over dimensions and averaged over rows (the regressors' and the
-    cycle's loss). Deviation: JFSE averages over dimensions too, which on unit-norm 50-d targets puts the
-    loss at ~0.02 (the trivial prediction 0 scores 1/50): next to the critics' scores and the alignment's
-    divergence such a term barely moves anything, whatever sensible weight it gets. Summed, predicting 0
-    scores 1, and the weights are comparable across terms."""
-    return (embeddings - targets).pow(2).sum(dim=1).mean()
+#: How a squared distance is reduced over the embedding's dimensions: ``mean`` (JFSE's ``tf.reduce_mean``
+#: over rows and dimensions, so its loss weights apply as released) or ``sum`` (predicting 0 on unit-norm
+#: targets scores 1 whatever the dimension; the scale the emoji-selected configuration was chosen on).
+REDUCTIONS = ("mean", "sum")
 
 
-def cycle_loss(regressed_synthetic: torch.Tensor, class_embedding: torch.Tensor) -> torch.Tensor:
+def regression_loss(embeddings: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Squared distance to the target, reduced over dimensions by ``reduction`` and averaged over rows (the
+    regressors' and the cycle's loss)."""
+    squared = (embeddings - targets).pow(2)
+    if reduction == "mean":
+        return squared.mean()
+    if reduction == "sum":
+        return squared.sum(dim=1).mean()
+    raise ValueError(f"unknown reduction {reduction!r}; expected one of {', '.join(REDUCTIONS)}")
+
+
+def cycle_loss(regressed_synthetic: torch.Tensor, class_embedding: torch.Tensor, reduction: str = "mean"
+               ) -> torch.Tensor:
     """R_m(G_m(c, z)) should come back to c."""
-    return regression_loss(regressed_synthetic, class_embedding)
+    return regression_loss(regressed_synthetic, class_embedding, reduction)
 
 
 def _projection_matching(a: torch.Tensor, b: torch.Tensor, same_class: torch.Tensor, temperature: float,

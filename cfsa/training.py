@@ -4,9 +4,10 @@ One iteration is ``n_critic`` critic updates and one generator update (the *GAN 
 GANs are frozen or synthesis is off), then ``regressor_steps`` regressor updates, each on a fresh real
 batch and, when synthetic features are in use, a fresh synthetic batch from the current generators.
 
-The two generators are coupled through their conditioning: both modalities' generators receive the same
-class embeddings and the same noise, so each synthetic row is a correlated cross-modal pair of one class,
-which the alignment term then sees as a matched pair. The regressors learn from real seen-class features,
+The generators are coupled through their conditioning: every modality's generator receives the same class
+embeddings (and, with ``shared_noise``, the same noise; JFSE draws each modality's noise apart), so each
+synthetic row is a cross-modal pair of one class, which the alignment term sees as a matched pair (a
+correlated one with shared noise). The regressors learn from real seen-class features,
 from synthetic features (of seen classes, and of unseen classes when ``synthesize_unseen``: only their
 class embeddings are used, never a sample), and from the alignment between modalities in the common space.
 On paired data (row i of every modality is one item) real batches draw the same rows in every modality,
@@ -50,21 +51,27 @@ class StepConfig:
     synthetic_weight: float
     alignment: str
     align_weight: float
+    synthetic_align_weight: float
     temperature: float
     regressor_lr: float
+    regressor_beta1: float
     regressor_steps: int
     regressor_weight_decay: float
     modality_adversary: bool
     adversary_weight: float
+    shared_noise: bool
+    critic_same_batch: bool
+    distance_reduction: str
 
     @property
     def aligns(self) -> bool:
-        return self.alignment != "none" and self.align_weight > 0
+        return self.alignment != "none" and (self.align_weight > 0 or self.synthetic_align_weight > 0)
 
     @property
     def synthetic_to_regressors(self) -> bool:
         """Whether synthetic features reach the regressors' updates (given a stage that allows them)."""
-        return self.synthesis and (self.synthetic_weight > 0 or self.aligns)
+        return self.synthesis and (self.synthetic_weight > 0 or
+                                   (self.alignment != "none" and self.synthetic_align_weight > 0))
 
 
 class CFSANetworks(nn.Module):
@@ -139,6 +146,7 @@ class CFSATrainer:
         if nets.adversary is not None:
             regressor_params += list(nets.adversary.parameters())
         self.opt_regressor = torch.optim.AdamW(regressor_params, lr=config.regressor_lr,
+                                               betas=(config.regressor_beta1, 0.999),
                                                weight_decay=config.regressor_weight_decay, **fused)
 
     # -- sampling ------------------------------------------------------------------------------------------
@@ -162,21 +170,31 @@ class CFSATrainer:
     def _noise(self, n: int) -> torch.Tensor:
         return torch.randn(n, self.noise_dim, generator=self.torch_rng).to(self.device)
 
-    def synthetic_conditions(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Class ids and noise for one synthetic batch shared by all modalities (seen, then unseen classes)."""
+    def synthetic_conditions(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Class ids for one synthetic batch of all modalities (seen, then unseen classes) and each modality's
+        noise: one draw shared by all modalities (``shared_noise``) or one draw each (JFSE)."""
         ids = self._classes(self.seen)
         if self.config.synthesize_unseen and len(self.unseen) > 0:
             ids = torch.cat([ids, self._classes(self.unseen)])
-        return ids, self._noise(len(ids))
+        return ids, self._noises(len(ids))
+
+    def _noises(self, n: int) -> dict[str, torch.Tensor]:
+        if self.config.shared_noise:
+            noise = self._noise(n)
+            return {m: noise for m in self.nets.modalities}
+        return {m: self._noise(n) for m in self.nets.modalities}
 
     # -- the updates ---------------------------------------------------------------------------------------
-    def critic_update(self, logs: LossMeter) -> None:
+    def critic_update(self, logs: LossMeter, batches=None, noises=None) -> None:
+        """One critic update on ``batches`` with generator ``noises`` (fresh draws, one per modality, when not
+        given)."""
         cfg, nets = self.config, self.nets
+        batches = self.real_batches() if batches is None else batches
         loss = 0.0
-        for m, (x, y) in self.real_batches().items():
+        for m, (x, y) in batches.items():
             c = self.conditions[y]
             with torch.no_grad():
-                fake = nets.generators[m](c, self._noise(len(y)))
+                fake = nets.generators[m](c, self._noise(len(y)) if noises is None else noises[m][: len(y)])
             real_scores, fake_scores, penalty = nets.critics[m].scores_and_penalty(x, fake, c,
                                                                                    self._uniform(len(y), 1))
             loss = loss + critic_loss(real_scores, fake_scores) + cfg.gp_weight * penalty
@@ -190,7 +208,7 @@ class CFSATrainer:
         """The coupled generators: fool the critics on seen classes; the cycle term R_m(G_m(c, z)) -> c on the
         seen and (when synthesised) unseen classes, through the frozen regressors in evaluation mode."""
         cfg, nets = self.config, self.nets
-        ids, noise = self.synthetic_conditions()
+        ids, noises = self.synthetic_conditions()
         n_seen = self.config.batch_size
         c, target = self.conditions[ids], self.targets[ids]
         _set_trainable(nets.critics, False)
@@ -200,12 +218,12 @@ class CFSATrainer:
         for m in nets.modalities:
             with_cycle = cfg.cycle_weight > 0
             rows = slice(None) if with_cycle else slice(0, n_seen)  # unseen rows serve the cycle term only
-            fake = nets.generators[m](c[rows], noise[rows])
+            fake = nets.generators[m](c[rows], noises[m][rows])
             adversarial = generator_adversarial_loss(nets.critics[m](fake[:n_seen], c[:n_seen]))
             loss = loss + adversarial
             logs.add(f"generator_{m}", adversarial)
             if with_cycle:
-                cycle = cycle_loss(nets.regressors[m](fake), target)
+                cycle = cycle_loss(nets.regressors[m](fake), target, cfg.distance_reduction)
                 loss = loss + cfg.cycle_weight * cycle
                 logs.add(f"cycle_{m}", cycle)
         self.opt_generator.zero_grad(set_to_none=True)
@@ -216,15 +234,22 @@ class CFSATrainer:
         _set_trainable(nets.regressors, True)
 
     def gan_step(self, logs: LossMeter) -> None:
-        for _ in range(self.config.n_critic):
-            self.critic_update(logs)
+        """``n_critic`` critic updates (on one real batch and one noise draw with ``critic_same_batch``, as
+        JFSE's five discriminator steps share their feed), then one generator update."""
+        if self.config.critic_same_batch:
+            batches, noises = self.real_batches(), self._noises(self.config.batch_size)
+            for _ in range(self.config.n_critic):
+                self.critic_update(logs, batches, noises)
+        else:
+            for _ in range(self.config.n_critic):
+                self.critic_update(logs)
         self.generator_update(logs)
 
     def synthetic_batches(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """Fresh synthetic features per modality (no gradient to the generators), coupled across modalities."""
-        ids, noise = self.synthetic_conditions()
+        ids, noises = self.synthetic_conditions()
         with torch.no_grad():
-            return {m: (self.nets.generators[m](self.conditions[ids], noise), ids) for m in self.nets.modalities}
+            return {m: (self.nets.generators[m](self.conditions[ids], noises[m]), ids) for m in self.nets.modalities}
 
     def regressor_update(self, logs: LossMeter, progress: float = 0.0, with_synthetic: bool = True) -> None:
         cfg, nets = self.config, self.nets
@@ -241,21 +266,22 @@ class CFSATrainer:
             real[m], fake[m] = (embedded[: len(y)], y), (embedded[len(y):], y_synthetic)
         loss = 0.0
         for m in nets.modalities:
-            reg = regression_loss(real[m][0], self.targets[real[m][1]])
+            reg = regression_loss(real[m][0], self.targets[real[m][1]], cfg.distance_reduction)
             loss = loss + reg
             logs.add(f"regression_{m}", reg)
             if fake and cfg.synthetic_weight > 0:
-                reg_syn = regression_loss(fake[m][0], self.targets[fake[m][1]])
+                reg_syn = regression_loss(fake[m][0], self.targets[fake[m][1]], cfg.distance_reduction)
                 loss = loss + cfg.synthetic_weight * reg_syn
                 logs.add(f"synthetic_{m}", reg_syn)
         if cfg.aligns:
-            for name, embedded in (("alignment", real), ("alignment_synthetic", fake)):
-                if not embedded:
+            for name, embedded, weight in (("alignment", real, cfg.align_weight),
+                                           ("alignment_synthetic", fake, cfg.synthetic_align_weight)):
+                if not embedded or weight <= 0:
                     continue
                 align = sum(alignment_loss(cfg.alignment, embedded[a][0], embedded[b][0], embedded[a][1],
                                            embedded[b][1], cfg.temperature)
                             for a, b in combinations(nets.modalities, 2))
-                loss = loss + cfg.align_weight * align
+                loss = loss + weight * align
                 logs.add(name, align)
         if nets.adversary is not None:
             embeddings = torch.cat([real[m][0] for m in nets.modalities])

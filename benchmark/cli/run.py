@@ -18,6 +18,7 @@ from benchmark.cli.output import _plural, _score, _short, console, err_console, 
 from benchmark.cli.progress import RunProgress, TuneProgress, _build_embedded
 from benchmark.contract import ZSBenchError
 from benchmark.core.env import DEFAULT_THREADS
+from benchmark.core.spec import BUDGETS, DEFAULT_BUDGET
 from benchmark.core.store import DEFAULT_RESULTS, DEFAULT_TUNING
 
 
@@ -54,15 +55,18 @@ from benchmark.core.store import DEFAULT_RESULTS, DEFAULT_TUNING
                                            "(zsbench tune) on the same dataset; records say how they were chosen.")
 @click.option("--tuning", default=None, help=f"Folder of the tuning studies (default: the grid file's, else "
                                              f"{DEFAULT_TUNING}).")
+@click.option("--budget", type=click.Choice(BUDGETS), default=None,
+              help="Training budget: cpu (lengths and widths a CPU affords, the default) or paper (the authors' "
+                   "released ones, where a method declares them); part of a run's identity.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON (one object per run).")
 def run(methods, datasets, synthetic, split, scale, seeds, params, results, force, device, config, stage, jobs,
-        executor, address, threads, semantics, tuned, tuning, as_json) -> None:
+        executor, address, threads, semantics, tuned, tuning, budget, as_json) -> None:
     """Run every (method, dataset, seed) and write one JSON record each; rerunning resumes."""
     from benchmark.execution.grid import grid_from_cli
     from benchmark.execution.plan import check_grid, plan_grid, run_plan
 
     grid = grid_from_cli(config, methods, datasets, synthetic, split, scale, seeds, device, semantics, threads, stage,
-                         params)
+                         params, budget)
     results = results or grid.results or DEFAULT_RESULTS
     executor = executor or ("processes" if jobs > 1 else "serial")
     check_grid(grid)  # every mistake in the grid before an embedded dataset is built
@@ -191,8 +195,10 @@ def _print_outcomes(outcomes) -> None:
 @click.option("--threads", default=DEFAULT_THREADS, show_default=True, type=int,
               help="torch/BLAS threads per trial run (part of its identity, as for run).")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, or auto.")
+@click.option("--training-budget", "training", type=click.Choice(BUDGETS), default=DEFAULT_BUDGET, show_default=True,
+              help="The training budget every trial runs at (as run --budget); its studies are kept apart.")
 def tune(methods, dataset, synthetic, split, scale, semantics, budget, timeout_s, seeds, sampler_seed, params, out,
-         jobs, executor, address, threads, device) -> None:
+         jobs, executor, address, threads, device, training) -> None:
     """Choose hyper-parameters on the split's validation classes (never a test class), same budget for all."""
     from benchmark.core.data import DatasetRequest
     from benchmark.datasets import check_available
@@ -215,7 +221,7 @@ def tune(methods, dataset, synthetic, split, scale, semantics, budget, timeout_s
     rows = []
     with TuneProgress(len(specs), budget, executor) as progress:
         results = tune_all(specs, request, budget, parse_seeds(seeds), Path(out), timeout_s, threads, device,
-                           sampler_seed, fixed, executor, jobs, address, progress.trial, progress.done)
+                           sampler_seed, fixed, executor, jobs, address, progress.trial, progress.done, training)
     for r in results:
         rows.append([r.method, f"{r.trials}/{r.budget}", str(r.failed), _score(r.default_value), _score(r.best_value),
                      f"{r.wall_s:.0f}", r.stopped_by, ", ".join(f"{k}={_short(v)}" for k, v in r.best_params.items())])

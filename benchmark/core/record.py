@@ -55,11 +55,19 @@ class RunRecord:
     #: Sidecars beside the record: unseen-class embeddings (.npz) and per-query metrics (.parquet).
     embeddings_file: str | None = None
     queries_file: str | None = None
+    #: The training budget (``paper``; None: ``cpu``, as every record before budgets existed).
+    budget: str | None = None
+    #: Whether training converged, by the one rule of ``benchmark.core.convergence`` (None in older records).
+    convergence: dict[str, Any] | None = None
     schema_version: int = SCHEMA_VERSION
 
     @property
     def split_name(self) -> str:
         return str(self.split["name"])
+
+    @property
+    def training_budget(self) -> str:
+        return self.budget or "cpu"
 
     @property
     def total_s(self) -> float:
@@ -113,6 +121,6 @@ def read_json(path: Path) -> Any:
         raise ZSBenchError(f"record {path} is unreadable ({err}); move it aside and rerun to regenerate it") from None
 
 
-_OPTIONAL = {"threads", "machine", "grid", "embeddings_file", "queries_file"}
+_OPTIONAL = {"threads", "machine", "grid", "embeddings_file", "queries_file", "budget", "convergence"}
 _REQUIRED = {f.name for f in dataclasses.fields(RunRecord)
              if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}

@@ -26,6 +26,11 @@ from benchmark.core.data import DatasetRequest, ZSDataset
 from benchmark.core.env import DEFAULT_THREADS, device_class
 from benchmark.core.record import DEFAULTS_SELECTION
 
+#: The training budgets a run may ask for: ``cpu`` (what a CPU affords, the default) and ``paper`` (the
+#: authors' released lengths and widths).
+BUDGETS = ("cpu", "paper")
+DEFAULT_BUDGET = "cpu"
+
 
 def safe_name(text: str) -> str:
     """``text`` as one file or folder name: letters, digits, ``-``, ``_`` and ``.`` kept, the rest ``_``."""
@@ -47,7 +52,7 @@ class RunSpec:
     :func:`benchmark.core.env.resolve_device`). ``selection`` None means the method's defaults.
     ``monitor_every`` (validation stage only: the validation mAP every N epochs in the training log) and
     ``index`` (the place in its grid) describe how the run is carried out, not what it is: neither is part
-    of the identity.
+    of the identity. ``budget`` is (for a budget other than ``cpu``).
     """
 
     method: str
@@ -60,6 +65,8 @@ class RunSpec:
     selection: Mapping[str, Any] | None = None
     monitor_every: int = 1
     index: int = field(default=-1, compare=False)
+    #: The training budget the parameters were resolved at (``cpu`` or ``paper``; see ``Method.budgets``).
+    budget: str = DEFAULT_BUDGET
 
     @property
     def chosen_by(self) -> dict[str, Any]:
@@ -75,6 +82,8 @@ class RunSpec:
                     "threads": int(self.threads), "selection": self.chosen_by}
         if (kind := device_class(self.device)) != "cpu":
             identity["device"] = kind
+        if self.budget != DEFAULT_BUDGET:  # cpu-budget identities carry no budget, so older records keep names
+            identity["budget"] = self.budget
         return identity
 
     def configuration(self, dataset: Mapping[str, Any]) -> str:

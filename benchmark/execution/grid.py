@@ -7,6 +7,7 @@ regenerates the committed records::
     device = "cpu"                 # optional
     threads = 1                    # optional: torch/BLAS threads per run (part of a run's identity)
     stage = "test"                 # optional: "validation" scores the validation classes (model selection)
+    budget = "cpu"                 # optional: the training budget, "cpu" or "paper" (the released lengths)
     results = "results/runs"       # optional; --results overrides it
 
     [[methods]]
@@ -42,13 +43,14 @@ from typing import Any
 from benchmark.contract import ZSBenchError
 from benchmark.core.data import DatasetRequest
 from benchmark.core.env import DEFAULT_THREADS
+from benchmark.core.spec import DEFAULT_BUDGET
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10 reads TOML with the tomli backport (a dependency there)
     import tomli as tomllib
 
-TOP_KEYS = {"seeds", "device", "threads", "stage", "results", "tuning", "methods", "datasets"}
+TOP_KEYS = {"seeds", "device", "threads", "stage", "budget", "results", "tuning", "methods", "datasets"}
 #: The word that expands to every registered method, dataset or split.
 ALL = "all"
 METHOD_KEYS = {"name", "params", "tuned"}
@@ -71,6 +73,8 @@ class Grid:
     device: str = "cpu"
     threads: int = DEFAULT_THREADS
     stage: str = "test"
+    #: The training budget of every run: ``cpu`` (default) or ``paper`` (see ``Method.budgets``).
+    budget: str = DEFAULT_BUDGET
     results: str | None = None
     #: Folder of the tuning studies that ``tuned`` entries read (default results/tuning).
     tuning: str | None = None
@@ -260,6 +264,7 @@ def load_grid(path: str | Path) -> Grid:
                 device=_expect(data.get("device", "cpu"), str, where, "device"),
                 threads=_expect(data.get("threads", DEFAULT_THREADS), int, where, "threads"),
                 stage=_expect(data.get("stage", "test"), str, where, "stage"),
+                budget=_expect(data.get("budget", DEFAULT_BUDGET), str, where, "budget"),
                 results=None if data.get("results") is None else _expect(data["results"], str, where, "results"),
                 tuning=None if data.get("tuning") is None else _expect(data["tuning"], str, where, "tuning"),
                 file=str(path), file_sha256=hashlib.sha256(raw).hexdigest())
@@ -269,14 +274,16 @@ def load_grid(path: str | Path) -> Grid:
 def grid_from_cli(config: str | None, methods: str | None, datasets: str | None, synthetic: bool,
                   split: str | None, scale: float | None, seeds: str | None, device: str | None,
                   semantics: str | None = None, threads: int | None = None, stage: str | None = None,
-                  params: Sequence[str] = ()) -> Grid:
+                  params: Sequence[str] = (), budget: str | None = None) -> Grid:
     """The grid of ``zsbench run``: a grid file, or the flags; flags that a file would contradict are errors.
-    ``seeds``, ``device``, ``threads``, ``stage`` and ``params`` apply to either."""
+    ``seeds``, ``device``, ``threads``, ``stage``, ``budget`` and ``params`` apply to either."""
     grid = _grid_from_cli(config, methods, datasets, synthetic, split, scale, seeds, device, semantics)
     if threads is not None:
         grid.threads = threads
     if stage is not None:
         grid.stage = stage
+    if budget is not None:
+        grid.budget = budget
     return grid.with_params(params)
 
 

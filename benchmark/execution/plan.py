@@ -16,7 +16,7 @@ from typing import Any
 from benchmark.contract import ZSBenchError
 from benchmark.core.data import STAGES, DatasetRequest
 from benchmark.core.env import resolve_device
-from benchmark.core.spec import RunSpec
+from benchmark.core.spec import BUDGETS, DEFAULT_BUDGET, RunSpec
 from benchmark.core.store import DEFAULT_TUNING
 from benchmark.execution.executors import GridReport, execute, make_executor
 from benchmark.execution.grid import Grid
@@ -39,8 +39,10 @@ def check_grid(grid: Grid) -> str:
     device the grid runs on (resolved here, once)."""
     from benchmark.datasets import check_available
 
+    if grid.budget not in BUDGETS:
+        raise ZSBenchError(f"--budget must be one of {', '.join(BUDGETS)}, got {grid.budget!r}")
     for entry in grid.methods:
-        build_method(entry.spec, entry.params)
+        build_method(entry.spec, entry.params, grid.budget)
     if grid.stage not in STAGES:
         raise ZSBenchError(f"stage must be one of {', '.join(STAGES)}, got {grid.stage!r}")
     if grid.threads < 1:
@@ -71,18 +73,19 @@ def plan_grid(grid: Grid, tuning: str | Path | None = None, every_method_tuned: 
         for method, params, tuned in entries:
             selection = None
             if tuned:
-                params, selection = tuned_choice(folder, method, request)
+                params, selection = tuned_choice(folder, method, request, grid.budget)
             for seed in grid.seeds:
                 specs.append(make_spec(method, seed, request, params, grid.stage, grid.threads, device, selection,
-                                       index=len(specs)))
+                                       index=len(specs), budget=grid.budget))
     methods = []
     for method, params, tuned in entries:
-        name, built = build_method(method, params if not tuned else {})
+        name, built = build_method(method, params if not tuned else {}, grid.budget)
         methods.append({"name": name, "overrides": dict(params if not tuned else {}), "params": built.get_params(),
                         **({"tuned": True} if tuned else {})})
     provenance = {"file": grid.file, "file_sha256": grid.file_sha256, "methods": methods,
                   "datasets": [{k: v for k, v in d.items() if k != "source"} for d in described],
-                  "seeds": list(grid.seeds), "device": device, "threads": grid.threads, "stage": grid.stage}
+                  "seeds": list(grid.seeds), "device": device, "threads": grid.threads, "stage": grid.stage,
+                  **({"budget": grid.budget} if grid.budget != DEFAULT_BUDGET else {})}
     return Plan(specs, provenance, dict(zip(grid.datasets, described, strict=True)))
 
 

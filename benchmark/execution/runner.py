@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from benchmark.contract import Method, ZSBenchError, fit_context
+from benchmark.core.convergence import assess
 from benchmark.core.data import DatasetRequest, ZSDataset
 from benchmark.core.env import (
     DEFAULT_THREADS,
@@ -30,7 +31,7 @@ from benchmark.core.env import (
 )
 from benchmark.core.protocol import build_train_view, evaluate
 from benchmark.core.record import RunRecord
-from benchmark.core.spec import RunSpec
+from benchmark.core.spec import DEFAULT_BUDGET, RunSpec
 from benchmark.core.store import ResultStore
 from benchmark.registry import build_method
 
@@ -57,13 +58,14 @@ class RunOutcome:
 
 def make_spec(method: str, seed: int, dataset: DatasetRequest | str = "dataset", params: dict[str, Any] | None = None,
               stage: str = "test", threads: int = DEFAULT_THREADS, device: str = "cpu",
-              selection: dict[str, Any] | None = None, monitor_every: int = 1, index: int = -1) -> RunSpec:
+              selection: dict[str, Any] | None = None, monitor_every: int = 1, index: int = -1,
+              budget: str = DEFAULT_BUDGET) -> RunSpec:
     """A spec for ``method`` (a registered name or module:Class) with ``params`` on top of its defaults, every
     hyper-parameter resolved. ``dataset`` may be a bare name when the caller passes the loaded data itself."""
-    name, built = build_method(method, params)
+    name, built = build_method(method, params, budget)
     request = dataset if isinstance(dataset, DatasetRequest) else DatasetRequest(dataset)
     return RunSpec(name, built.get_params(), request, int(seed), stage, threads, device, selection, monitor_every,
-                   index)
+                   index, budget)
 
 
 def _now() -> str:
@@ -99,7 +101,7 @@ def run_one(spec: RunSpec, ds: ZSDataset, store: ResultStore, force: bool = Fals
     if ds.stage != spec.stage:
         raise ZSBenchError(f"run of {spec.method} asks for the {spec.stage} stage but got the {ds.stage} view of "
                            f"{ds.name}")
-    name, method = build_method(spec.method, dict(spec.params))
+    name, method = build_method(spec.method, dict(spec.params), spec.budget)
     identity = spec.identity(ds)
     path = store.path_for(identity)
 
@@ -127,7 +129,8 @@ def run_one(spec: RunSpec, ds: ZSDataset, store: ResultStore, force: bool = Fals
             record, sidecars = _fit_and_score(name, method, ds, parts, views, spec.seed, spec.device, on_event,
                                               on_progress, map_blocks, monitor_every)
         record = dataclasses.replace(record, identity=identity, threads=int(spec.threads), selection=spec.chosen_by,
-                                     grid=grid, machine=this_machine())
+                                     grid=grid, machine=this_machine(),
+                                     budget=None if spec.budget == DEFAULT_BUDGET else spec.budget)
         if force:
             store.supersede(path)
         written = []
@@ -182,6 +185,7 @@ def _fit_and_score(name: str, method: Method, ds: ZSDataset, parts: list[ZSDatas
         method=name, config=method.get_params(), dataset=ds.record(), source=ds.source, split=ds.split.record(),
         seed=int(seed), metrics={t: metrics[t] for t in tasks}, metrics_info={t: infos[t] for t in tasks},
         training_log=history, fits=["+".join(part.modalities) for part in parts],
+        convergence=assess(history, type(method).convergence_loss),
         timings={"fit_s": round(t_fit, 3), "eval_s": round(t_eval, 3), "total_s": round(t_fit + t_eval, 3)},
         peak_memory_mb=round(memory.peak_mb, 1), device=device, versions=library_versions(),
         git_commit=git_commit(), started=started, finished=_now(), identity={}, stage=ds.stage)

@@ -32,7 +32,7 @@ from typing import Any
 from benchmark.contract import Choice, IntRange, LogUniform, Method, Uniform, ZSBenchError
 from benchmark.core.data import DatasetRequest, ZSDataset
 from benchmark.core.env import DEFAULT_THREADS, resolve_device
-from benchmark.core.spec import safe_name
+from benchmark.core.spec import DEFAULT_BUDGET, safe_name
 from benchmark.core.store import ResultStore
 from benchmark.registry import build_method, resolve_method
 
@@ -118,14 +118,15 @@ def distribution(name: str, method_name: str, space: Any, default: Any):
     raise ZSBenchError(f"{where} is {space!r}; use LogUniform, Uniform, IntRange or Choice from benchmark.contract")
 
 
-def checked_space(spec: str, base_params: dict[str, Any]) -> tuple[str, dict[str, Any], Method]:
+def checked_space(spec: str, base_params: dict[str, Any], training: str = DEFAULT_BUDGET
+                  ) -> tuple[str, dict[str, Any], Method]:
     """(method name, param -> distribution, the method at its base parameters); fails before any trial on a
     space naming an unknown hyper-parameter, an empty or mistyped range, or ends the method refuses.
 
     A registered variant's overrides (an ablation's ``cycle_weight=0``) and the parameters fixed with
     ``--param`` are not searched: they define what is being tuned."""
     name, cls, overrides = resolve_method(spec)
-    _, method = build_method(spec, base_params)
+    _, method = build_method(spec, base_params, training)
     fields = {f.name for f in dataclasses.fields(cls) if f.init}
     space = {}
     for param, declared in cls.search_space.items():
@@ -137,7 +138,7 @@ def checked_space(spec: str, base_params: dict[str, Any]) -> tuple[str, dict[str
         ends = declared.values if isinstance(declared, Choice) else (declared.low, declared.high)
         for value in ends:
             try:
-                build_method(spec, {**base_params, param: value})[1].validate_params()
+                build_method(spec, {**base_params, param: value}, training)[1].validate_params()
             except (ZSBenchError, ValueError, TypeError) as err:
                 raise ZSBenchError(f"{name}: search space of {param!r} includes {value!r}, which the method refuses "
                                    f"({err})") from None
@@ -145,18 +146,23 @@ def checked_space(spec: str, base_params: dict[str, Any]) -> tuple[str, dict[str
 
 
 def study_key(name: str, request: DatasetRequest, ds: ZSDataset, seeds: list[int], budget: int, timeout_s: float,
-              threads: int, seed: int, space: dict[str, Any], params: dict[str, Any]) -> str:
+              threads: int, seed: int, space: dict[str, Any], params: dict[str, Any],
+              training: str = DEFAULT_BUDGET) -> str:
     """A name that changes when anything that shapes the study changes (then a new study starts)."""
     context = {"version": TUNING_VERSION, "method": name, "request": dataclasses.asdict(request),
                "data": ds.provenance, "split_sha256": ds.split.sha256, "seeds": seeds, "budget": budget,
                "timeout_s": timeout_s, "threads": threads, "sampler_seed": seed,
-               "space": {k: repr(v) for k, v in sorted(space.items())}, "params": params}
+               "space": {k: repr(v) for k, v in sorted(space.items())}, "params": params,
+               **({"training_budget": training} if training != DEFAULT_BUDGET else {})}
     digest = hashlib.sha256(json.dumps(context, sort_keys=True, default=str).encode()).hexdigest()[:12]
     return f"{name}-budget{budget}-{digest}"
 
 
-def storage_path(out: Path, ds: ZSDataset, method: str) -> Path:
-    return Path(out) / safe_name(f"{ds.name}-{ds.source}") / safe_name(ds.split.name) / f"{safe_name(method)}.sqlite"
+def storage_path(out: Path, ds: ZSDataset, method: str, training: str = DEFAULT_BUDGET) -> Path:
+    """``<out>/<dataset>-<source>/<split>/<method>.sqlite`` (``<method>.<budget>.sqlite`` for a training
+    budget other than cpu)."""
+    stem = safe_name(method) + ("" if training == DEFAULT_BUDGET else f".{safe_name(training)}")
+    return Path(out) / safe_name(f"{ds.name}-{ds.source}") / safe_name(ds.split.name) / f"{stem}.sqlite"
 
 
 def _startup_trials(budget: int) -> int:
@@ -178,6 +184,7 @@ class _Study:
     defaults: dict[str, Any]
     target: int
     stopped_by: str
+    training: str = DEFAULT_BUDGET
     trial: Any = None
     scores: dict[int, float] = field(default_factory=dict)
     error: str | None = None
@@ -186,24 +193,25 @@ class _Study:
 
 
 def _open_study(spec: str, request: DatasetRequest, ds: ZSDataset, budget: int, seeds: list[int], out: Path,
-                timeout_s: float, threads: int, seed: int, params: dict[str, Any]) -> _Study:
+                timeout_s: float, threads: int, seed: int, params: dict[str, Any], training: str) -> _Study:
     """The study of ``spec`` in this context, created or resumed (a trial left RUNNING by a killed tuning
     counts for nothing and is drawn again)."""
     optuna = _optuna()
-    name, space, method = checked_space(spec, params)
-    key = study_key(name, request, ds, seeds, budget, timeout_s, threads, seed, space, params)
-    path = storage_path(out, ds, name)
+    name, space, method = checked_space(spec, params, training)
+    key = study_key(name, request, ds, seeds, budget, timeout_s, threads, seed, space, params, training)
+    path = storage_path(out, ds, name, training)
     ResultStore(path.parent).ensure_folder()
     storage = optuna.storages.RDBStorage(f"sqlite:///{path}")
     study = optuna.create_study(storage=storage, study_name=key, direction="maximize", load_if_exists=True)
     for stale in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         storage.set_trial_user_attr(stale._trial_id, "interrupted", True)
         storage.set_trial_state_values(stale._trial_id, optuna.trial.TrialState.FAIL)
-    for attr, value in (("params", params), ("timeout_s", timeout_s), ("seeds", list(seeds)), ("budget", budget)):
+    for attr, value in (("params", params), ("timeout_s", timeout_s), ("seeds", list(seeds)), ("budget", budget),
+                        ("training_budget", training)):
         study.set_user_attr(attr, value)
     defaults = {p: getattr(method, p) for p in space if _in_space(type(method).search_space[p], getattr(method, p))}
     return _Study(spec, name, study, storage, path, space, params, defaults, budget if space else 1,
-                  "budget" if space else "no search space")
+                  "budget" if space else "no search space", training)
 
 
 def _next_trial(state: _Study, budget: int, timeout_s: float, seed: int) -> bool:
@@ -229,7 +237,7 @@ def _trial_specs(state: _Study, request: DatasetRequest, seeds: list[int], threa
 
     params = {**state.params, **state.trial.params}
     return [make_spec(state.spec, run_seed, request, params, "validation", threads, device, TRIAL_SELECTION,
-                      monitor_every=0) for run_seed in seeds]
+                      monitor_every=0, budget=state.training) for run_seed in seeds]
 
 
 def _finish_trial(state: _Study, seeds: list[int]) -> None:
@@ -254,7 +262,7 @@ def tune_all(specs: list[str], request: DatasetRequest, budget: int, seeds: list
              timeout_s: float = DEFAULT_TIMEOUT_S, threads: int = DEFAULT_THREADS, device: str = "cpu",
              seed: int = 0, params: dict[str, dict[str, Any]] | None = None, executor: str = "serial",
              jobs: int = 1, address: str | None = None, on_trial=None,
-             on_done: Callable[[TuneResult], None] | None = None) -> list[TuneResult]:
+             on_done: Callable[[TuneResult], None] | None = None, training: str = DEFAULT_BUDGET) -> list[TuneResult]:
     """Tune every method with the same budget and cap on the validation classes of ``request``.
 
     Each study is sequential (trial k+1 is drawn from the scores of trials 0..k, hence deterministic), and
@@ -269,11 +277,11 @@ def tune_all(specs: list[str], request: DatasetRequest, budget: int, seeds: list
     params = params or {}
     ds = dataset_for(request)
     for spec in specs:  # a bad search space fails before any trial, for every method
-        checked_space(spec, params.get(spec, {}))
+        checked_space(spec, params.get(spec, {}), training)
     ds.selection_view()  # and so does a split without enough seen classes
     trials_folder = str(Path(out) / "trials")
     states = [_open_study(spec, request, ds, budget, seeds, Path(out), timeout_s, threads, seed,
-                          dict(params.get(spec, {}))) for spec in specs]
+                          dict(params.get(spec, {})), training) for spec in specs]
     results: dict[str, TuneResult] = {}
 
     def start_next(i: int, runner) -> None:
@@ -346,22 +354,23 @@ def _result(study, name: str, path: Path, budget: int, stopped_by: str | None = 
         seeds=list(study.user_attrs.get("seeds", [])), history=[t.value for t in complete])
 
 
-def find_study(out: Path, spec: str, ds: ZSDataset) -> TuneResult:
-    """The finished tuning study of ``spec`` on this dataset and split."""
+def find_study(out: Path, spec: str, ds: ZSDataset, training: str = DEFAULT_BUDGET) -> TuneResult:
+    """The finished tuning study of ``spec`` on this dataset and split at the training budget ``training``."""
     optuna = _optuna()
     name, _, overrides = resolve_method(spec)
-    path = storage_path(out, ds, name)
+    path = storage_path(out, ds, name, training)
     base = base_method(spec)
-    if not path.is_file() and base is not None and storage_path(out, ds, base).is_file():
+    if not path.is_file() and base is not None and storage_path(out, ds, base, training).is_file():
         # A variant without a study of its own (an ablation) takes its base method's chosen parameters, minus
         # the ones its registration fixes: the tuned model with exactly one thing removed.
-        result = find_study(out, base, ds)
+        result = find_study(out, base, ds, training)
         kept = {k: v for k, v in result.best_params.items() if k not in overrides}
         return dataclasses.replace(result, method=name, best_params=kept, base=base)
     if not path.is_file():
         raise ZSBenchError(f"no tuning study of {name} on {ds.name} ({ds.source}, split {ds.split.name}) in {path}; "
                            f"run `zsbench tune --methods {name} --dataset {ds.name}"
-                           f"{' --synthetic' if ds.source == 'synthetic' else ''} --budget N` first")
+                           f"{' --synthetic' if ds.source == 'synthetic' else ''} --budget N"
+                           f"{'' if training == DEFAULT_BUDGET else f' --training-budget {training}'}` first")
     storage = optuna.storages.RDBStorage(f"sqlite:///{path}")
     summaries = optuna.get_all_study_summaries(storage)
     if len(summaries) != 1:
@@ -379,11 +388,12 @@ def find_study(out: Path, spec: str, ds: ZSDataset) -> TuneResult:
     return result
 
 
-def tuned_choice(folder: Path, spec: str, request: DatasetRequest) -> tuple[dict[str, Any], dict[str, Any]]:
+def tuned_choice(folder: Path, spec: str, request: DatasetRequest, training: str = DEFAULT_BUDGET
+                 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The one place a tuned run's configuration is decided: the best parameters of ``spec``'s study on the
     dataset of ``request`` and the ``selection`` its records keep."""
     from benchmark.execution.executors import dataset_for
 
     ds = dataset_for(request)
-    study = find_study(folder, spec, ds)
+    study = find_study(folder, spec, ds, training)
     return study.best_params, study.selection(ds)

@@ -32,7 +32,8 @@ IMAGE_TEXT_COLUMNS = (("image->text", "Img2Txt"), ("text->image", "Txt2Img"), ("
 SKETCH_DATASETS = (("sketchy", "Sketchy"), ("tu-berlin", "TU-Berlin"))
 SKETCH_COLUMNS = (("mAP@all", "mAP@all"), ("P@100", "P@100"))
 SKETCH_TASK = "sketch->image"
-ABLATION_METHODS = ("cfsa", "cfsa-no-synthesis", "cfsa-no-unseen-synthesis", "cfsa-no-cycle", "cfsa-no-align")
+ABLATION_METHODS = ("cfsa", "cfsa-no-synthesis", "cfsa-no-cycle", "cfsa-no-align", "cfsa-no-adversary",
+                    "cfsa-unseen-synthesis")
 
 SOURCE_LABELS = {
     "synthetic": "Measured here: SYNTHETIC stand-in data, not the paper's data",

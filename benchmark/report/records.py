@@ -110,13 +110,23 @@ class Run:
         return device_class(self.record.device if self.record is not None else "cpu")
 
     @property
+    def training_budget(self) -> str:
+        """``cpu`` (also for records before budgets existed) or ``paper``."""
+        return self.record.training_budget if self.record is not None else "cpu"
+
+    @property
     def selection_label(self) -> str:
-        """``defaults``, or ``tuned, budget N trials`` (the rows of one label are kept in one table section)."""
+        """``defaults``, or ``tuned, budget N trials``, with ``, paper training budget`` for runs at a training
+        budget other than cpu (the rows of one label are kept in one table section: runs of different
+        training budgets are never ranked together)."""
         selection = self.selection
         if selection.get("protocol", "defaults") == "defaults":
-            return "defaults"
-        budget = selection.get("budget")
-        return f"{selection['protocol']}, budget {budget} trials" if budget is not None else str(selection["protocol"])
+            label = "defaults"
+        else:
+            budget = selection.get("budget")
+            label = (f"{selection['protocol']}, budget {budget} trials" if budget is not None
+                     else str(selection["protocol"]))
+        return label if self.training_budget == "cpu" else f"{label}, {self.training_budget} training budget"
 
     @property
     def queries_path(self) -> Path | None:
