@@ -29,7 +29,8 @@ its only commit 3c9cac5):
   ``beta1 = regressor_beta1 = 0.5``, ``regressor_weight_decay = 0``, one regressor update per iteration
   (l. 474): ``regressor_steps = 1``; no dropout (l. 239-251): ``dropout = 0``;
 - hidden width 4096 in every network (l. 227-263): ``hidden = 4096``; 500 passes over the training data in
-  batches of 64 (l. 60, 436, 41-54): ``epochs = 500``, ``epoch_steps = 0`` (an epoch is one pass).
+  batches of 64 (l. 60, 436, 41-54): ``epochs = 500``, ``epoch_steps = 0`` (an epoch is one pass),
+  ``batch_size = 64``.
 The alignment the conference paper's abstract names ("distribution alignment") is read as JFSE's CMPM:
 JFSE's code defines MMD and CORAL losses (l. 332-359) that its training never calls; ``alignment`` offers
 ``mmd`` and ``coral`` too, and tuning may choose them.
