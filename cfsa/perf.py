@@ -68,6 +68,11 @@ def step_flops(feature_dims: dict[str, int], embedding_dim: int, noise_dim: int,
         pairs = len(feature_dims) * (len(feature_dims) - 1) // 2
         rows = [B] + ([n_synthetic] if config.synthetic_to_regressors else [])
         total += config.regressor_steps * pairs * sum(2 * 3 * _linear(n, e, n) for n in rows)
+    if config.modality_adversary:
+        # The modality classifier on every modality's real embeddings (e -> min(h, 512) -> modalities), with
+        # weight and input gradients (the reversal passes the latter on to the regressors).
+        n, a, m = len(feature_dims) * B, min(h, 512), len(feature_dims)
+        total += config.regressor_steps * 3 * (_linear(n, e, a) + _linear(n, a, m))
     return total
 
 

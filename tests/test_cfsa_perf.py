@@ -44,14 +44,16 @@ class MatmulFlops(TorchDispatchMode):
 @pytest.mark.parametrize("config", [
     CFSA(batch_size=16).step_config(),
     CFSA(batch_size=16, cycle_weight=0.0).step_config(),
-    CFSA(batch_size=16, synthesize_unseen=False).step_config(),
+    CFSA(batch_size=16, synthesize_unseen=True).step_config(),
+    CFSA(batch_size=16, modality_adversary=False).step_config(),
     CFSA(batch_size=16, alignment="none", synthetic_weight=0.0).step_config(),
     CFSA(batch_size=16, synthesis=False).step_config(),
     CFSA(batch_size=16, regressor_steps=3).step_config(),
-], ids=["cfsa", "no-cycle", "no-unseen-synthesis", "no-synthetic-rows", "no-synthesis", "3-regressor-steps"])
+], ids=["cfsa", "no-cycle", "unseen-synthesis", "no-adversary", "no-synthetic-rows", "no-synthesis",
+     "3-regressor-steps"])
 def test_analytic_flops_match_the_products_torch_runs(config):
     dims, e, h = {"a": 300, "b": 120}, 20, 64
-    nets = CFSANetworks(dims, e, e, h, False)
+    nets = CFSANetworks(dims, e, e, h, config.modality_adversary)
     features = {m: torch.randn(40, d) for m, d in dims.items()}
     labels = {m: torch.randint(0, 8, (40,)) for m in dims}
     trainer = CFSATrainer(nets, features, labels, torch.randn(10, e), np.arange(8), np.arange(8, 10), config, 0)
