@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +14,7 @@ from benchmark.contract import ZSBenchError
 from benchmark.datasets.names import ClassNameIndex, normalize_class_name
 from benchmark.datasets.semantics import glove_embeddings, name_words
 from benchmark.datasets.specs import SPECS, get_spec
-from benchmark.datasets.splits import file_sha256, load_split
+from benchmark.datasets.splits import load_split
 from benchmark.datasets.synthetic import make_synthetic
 
 
@@ -21,6 +23,7 @@ def test_every_split_file_matches_its_registered_hash(dataset):
     spec = SPECS[dataset]
     for name in spec.splits:
         split = spec.split(name)
+        assert hashlib.sha256(Path(split.path).read_bytes()).hexdigest() == spec.splits[name].sha256 == split.sha256
         assert set(split.seen).isdisjoint(split.unseen)
         assert set(split.seen) | set(split.unseen) == set(spec.class_names)
 
@@ -45,7 +48,7 @@ def test_tampered_split_file_is_refused(tmp_path):
     copy.write_text(json.dumps(data))
     with pytest.raises(ZSBenchError, match="registry expects"):
         load_split(copy, ref.sha256)
-    assert load_split(copy, None).sha256 == file_sha256(copy)
+    assert load_split(copy, None).sha256 == hashlib.sha256(copy.read_bytes()).hexdigest()
 
 
 def test_unknown_split_name_lists_the_known_ones():

@@ -43,12 +43,15 @@ def test_paired_view_keeps_pairs_and_uses_train_part_only(tiny_paired):
     assert view.labels["image"].size + view.holdout_labels["image"].size == n_train_seen
 
 
-def test_leakage_guard_refuses_an_unseen_sample(tiny_sketch):
+@pytest.mark.parametrize("part, field", [("train", "labels"), ("hold-out", "holdout_labels")])
+def test_leakage_guard_refuses_an_unseen_sample(tiny_sketch, part, field):
     view = build_train_view(tiny_sketch)
-    leaked_labels = dict(view.labels)
-    leaked_labels["sketch"] = np.concatenate([view.labels["sketch"], [0]])
-    with pytest.raises(LeakageError, match="unseen-class sketch"):
-        check_no_leakage(dataclasses.replace(view, labels=leaked_labels), tiny_sketch.unseen_classes)
+    check_no_leakage(view, tiny_sketch.unseen_classes)  # the view as built passes
+    unseen = int(tiny_sketch.unseen_classes[0])
+    leaked_labels = dict(getattr(view, field))
+    leaked_labels["sketch"] = np.concatenate([leaked_labels["sketch"], [unseen]])
+    with pytest.raises(LeakageError, match=f"leaks 1 unseen-class sketch sample\\(s\\) into its {part} part"):
+        check_no_leakage(dataclasses.replace(view, **{field: leaked_labels}), tiny_sketch.unseen_classes)
 
 
 def _mutate(ds: ZSDataset, **changes) -> None:

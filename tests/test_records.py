@@ -151,6 +151,29 @@ def test_sigterm_lists_finished_runs_prints_the_rerun_command_and_leaves_no_lock
     assert 1 <= len(list(results.rglob("*.json"))) < 6
 
 
+@pytest.mark.parametrize("recorded_s, warned", [(4000.0, True), (3000.0, False)])
+def test_the_cli_warns_before_a_grid_estimated_at_over_an_hour(tmp_path, recorded_s, warned):
+    from click.testing import CliRunner
+
+    from benchmark.cli import cli
+
+    args = ["run", "--methods", "random", "--dataset", "wikipedia", "--synthetic", "--scale", "0.05",
+            "--results", str(tmp_path)]
+    assert CliRunner().invoke(cli, [*args, "--seeds", "0"]).exit_code == 0
+    (path,) = tmp_path.rglob("*.json")
+    data = json.loads(path.read_text())
+    data["timings"]["total_s"] = recorded_s  # seed 0 took this long on this machine
+    path.write_text(json.dumps(data))
+    outcome = CliRunner().invoke(cli, [*args, "--seeds", "0,1"])
+    assert outcome.exit_code == 0, outcome.output
+    text = " ".join(outcome.output.split())
+    line = (f"estimated {recorded_s / 60:.1f} min of run time for 1 of 2 runs (1 already recorded, 0 without an "
+            f"estimate; from earlier records on this machine)")
+    assert line in text
+    assert ("warning: " + line + "; consider --scale, fewer seeds or --jobs" in text) is warned
+    assert ("warning" in text) is warned
+
+
 def test_an_estimate_comes_from_earlier_records_of_the_same_configuration(tmp_path):
     from benchmark.core.store import ResultStore
     from benchmark.execution.estimates import estimate_plan
@@ -163,8 +186,9 @@ def test_an_estimate_comes_from_earlier_records_of_the_same_configuration(tmp_pa
     # Seed 0 has its record (the grid will skip it); seed 1 is estimated from seed 0's time.
     estimate = estimate_plan(plan, tmp_path)
     assert (estimate.total, estimate.recorded, estimate.known, estimate.unknown) == (2, 1, 1, 0)
-    assert estimate.seconds == record.total_s
-    assert estimate_plan(plan, tmp_path, force=True).known == 2  # --force reruns both
+    assert record.total_s > 0 and estimate.seconds == record.total_s
+    forced = estimate_plan(plan, tmp_path, force=True)
+    assert (forced.known, forced.seconds) == (2, 2 * record.total_s)  # --force reruns both
     other = plan_grid(grid_from_cli(None, "random", "wikipedia", True, None, 0.05, "0", None, params=["random.dim=8"]))
     assert estimate_plan(other, tmp_path).known == 0
     # A CPU record neither skips nor times a GPU run.

@@ -114,14 +114,59 @@ def test_trec_export_breaks_ties_by_gallery_position_and_says_so(tmp_path):
     assert list(strictly_decreasing(np.array([0.5, 0.5, 0.2]))) == pytest.approx([0.5, 0.35, 0.2])
 
 
-def _sidecar_run(tmp_path, fits):
-    """A record whose .npz holds fit-prefixed keys (a two-modality method on a three-modality dataset)."""
+def _trec_eval_order(lines):
+    """The order trec_eval ranks a query's lines in: by score descending, ties by doc id descending (it
+    ignores the rank column)."""
+    rows = [line.split() for line in lines]
+    return [r[2] for r in sorted(rows, key=lambda r: (float(r[4]), r[2]), reverse=True)]
+
+
+def test_broken_ties_are_strictly_decreasing_for_any_tie_pattern_even_one_ulp_apart():
+    for seed in range(300):
+        _check_tie_pattern(np.random.default_rng(seed))
+
+
+def _check_tie_pattern(rng):
+    # distinct levels: random scores, some of them one or two units in the last place below the previous one
+    levels = [float(rng.choice([1.0, 0.0, -1.0, rng.uniform(-1, 1)]))]
+    for _ in range(rng.integers(1, 12)):
+        step = rng.choice(["ulp", "two ulps", "random"])
+        below = np.nextafter(levels[-1], -np.inf)
+        levels.append(float(below if step == "ulp" else np.nextafter(below, -np.inf) if step == "two ulps"
+                            else levels[-1] - rng.uniform(1e-9, 0.5)))
+    sizes = rng.integers(1, 6, size=len(levels))
+    values = np.repeat(levels, sizes)
+    out = strictly_decreasing(values)
+    assert out.dtype == np.float64 and out.shape == values.shape
+    assert np.all(np.diff(out) < 0), (values.tolist(), out.tolist())
+    assert np.all(out <= values)  # never raised; the first item of every block keeps its score...
+    firsts = np.r_[0, np.cumsum(sizes)[:-1]]
+    gaps = np.abs(values[firsts] - np.r_[values[firsts[1:]], values[-1] - 1.0])
+    # ...and any item moves at most its block's gap plus one unit in the last place per item ranked above it
+    allowed = np.repeat(gaps, sizes) + values.size * np.spacing(np.abs(values) + 1.0)
+    assert np.all(values - out <= allowed)
+    written = [float(f"{v:.17g}") for v in out]
+    assert written == out.tolist()  # 17 significant digits keep every score distinct
+    lines = [f"q0 Q0 d{j:02d} {j + 1} {v:.17g} t" for j, v in enumerate(out)]
+    assert _trec_eval_order(lines) == [f"d{j:02d}" for j in range(values.size)]
+
+
+def test_a_tie_one_ulp_above_the_next_score_is_still_broken():
+    below = np.nextafter(1.0, 0.0)
+    out = strictly_decreasing(np.array([1.0, 1.0, 1.0, below]))
+    assert out[0] == 1.0 and np.all(np.diff(out) < 0)
+    assert out[-1] <= below and 1.0 - out[-1] < 8 * np.spacing(1.0)
+
+
+def _sidecar_run(tmp_path, fits, noise=0.3):
+    """A record whose .npz holds fit-prefixed keys (a two-modality method on a three-modality dataset); with
+    ``noise=0`` every class's items share one embedding (every query has tied gallery items)."""
     rng = np.random.default_rng(0)
     labels = np.repeat(np.arange(3), 4)
     arrays = {}
     for fit in fits:
         for modality in fit.split("+"):
-            Z = np.eye(3)[labels] * 2 + 0.3 * rng.standard_normal((labels.size, 3))
+            Z = np.eye(3)[labels] * 2 + [[0.5, 0.25, 0.125]] + noise * rng.standard_normal((labels.size, 3))
             arrays[f"{fit}/{modality}/all/embeddings"] = Z.astype(np.float32)
             arrays[f"{fit}/{modality}/all/labels"] = labels.astype(np.int32)
     root = tmp_path / "runs"
@@ -152,6 +197,36 @@ def test_sidecars_with_fits_serve_every_task_and_export(tmp_path):
                                        str(tmp_path / "cli")])
     assert outcome.exit_code == 0, outcome.output
     assert len(list((tmp_path / "cli").rglob("*.run"))) == 3
+
+
+@pytest.mark.parametrize("keep_ties", [False, True])
+def test_export_keep_ties_writes_raw_cosine_scores_and_the_default_breaks_them(tmp_path, keep_ties):
+    root = _sidecar_run(tmp_path, ("sketch+image", "image+text"), noise=0.0)
+    out = tmp_path / "trec"
+    outcome = CliRunner().invoke(cli, ["export", "--results", str(root), "--out", str(out)]
+                                 + (["--keep-ties"] if keep_ties else []))
+    assert outcome.exit_code == 0, outcome.output
+    # 3 tasks x 12 queries, each with 3 tied items per class block: (4 - 1) * 3 adjacent tied pairs per query
+    assert f"{3 * 12 * 9} tied adjacent pair(s) {'kept' if keep_ties else 'broken by gallery position'}" in \
+        " ".join(outcome.output.split())
+    lines = (next(out.rglob("sketch2image.run"))).read_text().splitlines()
+    assert len(lines) == 12 * 12
+    query = [line.split() for line in lines if line.startswith("q00 ")]
+    # the raw cosine of q00 (class 0) with every gallery item, by hand: all items of a class share one vector
+    vectors = np.eye(3) * 2 + [[0.5, 0.25, 0.125]]
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    cosine = unit @ unit[0]
+    expected_order = [f"d{j:02d}" for c in np.argsort(-cosine, kind="stable") for j in range(4 * c, 4 * c + 4)]
+    assert [r[2] for r in query] == expected_order and [int(r[3]) for r in query] == list(range(1, 13))
+    scores = [float(r[4]) for r in query]
+    raw = [cosine[int(r[2][1:]) // 4] for r in query]
+    if keep_ties:
+        assert scores == pytest.approx(raw, abs=1e-15) and len(set(scores)) == 3
+        assert _trec_eval_order([" ".join(r) for r in query]) != expected_order  # trec_eval reverses tied ids
+    else:
+        assert np.all(np.diff(scores) < 0)
+        assert _trec_eval_order([" ".join(r) for r in query]) == expected_order
+        assert scores[0::4] == pytest.approx(raw[0::4], abs=1e-15)  # a block's first item keeps its score
 
 
 def test_loss_curves_group_families_and_keep_fits_apart(tmp_path):

@@ -17,8 +17,10 @@ sorts tied scores by doc id in *descending* order, ranx sorts them by doc id too
 treats a tied block as one threshold (as scikit-learn does). To make every tool see exactly the ranking
 written here, ties are broken by default: inside a tied block the k-th item (k = 0, 1, ...) of a block of
 n gets the score v - (v - w) k / n, w being the next lower distinct score of the query (v - 1 when there is
-none), so scores become strictly decreasing and no order between different scores changes; scores are
-written with 17 significant digits. Without ties every tool then computes the same AP as zsbench; with ties
+none); where that gap is too narrow for the block in float64 (scores one unit in the last place apart), an
+item steps to the next representable value below the one ranked before it. Scores thus become strictly
+decreasing in the written order, no order between different scores changes, and they are written with 17
+significant digits (enough to keep every float64 distinct). Without ties every tool then computes the same AP as zsbench; with ties
 (identical gallery embeddings: emoji's galleries hold items with identical features, about 21 tied
 neighbours per query for cca) the AP of the exported order can differ from zsbench's tie-aware value, and the
 command counts the tied pairs it broke (``--keep-ties`` writes the raw scores instead).
@@ -82,15 +84,41 @@ def write_trec(Zq, yq, Zg, yg, run_path: Path, qrels_path: Path, tag: str, break
 
 
 def strictly_decreasing(values: np.ndarray) -> np.ndarray:
-    """Descending ``values`` with each tied block spread over the gap to the next lower distinct value."""
+    """Descending ``values`` with each tied block spread over the gap to the next lower distinct value, then
+    made strictly decreasing in float64: where a gap is narrower than its block (two scores one unit in the
+    last place apart), an item steps one representable value below the one before it. The written order is
+    kept, so no order between different scores changes; an item moves by at most a few units in the last
+    place beyond the gap it was spread over."""
     values = values.astype(np.float64)
+    if values.size == 0:
+        return values
     starts = np.flatnonzero(np.r_[True, values[1:] != values[:-1]])
     sizes = np.diff(np.r_[starts, values.size])
     block = np.repeat(np.arange(starts.size), sizes)
     position = np.arange(values.size) - starts[block]
-    lower = np.r_[values[starts[1:]], values[-1] - 1.0] if values.size else values  # next distinct value down
+    lower = np.r_[values[starts[1:]], values[-1] - 1.0]  # next distinct value down
     gap = values[starts] - lower
-    return values - gap[block] * position / sizes[block]
+    spread = values - gap[block] * position / sizes[block]
+    # On float64's ordered integer line, strictly decreasing means key[i] <= key[i-1] - 1; with
+    # m = key + i that is a running minimum (m[i] = min(key[i] + i, m[i-1])), so no Python loop is needed.
+    key = _ordered_keys(spread)
+    steps = np.arange(values.size, dtype=np.int64)
+    return _from_ordered_keys(np.minimum.accumulate(key + steps) - steps)
+
+
+_SIGN = np.int64(-(2**63))  # the sign bit of a float64 as int64
+_MAGNITUDE = np.int64(2**63 - 1)
+
+
+def _ordered_keys(values: np.ndarray) -> np.ndarray:
+    """int64 keys in the order of the float64 values, adjacent representable values one apart (-0.0 == 0.0)."""
+    bits = values.view(np.int64)
+    return np.where(bits < 0, -(bits & _MAGNITUDE), bits)
+
+
+def _from_ordered_keys(keys: np.ndarray) -> np.ndarray:
+    bits = np.where(keys < 0, (-keys) | _SIGN, keys)
+    return bits.view(np.float64)
 
 
 def export_run(run: Run, out_dir: Path, break_ties: bool = True) -> list[ExportedTask]:
