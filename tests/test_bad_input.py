@@ -234,5 +234,5 @@ def test_an_unknown_hyper_parameter_in_a_grid_file(monkeypatch, capsys, tmp_path
     grid.write_text(f"[[methods]]\nname = '{RIDGE}'\nparams = {{ ridge = 1.0, rige = 2.0 }}\n"
                     "[[datasets]]\nname = 'wikipedia'\nsynthetic = true\n")
     code, err = zsbench(monkeypatch, capsys, "run", "--config", str(grid), "--results", str(tmp_path / "runs"))
-    assert_one_line_error(code, err, "bad hyper-parameters", "rige")
+    assert_one_line_error(code, err, "methods[0] params", "no hyper-parameter 'rige'")
     assert not (tmp_path / "runs").exists()
