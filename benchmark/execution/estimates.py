@@ -46,8 +46,9 @@ class GridEstimate:
         return self.total - self.recorded - self.known
 
     def wall_s(self, jobs: int = 1) -> float:
-        """Wall time with ``jobs`` runs at once (runs share nothing but the cores)."""
-        return self.seconds / max(1, jobs)
+        """Wall time with ``jobs`` runs at once (runs share nothing but the cores): the run seconds over the jobs,
+        but never less than the longest run."""
+        return max(self.seconds / max(1, jobs), max(self.per_run.values(), default=0.0))
 
 
 def record_configuration(record) -> str:
@@ -141,4 +142,7 @@ def estimate_lines(estimate: GridEstimate, jobs: int = 1) -> tuple[str, bool]:
     at_once = "one at a time" if jobs == 1 else f"{jobs} at a time"
     line = (f"estimated wall time {duration(wall)} (range {duration(estimate.low / max(1, jobs))} to "
             f"{duration(estimate.high / max(1, jobs))}) for {scope}, {at_once}; {'; '.join(sources)}")
+    cores = this_machine()["cpus"] or 1
+    if jobs == 1 and cores > 1 and estimate.known > 1 and wall > 600:
+        line += f"; with --jobs {min(cores, 4)}: about {duration(estimate.wall_s(min(cores, 4)))}"
     return line, wall > 3600
