@@ -143,13 +143,14 @@ def _outcome_json(o) -> dict:
 
 
 def _print_outcomes(outcomes) -> None:
-    """One row per task of each run; runs without a record (unsupported, failed) show their reason."""
-    from benchmark.execution.runner import STATUSES
+    """One row per task of each run that has a record; runs without one (unsupported, failed) in a table of
+    their own with their reasons; a summary that says why runs were skipped."""
+    from benchmark.execution.runner import SKIPPED_REASON, STATUSES
 
-    rows, sources = [], {}
+    rows, sources, missing = [], {}, []
     for o in outcomes:
         if o.record is None:
-            rows.append([o.dataset, o.method, str(o.seed), o.status, o.reason or "", "", "", ""])
+            missing.append([o.dataset, o.method, str(o.seed), o.status, o.reason or ""])
             continue
         record = o.record
         stage = "" if record.stage == "test" else f", stage {record.stage}"
@@ -160,11 +161,15 @@ def _print_outcomes(outcomes) -> None:
     caption = "; ".join(f"{name}: {info}" for name, info in sources.items()) or None
     stages = {o.record.stage for o in outcomes if o.record is not None}
     title = "runs (validation classes)" if stages == {"validation"} else "runs (unseen classes)"
-    print_table(title, ["dataset", "method", "seed", "status", "task", "mAP@all", "P@100", "s"], rows, caption)
+    if rows:
+        print_table(title, ["dataset", "method", "seed", "status", "task", "mAP@all", "P@100", "s"], rows, caption)
+    if missing:
+        print_table("runs without a record", ["dataset", "method", "seed", "status", "reason"], missing)
     counts = {status: sum(o.status == status for o in outcomes) for status in STATUSES}
-    summary = ", ".join(f"{n} {status}" for status, n in counts.items() if n) or "no runs"
+    summary = ", ".join(f"{n} {status}" + (f" ({SKIPPED_REASON})" if status == "skipped" else "")
+                        for status, n in counts.items() if n) or "no runs"
     written = [o for o in outcomes if o.path is not None and o.status in ("done", "skipped")]
-    console.print(f"{summary}; records in {written[0].path.parents[2]}" if written else summary)
+    console.print(f"{summary}; records in {written[0].path.parents[2]}" if written else summary, highlight=False)
 
 
 @click.command("tune")
@@ -181,7 +186,8 @@ def _print_outcomes(outcomes) -> None:
 @click.option("--seed", "sampler_seed", type=int, default=0, show_default=True, help="Seed of the TPE sampler.")
 @click.option("--param", "params", multiple=True, metavar="METHOD.PARAM=VALUE",
               help="Fix one hyper-parameter for the whole study (repeatable).")
-@click.option("--out", default=DEFAULT_TUNING, show_default=True, help="Folder of the studies and trial records.")
+@click.option("--out", "--results", "out", default=DEFAULT_TUNING, show_default=True,
+              help="Folder of the studies and trial records (--results, as for run, says the same).")
 @click.option("--jobs", default=1, show_default=True, type=int, help="Methods tuned at once (worker processes).")
 @click.option("--executor", type=click.Choice(["serial", "processes", "ray"]), default=None,
               help="Where tunings execute (default: serial, or processes when --jobs > 1).")

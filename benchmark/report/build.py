@@ -91,15 +91,16 @@ def build_report(results: str | Path, out: str | Path, paper: bool = False, repo
                  plots: bool = True, sensitivity: bool = True, per_class: int = 40,
                  on_event: Callable[[str], None] | None = None, include_synthetic: bool = False,
                  loss_curves: tuple[str, ...] = ("cfsa",), statistics: bool = True,
-                 n_resamples: int | None = None) -> ReportResult:
+                 n_resamples: int | None = None, selection=None) -> ReportResult:
     """Build the report of every record under ``results`` into ``out`` (see the module docstring).
 
     ``include_synthetic`` adds synthetic stand-ins to the paper tables (in their own section);
     ``loss_curves`` names the methods whose training log is drawn (one run each per group);
-    ``statistics`` False skips intervals and tests (cells then show mean ± std).
+    ``statistics`` False skips intervals and tests (cells then show mean ± std); ``selection``
+    (:class:`benchmark.report.records.Selection`) keeps only the records it takes.
     """
     results = Path(results)
-    runs = load_runs(results)
+    runs = load_runs(results, selection)
     if not runs:
         raise ZSBenchError(f"no run records under {results}; run `zsbench run ...` first or pass --results DIR")
     folder = ReportFolder(out)
