@@ -103,7 +103,6 @@ def export_cmd(fmt, dataset, synthetic, split, results, out, methods, keep_ties)
     """TREC run and qrels files of every run's rankings (cosine on the stored embeddings), for trec_eval or ranx."""
     from benchmark.execution.grid import split_list
     from benchmark.report.export import export_runs
-
     from benchmark.report.records import Selection
 
     done, tied = export_runs(results, out, split_list(methods) if methods else None, None, keep_ties,
