@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import click
+from rich.console import Console
 
 from benchmark.cli.options import selectors
 from benchmark.cli.output import _p_text, _plural, console, print_json, print_table
@@ -31,7 +32,7 @@ def report_cmd(dataset, synthetic, split, results, out, paper, include_synthetic
     from benchmark.execution.grid import split_list
     from benchmark.report.build import build_report
     from benchmark.report.records import Selection
-    from benchmark.report.tables import to_rich
+    from benchmark.report.render import console_report
 
     with console.status("building the report") as status:
         result = build_report(results, out, paper=paper, reported=reported, plots=not no_plots,
@@ -39,10 +40,10 @@ def report_cmd(dataset, synthetic, split, results, out, paper, include_synthetic
                               on_event=lambda message: status.update(message), include_synthetic=include_synthetic,
                               loss_curves=tuple(split_list(loss_curves)), statistics=not no_stats,
                               selection=Selection.from_flags(dataset, synthetic, split))
-    for table in result.paper if paper else result.comparison:
-        console.print(to_rich(table))
-        for note in table.notes:
-            console.print(f"  {note}", highlight=False, style="dim")
+    # Piped, a console is 80 columns: give the tables room so that numbers and intervals are not folded.
+    out = console if console.is_terminal else Console(soft_wrap=True, width=max(console.width, 160))
+    for renderable in console_report(result.paper if paper else result.comparison):
+        out.print(renderable, highlight=False)
     console.print(f"{len(result.comparison)} comparison, {len(result.paper)} paper and {len(result.sensitivity)} "
                   f"sensitivity tables, {len(result.figures)} figures ({len(result.files)} files); open {result.html}")
 

@@ -27,6 +27,7 @@ from benchmark.report.folder import ReportFolder
 from benchmark.report.html import Figure, Part, render_html
 from benchmark.report.records import GroupKey, Run, group_runs, load_runs, tasks_of
 from benchmark.report.tables import (
+    PAIRED_EXPLAINED,
     Table,
     comparison_table,
     significance_table,
@@ -116,7 +117,9 @@ def build_report(results: str | Path, out: str | Path, paper: bool = False, repo
                       "evaluation protocol, semantics, features, stage) and task; methods x metrics. With per-query "
                       "results a cell is the mean over seeds with its 95 % two-level bootstrap interval, and † marks "
                       "rows not significantly worse than the best (paired randomization test, Holm over the table); "
-                      "each is followed by its paired comparisons. Best per column in bold.")
+                      "each is followed by its paired comparisons. Best per column in bold. Each dataset section "
+                      "starts with what its tables share; every P@k caption gives the best P@k a perfect ranking "
+                      "reaches on that gallery (R-precision's is 1). " + PAIRED_EXPLAINED)
     for key, members in groups.items():
         for task in tasks_of(members):
             say(f"statistics {key.dataset} ({key.source}) {task}")
@@ -165,7 +168,7 @@ def build_report(results: str | Path, out: str | Path, paper: bool = False, repo
     _combined(all_tables, result.summary, folder)
     summary = f"{len(runs)} run records from {results} in {len(groups)} comparable group(s)."
     if result.summary:
-        parts.insert(0, Part("Significance summary", " ".join(result.summary)))
+        parts.insert(0, Part("Significance summary", "Per group and task, on mAP@all:", items=list(result.summary)))
     combined = {name: out_dir / f"report.{suffix}" for name, suffix in (("Markdown", "md"), ("LaTeX", "tex"),
                                                                          ("CSV", "csv"))}
     result.html = folder.claim(out_dir / "report.html")

@@ -31,7 +31,10 @@ from benchmark.core.record import DEFAULTS_SELECTION, RunRecord
 from benchmark.core.spec import config_key, safe_name
 from benchmark.core.store import ResultStore
 
-METRICS: tuple[str, ...] = ("mAP@all", "mAP@100", "mAP@200", "P@100", "P@200")
+#: The metrics the peers' conventions are compared on (benchmark.report.sensitivity).
+RANKING_METRICS: tuple[str, ...] = ("mAP@all", "mAP@100", "mAP@200", "P@100", "P@200")
+#: The report's columns: R-precision (whose ceiling is 1, unlike P@k's) is in records written since it was added.
+METRICS: tuple[str, ...] = (*RANKING_METRICS, "R-precision")
 
 
 @dataclass(frozen=True, order=True)
