@@ -123,7 +123,8 @@ def estimate_lines(estimate: GridEstimate, jobs: int = 1) -> tuple[str, bool]:
     time is over an hour (the caller warns)."""
     todo = estimate.total - estimate.recorded
     if todo == 0:
-        return f"nothing to run: all {estimate.total} runs have a record (--force reruns them)", False
+        have = "the one run has" if estimate.total == 1 else f"all {estimate.total} runs have"
+        return f"nothing to run: {have} a record (--force reruns them)", False
     if estimate.known == 0:
         return f"no estimate for the {todo} runs to do (no record or cost model covers them)", False
     wall = estimate.wall_s(jobs)
@@ -138,7 +139,8 @@ def estimate_lines(estimate: GridEstimate, jobs: int = 1) -> tuple[str, bool]:
         sources.append(f"{estimate.recorded} already recorded, skipped")
     if estimate.unknown:
         sources.append(f"{estimate.unknown} without an estimate, not counted")
-    scope = f"all {todo} runs to do" if not estimate.unknown else f"{estimate.known} of the {todo} runs to do"
+    scope = ("the one run to do" if todo == 1 else f"all {todo} runs to do") if not estimate.unknown else \
+        f"{estimate.known} of the {todo} runs to do"
     at_once = "one at a time" if jobs == 1 else f"{jobs} at a time"
     line = (f"estimated wall time {duration(wall)} (range {duration(estimate.low / max(1, jobs))} to "
             f"{duration(estimate.high / max(1, jobs))}) for {scope}, {at_once}; {'; '.join(sources)}")
