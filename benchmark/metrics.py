@@ -9,6 +9,9 @@ class-sorted, so an index-order tie-break would leak the labels.
 - ``mAP@k``: sum over ranks i <= k of precision@i at relevant ranks, divided by min(k, R), R being the
   query's number of relevant items; ``P@k``: relevant items in the top k divided by k. Both are the exact
   expectation over all orderings of tied scores (McSherry & Najork, ECIR 2008), in closed form.
+- ``R-precision``: relevant items in the top R divided by R (precision at R, the query's number of relevant
+  items), the same expectation over tied orders; a perfect ranking scores 1, where P@k's best is the mean of
+  min(k, R) / k. Records written before it was added lack the key; their other values are unchanged.
 
 Closed form for the expected mAP@k. Take a tied block at ranks a+1..a+n holding m relevant items, with c
 relevant items ranked before it. Under a uniformly random order inside the block, the item at rank a+t is
@@ -112,6 +115,7 @@ def _chunk_metrics(scores: np.ndarray, q_lab: np.ndarray, g_lab: np.ndarray, ks:
     ap_all = np.zeros(n_q)
     rel_before = np.zeros((n_q, kmax), dtype=np.int64)
     rel_through = np.zeros((n_q, kmax), dtype=np.int64)
+    r_precision = np.zeros(n_q)
     for label in np.unique(q_lab):
         rows = np.flatnonzero(q_lab == label)
         cols = np.flatnonzero(g_lab == label)
@@ -128,6 +132,15 @@ def _chunk_metrics(scores: np.ndarray, q_lab: np.ndarray, g_lab: np.ndarray, ks:
         rel_before[rows] = np.searchsorted(rel_flat, top[rows], side="left") - rel_base
         rel_through[rows] = np.searchsorted(rel_flat, top[rows], side="right") - rel_base
         n_rel[rows] = cols.size
+        # R-precision: relevant items in the top R (R = this class's relevant count), expected over the orders
+        # of the tied block that holds rank R: those above it, plus its share of the block's relevant items.
+        r, base = cols.size, row_base[rows, 0]
+        key_r = ranked[base + r - 1]
+        all_before = np.searchsorted(ranked, key_r, side="left") - base
+        all_through = np.searchsorted(ranked, key_r, side="right") - base
+        rel_above = np.searchsorted(rel_flat, key_r, side="left") - rel_base[:, 0]
+        rel_block = np.searchsorted(rel_flat, key_r, side="right") - rel_base[:, 0] - rel_above
+        r_precision[rows] = (rel_above + (r - all_before) * rel_block / (all_through - all_before)) / r
 
     positions = np.arange(1, kmax + 1)
     block_n = (top_through - top_before).astype(np.float64)
@@ -138,7 +151,7 @@ def _chunk_metrics(scores: np.ndarray, q_lab: np.ndarray, g_lab: np.ndarray, ks:
     ap_cum = expected_prec_sum.cumsum(axis=1)
     hits_cum = p_rel.cumsum(axis=1)
     safe_r = np.maximum(n_rel, 1).astype(np.float64)
-    out: dict[str, np.ndarray] = {"mAP@all": ap_all}
+    out: dict[str, np.ndarray] = {"mAP@all": ap_all, "R-precision": r_precision}
     for k in ks:
         kk = min(k, n_g)
         out[f"mAP@{k}"] = ap_cum[:, kk - 1] / np.minimum(safe_r, float(k))
@@ -157,7 +170,7 @@ def per_query_metrics(scores, query_labels, gallery_labels, ks: Sequence[int] = 
     """
     scores, q_lab, g_lab, ks = _validate(scores, query_labels, gallery_labels, ks)
     n_q, n_g = scores.shape
-    names = ["mAP@all"] + [f"{m}@{k}" for k in ks for m in ("mAP", "P")]
+    names = ["mAP@all"] + [f"{m}@{k}" for k in ks for m in ("mAP", "P")] + ["R-precision"]
     if n_q == 0:
         return {n: np.zeros(0) for n in names}, np.zeros(0, dtype=np.int64)
     workers = max(1, min(workers or os.cpu_count() or 1, 8))

@@ -75,3 +75,71 @@ def build_method(spec: str, params: dict[str, Any] | None = None, budget: str = 
     except TypeError as err:
         raise ZSBenchError(f"bad hyper-parameters for method {name!r}: {err}") from None
     return name, method
+
+
+def _type_name(cls: type[Method], field_name: str) -> str:
+    import typing
+
+    try:
+        hint = typing.get_type_hints(cls)[field_name]
+    except Exception:  # noqa: BLE001 - a method of one's own with an unresolvable annotation: its default's type
+        return ""
+    text = str(hint).replace("typing.", "").replace("<class '", "").replace("'>", "")
+    return text.replace("NoneType", "None")
+
+
+def _search_text(space: Any) -> str:
+    kind = type(space).__name__
+    if kind == "Choice":
+        return "one of " + ", ".join(map(str, space.values))
+    if kind in ("LogUniform", "Uniform"):
+        return f"{space.low:g}..{space.high:g}" + (" (log)" if kind == "LogUniform" else "")
+    if kind == "IntRange":
+        return f"{space.low}..{space.high} integers" + (" (log)" if space.log else "")
+    return str(space)
+
+
+def hyper_parameters(spec: str) -> list[dict[str, Any]]:
+    """Every hyper-parameter of a method: name, type, default (its registered overrides applied) and the
+    tuning search space (empty when ``zsbench tune`` leaves it fixed)."""
+    name, method = build_method(spec)
+    _, cls, _ = resolve_method(spec)
+    space = getattr(cls, "search_space", {}) or {}
+    return [{"name": key, "type": _type_name(cls, key) or type(value).__name__, "default": value,
+             "search": _search_text(space[key]) if key in space else ""}
+            for key, value in method.get_params().items()]
+
+
+def coerce_param(spec: str, param: str, value: Any, where: str) -> Any:
+    """``value`` (as read from ``--param`` or a grid file) checked against the type of the method's field ``param``;
+    a one-line error naming the parameter and what it takes otherwise."""
+    rows = {row["name"]: row for row in hyper_parameters(spec)}
+    if param not in rows:
+        raise ZSBenchError(f"{where}: {spec} has no hyper-parameter {param!r}; its hyper-parameters: "
+                           f"{', '.join(rows)} (zsbench methods {spec} lists them)")
+    default, type_text = rows[param]["default"], rows[param]["type"]
+    if "None" in type_text and isinstance(value, str) and value.lower() == "none":
+        return None
+    base = type_text.split("[")[0].split(" | ")[0] or type(default).__name__
+    # Accepted values are returned as given (an int for a float field stays an int): a run's identity, and so
+    # the name of its record, is what earlier versions wrote for the same command.
+    if base in ("tuple", "list") and isinstance(value, list):
+        return value
+    if base == "float" and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value
+    if base == "int" and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if (base, type(value).__name__) in (("bool", "bool"), ("str", "str")) or base not in (
+            "tuple", "list", "float", "int", "bool", "str"):
+        return value
+    raise ZSBenchError(f"{where}: {spec}.{param} takes {type_text or base} (default {_toml(default)}), got "
+                       f"{value!r}; e.g. --param {spec}.{param}={_toml(default)}")
+
+
+def _toml(value: Any) -> str:
+    """``value`` as one writes it after ``--param NAME=`` (TOML: true, 20, 1e-4, mmd, [1, 2])."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return str(value)

@@ -234,5 +234,47 @@ def test_an_unknown_hyper_parameter_in_a_grid_file(monkeypatch, capsys, tmp_path
     grid.write_text(f"[[methods]]\nname = '{RIDGE}'\nparams = {{ ridge = 1.0, rige = 2.0 }}\n"
                     "[[datasets]]\nname = 'wikipedia'\nsynthetic = true\n")
     code, err = zsbench(monkeypatch, capsys, "run", "--config", str(grid), "--results", str(tmp_path / "runs"))
-    assert_one_line_error(code, err, "bad hyper-parameters", "rige")
+    assert_one_line_error(code, err, "methods[0] params", "no hyper-parameter 'rige'")
     assert not (tmp_path / "runs").exists()
+
+
+# --- the grid, checked whole before any run ------------------------------------------------------------------
+
+@pytest.mark.parametrize("seeds, fragment", [("-1", "seed -1 is negative"), ("0,0", "repeats seed 0"),
+                                             ("", "--seeds is empty"), ("0,x", "comma-separated non-negative")])
+def test_seeds_must_be_non_negative_unique_and_given(monkeypatch, capsys, tmp_path, seeds, fragment):
+    code, err = zsbench(monkeypatch, capsys, "run", "--methods", RIDGE, *TINY, f"--seeds={seeds}",
+                        "--results", str(tmp_path / "runs"))
+    assert_one_line_error(code, err, fragment)
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("param, fragment", [
+    ("cfsa.epochs=five", "cfsa.epochs takes int (default 40), got 'five'; e.g. --param cfsa.epochs=40"),
+    ("cfsa.epochs=2.5", "cfsa.epochs takes int"),
+    ("cfsa.synthesis=1", "cfsa.synthesis takes bool (default true)"),
+    ("cfsa.alignment=3", "cfsa.alignment takes str"),
+    ("cfsa.epoch=3", "cfsa has no hyper-parameter 'epoch'"),
+])
+def test_a_param_is_checked_against_its_fields_type_and_named(monkeypatch, capsys, tmp_path, param, fragment):
+    code, err = zsbench(monkeypatch, capsys, "run", "--methods", "cfsa", *TINY, "--param", param,
+                        "--results", str(tmp_path / "runs"))
+    assert_one_line_error(code, err, f"--param {param}", fragment)
+
+
+def test_a_param_of_the_right_type_is_taken_as_given():
+    from benchmark.registry import coerce_param
+
+    # hand-checked: an int for a float field stays an int (the run's identity is what it was before)
+    assert [coerce_param("cfsa", "lr", 1, "x"), coerce_param("dadn", "max_steps_per_epoch", "none", "x"),
+            coerce_param("cfsa", "alignment", "mmd", "x")] == [1, None, "mmd"]
+
+
+def test_every_missing_dataset_is_listed_at_once_with_its_prepare_command(monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv("ZSBENCH_DATA", str(tmp_path / "no-data"))
+    paper = Path(__file__).resolve().parents[1] / "configs" / "paper.toml"
+    code, err = zsbench(monkeypatch, capsys, "run", "--config", str(paper), "--results", str(tmp_path / "runs"))
+    assert code == 2 and err.startswith("error: 6 of the grid's 6 datasets cannot be loaded; no run started")
+    for name in ("wikipedia", "pascal-sentences", "nus-wide", "xmedianet", "sketchy", "tu-berlin"):
+        assert f"zsbench datasets prepare {name} --from PATH" in err
+    assert len(err.strip().splitlines()) == 7 and not (tmp_path / "runs").exists()

@@ -123,7 +123,24 @@ def test_tampered_split_file_is_an_error(tmp_path):
     data = json.loads((folder / "split.json").read_text())
     data["unseen"].append(data["seen"].pop())
     (folder / "split.json").write_text(json.dumps(data))
-    _raises("has sha256 .* expects", load_prepared, folder)
+    message = _raises("has sha256 .*, its folder's manifest.json records", load_prepared, folder)
+    # Its own folder is not in git: the advice names the manifest and the new hash, not git checkout.
+    assert "git checkout" not in message and "set the manifest's split sha256 to" in message
+
+
+def test_nan_features_of_ones_own_folder_stop_the_grid_once_before_any_run(tmp_path):
+    """One data error, reported once for the whole grid (2 methods x 3 seeds), not once per run."""
+    folder = _own_folder(tmp_path)
+    X = np.load(folder / "photo" / "features.npy")
+    X[3, 1] = np.nan
+    np.save(folder / "photo" / "features.npy", X)
+    results = tmp_path / "runs"
+    result = CliRunner().invoke(cli, ["run", "--methods", "random,cca", "--dataset", str(folder), "--seeds", "0,1,2",
+                                      "--results", str(results)])
+    message = str(result.exception)
+    assert isinstance(result.exception, ZSBenchError) and "no run started" in message
+    assert message.count("NaN or inf") == 1 and "rerun to retry" not in message
+    assert not list(results.rglob("*.json"))
 
 
 def test_tampered_registry_split_is_an_error(tmp_path, monkeypatch):

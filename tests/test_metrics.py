@@ -173,3 +173,41 @@ def test_sort_keys_order_like_the_scores_and_tie_signed_zeros():
     order = np.argsort(keys, kind="stable")
     assert np.all(np.diff(x[0][order]) <= 0)
     assert (keys[x[0] == 0] == keys[x[0] == 0][0]).all()
+
+
+def _brute_r_precision(scores, q_lab, g_lab):
+    """R-precision averaged over every ordering of tied scores, by enumerating the orderings (tiny inputs)."""
+    import itertools
+
+    out = []
+    for q in range(scores.shape[0]):
+        rel = g_lab == q_lab[q]
+        r = int(rel.sum())
+        values = []
+        for perm in itertools.permutations(range(g_lab.size)):
+            order = sorted(perm, key=lambda i: -scores[q, i])  # a stable sort keeps perm's order inside ties
+            values.append(rel[order[:r]].sum() / r)
+        out.append(np.mean(values))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_r_precision_matches_a_brute_force_over_tied_orders(seed):
+    from benchmark.metrics import per_query_metrics
+
+    rng = np.random.default_rng(seed)
+    scores = rng.integers(0, 3, size=(4, 7)).astype(np.float32)  # few distinct values: many ties
+    q_lab = rng.integers(0, 2, size=4)
+    g_lab = np.array([0, 1, 0, 1, 0, 1, 1])
+    per_query, _ = per_query_metrics(scores, q_lab, g_lab)
+    np.testing.assert_allclose(per_query["R-precision"], _brute_r_precision(scores, q_lab, g_lab), atol=1e-12)
+
+
+def test_r_precision_of_a_perfect_ranking_is_one_where_p_at_k_is_capped():
+    from benchmark.metrics import retrieval_metrics
+
+    g_lab = np.repeat(np.arange(5), 20)  # R = 20 per class
+    q_lab = np.arange(5)
+    scores = (q_lab[:, None] == g_lab[None, :]).astype(np.float32)
+    m = retrieval_metrics(scores, q_lab, g_lab, ks=(100,))
+    assert m["R-precision"] == 1.0 and m["P@100"] == pytest.approx(0.2)  # hand: min(100, 20) / 100

@@ -167,10 +167,8 @@ def test_the_cli_warns_before_a_grid_estimated_at_over_an_hour(tmp_path, recorde
     outcome = CliRunner().invoke(cli, [*args, "--seeds", "0,1"])
     assert outcome.exit_code == 0, outcome.output
     text = " ".join(outcome.output.split())
-    line = (f"estimated {recorded_s / 60:.1f} min of run time for 1 of 2 runs (1 already recorded, 0 without an "
-            f"estimate; from earlier records on this machine)")
-    assert line in text
-    assert ("warning: " + line + "; consider --scale, fewer seeds or --jobs" in text) is warned
+    assert "for the one run to do, one at a time; 1 from this machine's" in text
+    assert ("warning: this grid runs for over an hour" in text) is warned
     assert ("warning" in text) is warned
 
 
@@ -180,17 +178,19 @@ def test_an_estimate_comes_from_earlier_records_of_the_same_configuration(tmp_pa
     from benchmark.execution.plan import run_grid_with
 
     plan = plan_grid(grid_from_cli(None, "random", "wikipedia", True, None, 0.05, "0,1", None))
-    assert estimate_plan(plan, tmp_path).known == 0
+    fresh = estimate_plan(plan, tmp_path)
+    assert (fresh.measured, fresh.modelled) == (0, 2)  # no record yet: the shipped cost model times both
+    assert estimate_plan(plan, tmp_path, use_model=False).known == 0
     run_grid_with(grid_from_cli(None, "random", "wikipedia", True, None, 0.05, "0", None), tmp_path)
     (_, record), = ResultStore(tmp_path).records()
-    # Seed 0 has its record (the grid will skip it); seed 1 is estimated from seed 0's time.
+    # Seed 0 has its record (the grid will skip it); seed 1 is estimated from seed 0's time, not the model.
     estimate = estimate_plan(plan, tmp_path)
-    assert (estimate.total, estimate.recorded, estimate.known, estimate.unknown) == (2, 1, 1, 0)
+    assert (estimate.total, estimate.recorded, estimate.measured, estimate.modelled, estimate.unknown) == (2, 1, 1, 0, 0)
     assert record.total_s > 0 and estimate.seconds == record.total_s
     forced = estimate_plan(plan, tmp_path, force=True)
-    assert (forced.known, forced.seconds) == (2, 2 * record.total_s)  # --force reruns both
+    assert (forced.measured, forced.seconds) == (2, 2 * record.total_s)  # --force reruns both
     other = plan_grid(grid_from_cli(None, "random", "wikipedia", True, None, 0.05, "0", None, params=["random.dim=8"]))
-    assert estimate_plan(other, tmp_path).known == 0
+    assert estimate_plan(other, tmp_path).measured == 0
     # A CPU record neither skips nor times a GPU run.
     on_gpu = dataclasses.replace(plan, specs=[dataclasses.replace(s, device="cuda") for s in plan.specs])
-    assert (estimate_plan(on_gpu, tmp_path).recorded, estimate_plan(on_gpu, tmp_path).known) == (0, 0)
+    assert (estimate_plan(on_gpu, tmp_path).recorded, estimate_plan(on_gpu, tmp_path).measured) == (0, 0)

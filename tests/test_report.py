@@ -17,7 +17,8 @@ from benchmark.core.store import ResultStore
 from benchmark.report.build import build_report
 from benchmark.report.paper import image_text_table, load_reported, sketch_table
 from benchmark.report.records import aggregate, group_runs, load_runs, run_from_record
-from benchmark.report.tables import comparison_table, to_csv, to_latex, to_markdown, to_rich
+from benchmark.report.render import to_rich
+from benchmark.report.tables import comparison_table, to_csv, to_latex, to_markdown
 
 SHA = "a" * 64
 

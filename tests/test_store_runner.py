@@ -23,7 +23,7 @@ def test_record_has_the_schema_fields(tmp_path, tiny_sketch):
     assert record["source"] == "synthetic" and record["split"]["sha256"] == "0" * 64
     assert record["config"]["epochs"] == 2 and len(record["training_log"]) == 2
     assert set(record["metrics"]) == {"sketch->image"}
-    assert set(record["metrics"]["sketch->image"]) == {"mAP@all", "mAP@100", "P@100", "mAP@200", "P@200"}
+    assert set(record["metrics"]["sketch->image"]) == {"mAP@all", "mAP@100", "P@100", "mAP@200", "P@200", "R-precision"}
     assert (outcome.path.parent / record["embeddings_file"]).is_file()
 
 

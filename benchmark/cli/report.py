@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 import click
+from rich.console import Console
 
+from benchmark.cli.options import selectors
 from benchmark.cli.output import _p_text, _plural, console, print_json, print_table
-from benchmark.core.store import DEFAULT_RESULTS
 
 
 @click.command("report")
-@click.option("--results", default=DEFAULT_RESULTS, show_default=True, help="Folder of run records.")
+@selectors()
 @click.option("--out", default="results/latest-report", show_default=True,
               help="Folder the report owns (it removes its previous files there, never others). The committed "
                    "report is regenerated only when asked: --out results/report.")
@@ -24,22 +25,25 @@ from benchmark.core.store import DEFAULT_RESULTS
 @click.option("--loss-curves", default="cfsa", show_default=True,
               help="Comma-separated methods whose training log is drawn (one run per group); '' for none.")
 @click.option("--per-class", default=40, show_default=True, help="t-SNE: at most this many items per class, modality.")
-def report_cmd(results, out, paper, include_synthetic, reported, no_plots, no_sensitivity, no_stats, loss_curves,
-               per_class) -> None:
-    """Tables with intervals and significance, paper tables, figures and report.html from the records."""
+def report_cmd(dataset, synthetic, split, results, out, paper, include_synthetic, reported, no_plots, no_sensitivity,
+               no_stats, loss_curves, per_class) -> None:
+    """Tables with intervals and significance, paper tables, figures and report.html from the records
+    (every record, or those --dataset, --synthetic and --split select)."""
     from benchmark.execution.grid import split_list
     from benchmark.report.build import build_report
-    from benchmark.report.tables import to_rich
+    from benchmark.report.records import Selection
+    from benchmark.report.render import console_report
 
     with console.status("building the report") as status:
         result = build_report(results, out, paper=paper, reported=reported, plots=not no_plots,
                               sensitivity=not no_sensitivity, per_class=per_class,
                               on_event=lambda message: status.update(message), include_synthetic=include_synthetic,
-                              loss_curves=tuple(split_list(loss_curves)), statistics=not no_stats)
-    for table in result.paper if paper else result.comparison:
-        console.print(to_rich(table))
-        for note in table.notes:
-            console.print(f"  {note}", highlight=False, style="dim")
+                              loss_curves=tuple(split_list(loss_curves)), statistics=not no_stats,
+                              selection=Selection.from_flags(dataset, synthetic, split))
+    # Piped, a console is 80 columns: give the tables room so that numbers and intervals are not folded.
+    out = console if console.is_terminal else Console(soft_wrap=True, width=max(console.width, 160))
+    for renderable in console_report(result.paper if paper else result.comparison):
+        out.print(renderable, highlight=False)
     console.print(f"{len(result.comparison)} comparison, {len(result.paper)} paper and {len(result.sensitivity)} "
                   f"sensitivity tables, {len(result.figures)} figures ({len(result.files)} files); open {result.html}")
 
@@ -47,20 +51,21 @@ def report_cmd(results, out, paper, include_synthetic, reported, no_plots, no_se
 @click.command("compare")
 @click.argument("method_a")
 @click.argument("method_b")
-@click.option("--dataset", required=True, help="Dataset name as in the records (e.g. emoji, wikipedia).")
-@click.option("--results", default=DEFAULT_RESULTS, show_default=True, help="Folder of run records.")
+@selectors(dataset_required=True)
 @click.option("--metric", default="mAP@all", show_default=True, help="Per-query metric to compare.")
-@click.option("--source", default=None, help="real, embedded or synthetic, when several groups hold both methods.")
-@click.option("--split", default=None, help="Split name, when several groups hold both methods.")
+@click.option("--source", default=None, hidden=True, help="real, embedded or synthetic (older spelling; prefer "
+                                                           "--synthetic).")
 @click.option("--stage", default="test", show_default=True, type=click.Choice(["test", "validation"]))
 @click.option("--resamples", default=10000, show_default=True, help="Bootstrap and randomization resamples.")
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
-def compare_cmd(method_a, method_b, dataset, results, metric, source, split, stage, resamples, as_json) -> None:
+def compare_cmd(method_a, method_b, dataset, synthetic, split, results, metric, source, stage, resamples,
+                as_json) -> None:
     """One paired comparison in full: per task difference, 95 % interval, p-value, wins/ties/losses."""
     from benchmark.report.compare import compare_methods
     from benchmark.report.tables import number
 
-    key, rows = compare_methods(results, method_a, method_b, dataset, metric, source, split, stage, resamples)
+    key, rows = compare_methods(results, method_a, method_b, dataset, metric, source, split, stage, resamples,
+                                synthetic=synthetic)
     if as_json:
         print_json([{"task": r.task, "dataset": key.dataset, "source": key.source, "split": key.split,
                      "metric": metric, "a": method_a, "b": method_b, "mean_a": r.mean_a, "mean_b": r.mean_b,
@@ -91,16 +96,17 @@ def compare_cmd(method_a, method_b, dataset, results, metric, source, split, sta
 
 @click.command("export")
 @click.option("--format", "fmt", type=click.Choice(["trec"]), default="trec", show_default=True)
-@click.option("--results", default=DEFAULT_RESULTS, show_default=True, help="Folder of run records.")
+@selectors()
 @click.option("--out", required=True, help="Folder for <dataset>-<source>/<method>/seed<S>-<hash>/<task>.{run,qrels}.")
 @click.option("--methods", default=None, help="Comma-separated methods (default: every run with embeddings).")
-@click.option("--dataset", default=None, help="Only this dataset.")
 @click.option("--keep-ties", is_flag=True, help="Write raw scores (tools then order tied items their own way).")
-def export_cmd(fmt, results, out, methods, dataset, keep_ties) -> None:
+def export_cmd(fmt, dataset, synthetic, split, results, out, methods, keep_ties) -> None:
     """TREC run and qrels files of every run's rankings (cosine on the stored embeddings), for trec_eval or ranx."""
     from benchmark.execution.grid import split_list
     from benchmark.report.export import export_runs
+    from benchmark.report.records import Selection
 
-    done, tied = export_runs(results, out, split_list(methods) if methods else None, dataset, keep_ties)
+    done, tied = export_runs(results, out, split_list(methods) if methods else None, None, keep_ties,
+                             selection=Selection.from_flags(dataset, synthetic, split))
     console.print(f"wrote {done} run/qrels pair(s) under {out}" + (
         f"; {tied} tied adjacent pair(s) {'kept' if keep_ties else 'broken by gallery position'}" if tied else ""))

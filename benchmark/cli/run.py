@@ -63,18 +63,20 @@ def run(methods, datasets, synthetic, split, scale, seeds, params, results, forc
         executor, address, threads, semantics, tuned, tuning, budget, as_json) -> None:
     """Run every (method, dataset, seed) and write one JSON record each; rerunning resumes."""
     from benchmark.execution.grid import grid_from_cli
-    from benchmark.execution.plan import check_grid, plan_grid, run_plan
+    from benchmark.execution.plan import check_data, plan_grid, run_plan
 
     grid = grid_from_cli(config, methods, datasets, synthetic, split, scale, seeds, device, semantics, threads, stage,
                          params, budget)
     results = results or grid.results or DEFAULT_RESULTS
     executor = executor or ("processes" if jobs > 1 else "serial")
-    check_grid(grid)  # every mistake in the grid before an embedded dataset is built
+    plan = plan_grid(grid, tuning, every_method_tuned=tuned)  # every mistake in the grid, before any data is built
+    out = err_console if as_json else console
+    estimate = _estimate(plan, results, force, jobs, out)
     for request in grid.datasets:
         _build_embedded([request.name], request.synthetic, request.semantics)
-    plan = plan_grid(grid, tuning, every_method_tuned=tuned)
-    _estimate(plan, results, force, err_console if as_json else console)
-    progress = RunProgress(len(plan.specs), executor, lines_to=sys.stderr if as_json else sys.stdout)
+    check_data(plan, keep=executor == "serial")  # a data error once, before any run
+    progress = RunProgress(len(plan.specs), executor, lines_to=sys.stderr if as_json else sys.stdout,
+                           estimate=estimate, jobs=jobs)
     try:
         with _sigterm_interrupts(), progress:
             report = run_plan(plan, results, executor=executor, jobs=jobs, address=address, force=force,
@@ -121,22 +123,18 @@ def _interrupted(results: str, outcomes: list, total: int) -> None:
     sys.exit(130)
 
 
-def _estimate(plan, results: str, force: bool, out: Console) -> None:
-    """Before a grid starts: the run time of what is left to do, from earlier records of the same
-    configurations on this machine, and a warning when that is over an hour."""
-    from benchmark.execution.estimates import estimate_plan
+def _estimate(plan, results: str, force: bool, jobs: int, out: Console):
+    """Before a grid starts: its estimated time (this machine's records, else the shipped cost model), and a
+    warning when that is over an hour. Returns the estimate (the progress bar's clock)."""
+    from benchmark.execution.estimates import estimate_lines, estimate_plan
 
     estimate = estimate_plan(plan, results, force)
-    if estimate.known == 0:
-        return
-    recorded = f"{estimate.recorded} already recorded, " if estimate.recorded else ""
-    line = (f"estimated {estimate.seconds / 60:.1f} min of run time for {estimate.known} of "
-            f"{_plural(estimate.total, 'run')} ({recorded}{estimate.unknown} without an estimate; from earlier "
-            f"records on this machine)")
-    if estimate.seconds > 3600:
-        out.print(f"[yellow]warning:[/yellow] {line}; consider --scale, fewer seeds or --jobs", highlight=False)
-    else:
-        out.print(line, highlight=False)
+    line, long = estimate_lines(estimate, jobs)
+    out.print(line, highlight=False)
+    if long:
+        out.print("[yellow]warning:[/yellow] this grid runs for over an hour; consider --scale, fewer seeds or "
+                  "--jobs N (Ctrl-C stops it cleanly, and rerunning resumes)", highlight=False)
+    return estimate
 
 
 def _outcome_json(o) -> dict:
@@ -149,13 +147,14 @@ def _outcome_json(o) -> dict:
 
 
 def _print_outcomes(outcomes) -> None:
-    """One row per task of each run; runs without a record (unsupported, failed) show their reason."""
-    from benchmark.execution.runner import STATUSES
+    """One row per task of each run that has a record; runs without one (unsupported, failed) in a table of
+    their own with their reasons; a summary that says why runs were skipped."""
+    from benchmark.execution.runner import SKIPPED_REASON, STATUSES
 
-    rows, sources = [], {}
+    rows, sources, missing = [], {}, []
     for o in outcomes:
         if o.record is None:
-            rows.append([o.dataset, o.method, str(o.seed), o.status, o.reason or "", "", "", ""])
+            missing.append([o.dataset, o.method, str(o.seed), o.status, o.reason or ""])
             continue
         record = o.record
         stage = "" if record.stage == "test" else f", stage {record.stage}"
@@ -166,11 +165,15 @@ def _print_outcomes(outcomes) -> None:
     caption = "; ".join(f"{name}: {info}" for name, info in sources.items()) or None
     stages = {o.record.stage for o in outcomes if o.record is not None}
     title = "runs (validation classes)" if stages == {"validation"} else "runs (unseen classes)"
-    print_table(title, ["dataset", "method", "seed", "status", "task", "mAP@all", "P@100", "s"], rows, caption)
+    if rows:
+        print_table(title, ["dataset", "method", "seed", "status", "task", "mAP@all", "P@100", "s"], rows, caption)
+    if missing:
+        print_table("runs without a record", ["dataset", "method", "seed", "status", "reason"], missing)
     counts = {status: sum(o.status == status for o in outcomes) for status in STATUSES}
-    summary = ", ".join(f"{n} {status}" for status, n in counts.items() if n) or "no runs"
+    summary = ", ".join(f"{n} {status}" + (f" ({SKIPPED_REASON})" if status == "skipped" else "")
+                        for status, n in counts.items() if n) or "no runs"
     written = [o for o in outcomes if o.path is not None and o.status in ("done", "skipped")]
-    console.print(f"{summary}; records in {written[0].path.parents[2]}" if written else summary)
+    console.print(f"{summary}; records in {written[0].path.parents[2]}" if written else summary, highlight=False)
 
 
 @click.command("tune")
@@ -187,7 +190,8 @@ def _print_outcomes(outcomes) -> None:
 @click.option("--seed", "sampler_seed", type=int, default=0, show_default=True, help="Seed of the TPE sampler.")
 @click.option("--param", "params", multiple=True, metavar="METHOD.PARAM=VALUE",
               help="Fix one hyper-parameter for the whole study (repeatable).")
-@click.option("--out", default=DEFAULT_TUNING, show_default=True, help="Folder of the studies and trial records.")
+@click.option("--out", "--results", "out", default=DEFAULT_TUNING, show_default=True,
+              help="Folder of the studies and trial records (--results, as for run, says the same).")
 @click.option("--jobs", default=1, show_default=True, type=int, help="Methods tuned at once (worker processes).")
 @click.option("--executor", type=click.Choice(["serial", "processes", "ray"]), default=None,
               help="Where tunings execute (default: serial, or processes when --jobs > 1).")

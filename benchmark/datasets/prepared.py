@@ -222,13 +222,14 @@ def _resolve_split(folder: Path, manifest: dict, spec, split: str | None, class_
         raise ZSBenchError(f"{folder}: a dataset of your own needs split.json and a manifest 'split' entry "
                            f"with its sha256 (see docs/data.md)")
     split_path = folder / ref.get("file", "split.json")
-    split_obj = load_split(split_path, ref.get("sha256"))
+    split_obj = load_split(split_path, ref.get("sha256"), manifest=folder / MANIFEST)
     if split is not None and split != split_obj.name:
         raise ZSBenchError(f"{folder} has one split, {split_obj.name!r}; --split {split!r} does not exist there")
     # Validation classes: the folder's own file when it has one, else the seeded draw that the selection view
     # makes when it is first needed (recorded as derived).
     if validation_path(split_path).is_file():
-        return load_validation(split_obj, validation_path(split_path), ref.get("validation_sha256"))
+        return load_validation(split_obj, validation_path(split_path), ref.get("validation_sha256"),
+                               manifest=folder / MANIFEST)
     return split_obj
 
 

@@ -27,17 +27,26 @@ def file_sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def load_split(path: Path, expected_sha256: str | None) -> Split:
-    """Read a split file; ``expected_sha256`` None skips the check (a user's own prepared dataset)."""
+def hash_mismatch(what: str, path: Path, digest: str, expected: str, manifest: Path | None) -> ZSBenchError:
+    """The error for an edited split file: registry splits come back from git; a prepared folder's split is
+    fixed by its own ``manifest.json`` (not in git), so the advice says that."""
+    if manifest is None:
+        return ZSBenchError(f"{what} {path} has sha256 {digest[:12]}..., the registry expects {expected[:12]}...; "
+                            f"restore it with `git checkout -- {path.name}` (a changed split needs a new split name)")
+    return ZSBenchError(f"{what} {path} has sha256 {digest[:12]}..., its folder's {manifest.name} records "
+                        f"{expected[:12]}...; put the prepared file back, or for a new split rename it and set the "
+                        f"manifest's split sha256 to {digest}")
+
+
+def load_split(path: Path, expected_sha256: str | None, manifest: Path | None = None) -> Split:
+    """Read a split file; ``expected_sha256`` None skips the check. ``manifest``: the prepared folder's
+    manifest that holds the expected hash (None: the registry)."""
     path = Path(path)
     if not path.is_file():
         raise ZSBenchError(f"split file {path} does not exist; reinstall zsbench or restore it from git")
     digest = file_sha256(path)
     if expected_sha256 is not None and digest != expected_sha256:
-        raise ZSBenchError(
-            f"split file {path} has sha256 {digest[:12]}..., the registry expects {expected_sha256[:12]}...; "
-            f"restore it with `git checkout -- {path.name}` (a changed split needs a new split name)"
-        )
+        raise hash_mismatch("split file", path, digest, expected_sha256, manifest)
     try:
         data = json.loads(path.read_text())
         return Split(
@@ -78,7 +87,7 @@ def validation_path(split_path: Path) -> Path:
     return split_path.with_name(split_path.name.removesuffix(".json") + VALIDATION_SUFFIX)
 
 
-def load_validation(split: Split, path: Path, expected_sha256: str | None) -> Split:
+def load_validation(split: Split, path: Path, expected_sha256: str | None, manifest: Path | None = None) -> Split:
     """``split`` with its validation classes read from ``path`` (checked against ``expected_sha256``, against
     the split's own sha256 it names, and against the seen classes)."""
     path = Path(path)
@@ -86,10 +95,7 @@ def load_validation(split: Split, path: Path, expected_sha256: str | None) -> Sp
         raise ZSBenchError(f"validation split file {path} does not exist; reinstall zsbench or restore it from git")
     digest = file_sha256(path)
     if expected_sha256 is not None and digest != expected_sha256:
-        raise ZSBenchError(
-            f"validation split file {path} has sha256 {digest[:12]}..., the registry expects {expected_sha256[:12]}...; "
-            f"restore it with `git checkout -- {path.name}` (changed validation classes need a new split name)"
-        )
+        raise hash_mismatch("validation split file", path, digest, expected_sha256, manifest)
     try:
         data = json.loads(path.read_text())
         classes, of_split = tuple(data["validation"]), data["split_sha256"]

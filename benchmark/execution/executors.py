@@ -67,6 +67,11 @@ def dataset_for(request: DatasetRequest):
     return _DATASETS[key]
 
 
+def forget_datasets() -> None:
+    """Drop the datasets this process holds (the driver checked them; its workers load their own)."""
+    _DATASETS.clear()
+
+
 def one_line(err: BaseException) -> str:
     text = str(err).strip().splitlines()
     message = text[0] if text else ""

@@ -93,8 +93,8 @@ class Grid:
                 names = ", ".join(entry.spec for entry in entries)
                 raise ZSBenchError(f"--param {text}: no method {target!r} in this grid (its methods: {names})")
             for i in hits:
-                _check_param(entries[i].spec, param, text)
-                entries[i] = dataclasses.replace(entries[i], params={**entries[i].params, param: value})
+                coerced = coerce_param(entries[i].spec, param, value, f"--param {text}")
+                entries[i] = dataclasses.replace(entries[i], params={**entries[i].params, param: coerced})
         return dataclasses.replace(self, methods=entries)
 
 
@@ -111,14 +111,11 @@ def parse_param(text: str) -> tuple[str, str, Any]:
     return method, param.strip(), value
 
 
-def _check_param(spec: str, param: str, text: str) -> None:
-    from benchmark.registry import resolve_method
+def coerce_param(spec: str, param: str, value: Any, where: str) -> Any:
+    """The value as the type of the method's field (see :func:`benchmark.registry.coerce_param`)."""
+    from benchmark.registry import coerce_param as coerce
 
-    _, cls, _ = resolve_method(spec)
-    names = [f.name for f in dataclasses.fields(cls) if f.init]
-    if param not in names:
-        raise ZSBenchError(f"--param {text}: {spec} has no hyper-parameter {param!r}; its hyper-parameters: "
-                           f"{', '.join(names)}")
+    return coerce(spec, param, value, where)
 
 
 def expand_methods(specs: Sequence[str], variants: bool = True) -> list[str]:
@@ -165,13 +162,26 @@ def dataset_requests(names: Sequence[str], synthetic: bool = False, split: str |
 
 
 def parse_seeds(text: str) -> list[int]:
+    """``0,1,2`` -> [0, 1, 2]: non-negative, unique, at least one (``--seeds ""`` is an error, not seed 0)."""
     try:
         seeds = [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
-        raise ZSBenchError(f"--seeds must be comma-separated integers, got {text!r}") from None
-    if not seeds:
-        raise ZSBenchError("--seeds is empty")
+        raise ZSBenchError(f"--seeds must be comma-separated non-negative integers, e.g. --seeds 0,1,2; got "
+                           f"{text!r}") from None
+    check_seeds(seeds)
     return seeds
+
+
+def check_seeds(seeds: Sequence[int], where: str = "--seeds") -> None:
+    """Seeds are non-negative, unique and at least one."""
+    if not seeds:
+        raise ZSBenchError(f"{where} is empty; give at least one seed, e.g. --seeds 0")
+    negative = [s for s in seeds if s < 0]
+    if negative:
+        raise ZSBenchError(f"{where}: seed {negative[0]} is negative; a seed is a non-negative integer, e.g. 0")
+    repeated = sorted({s for s in seeds if list(seeds).count(s) > 1})
+    if repeated:
+        raise ZSBenchError(f"{where} repeats seed {', '.join(map(str, repeated))}; give each seed once")
 
 
 def split_list(text: str) -> list[str]:
@@ -254,12 +264,9 @@ def load_grid(path: str | Path) -> Grid:
         ))
 
     seeds = _expect(data.get("seeds", [0]), list, where, "seeds")
-    if not seeds:
-        raise ZSBenchError(f"{where}: seeds is empty")
     for seed in seeds:
         _expect(seed, int, where, "every seed")
-    if len(set(seeds)) != len(seeds):
-        raise ZSBenchError(f"{where}: seeds has duplicates {seeds}")
+    check_seeds(seeds, f"{where}: seeds")
     grid = Grid(methods=methods, datasets=datasets, seeds=[int(s) for s in seeds],
                 device=_expect(data.get("device", "cpu"), str, where, "device"),
                 threads=_expect(data.get("threads", DEFAULT_THREADS), int, where, "threads"),
@@ -307,5 +314,5 @@ def _grid_from_cli(config, methods, datasets, synthetic, split, scale, seeds, de
         return grid
     if not methods or not datasets:
         raise ZSBenchError("give --methods and --dataset, or --config GRID.toml")
-    return grid_from_flags(split_list(methods), split_list(datasets), parse_seeds(seeds or "0"), synthetic, split,
+    return grid_from_flags(split_list(methods), split_list(datasets), parse_seeds(seeds if seeds is not None else "0"), synthetic, split,
                            scale, device or "cpu", semantics)

@@ -19,7 +19,7 @@ from benchmark.core.env import resolve_device
 from benchmark.core.spec import BUDGETS, DEFAULT_BUDGET, RunSpec
 from benchmark.core.store import DEFAULT_TUNING
 from benchmark.execution.executors import GridReport, execute, make_executor
-from benchmark.execution.grid import Grid
+from benchmark.execution.grid import Grid, check_seeds, coerce_param
 from benchmark.execution.runner import RunOutcome, make_spec  # noqa: F401 - make_spec re-exported
 from benchmark.registry import build_method
 
@@ -41,18 +41,59 @@ def check_grid(grid: Grid) -> str:
 
     if grid.budget not in BUDGETS:
         raise ZSBenchError(f"--budget must be one of {', '.join(BUDGETS)}, got {grid.budget!r}")
-    for entry in grid.methods:
-        build_method(entry.spec, entry.params, grid.budget)
+    for i, entry in enumerate(grid.methods):
+        where = f"{grid.file or 'the grid'}, methods[{i}] params" if grid.file else "--param"
+        params = {k: coerce_param(entry.spec, k, v, where) for k, v in entry.params.items()}
+        build_method(entry.spec, params, grid.budget)
     if grid.stage not in STAGES:
         raise ZSBenchError(f"stage must be one of {', '.join(STAGES)}, got {grid.stage!r}")
     if grid.threads < 1:
         raise ZSBenchError(f"--threads must be at least 1, got {grid.threads}")
+    check_seeds(grid.seeds)
     device = resolve_device(grid.device)
+    problems = []
     for request in grid.datasets:
-        check_available(request.name, request.synthetic, request.split)
         if request.scale is not None and not 0 < request.scale <= 1:
             raise ZSBenchError(f"dataset {request.name!r}: scale must lie in (0, 1], got {request.scale}")
+        try:
+            check_available(request.name, request.synthetic, request.split)
+        except ZSBenchError as err:
+            problems.append(f"{request.name}: {err}")
+    if len(problems) == 1:
+        raise ZSBenchError(problems[0].partition(": ")[2])
+    if problems:  # every missing dataset at once, each with its fix, not one per attempt
+        raise ZSBenchError(f"{len(problems)} of the grid's {len(grid.datasets)} datasets cannot be loaded; no run "
+                           f"started:\n" + "\n".join(f"  {p}" for p in problems))
     return device
+
+
+def check_data(plan: Plan, keep: bool = True, on_event: Callable[[str], None] | None = None) -> None:
+    """Load every dataset of ``plan`` once (features finite, labels and parts consistent, split hashes right;
+    see ``ZSDataset.validate``) and fail with every problem at once, before any run: a data error is a fact of
+    the data, reported once, not once per method and seed. Synthetic stand-ins are not loaded here (their
+    generator makes finite features; loading would build them twice). ``keep`` leaves the loaded datasets in this
+    process's cache (the serial executor runs here and reuses them)."""
+    from benchmark.execution.executors import dataset_for, forget_datasets
+
+    problems = []
+    for request in plan.datasets:
+        if request.synthetic:  # generated here (finite by construction, tested); its split was checked by name
+            continue
+        if on_event:
+            on_event(f"checking the data of {request.name}")
+        try:
+            ds = dataset_for(request)
+            if any(spec.stage == "validation" for spec in plan.specs if spec.dataset == request):
+                ds.selection_view()
+        except ZSBenchError as err:
+            problems.append(f"{request.name}: {err}")
+        if not keep:
+            forget_datasets()
+    if len(problems) == 1:
+        raise ZSBenchError(f"{problems[0]} (no run started)")
+    if problems:
+        raise ZSBenchError(f"{len(problems)} datasets cannot be used; no run started:\n"
+                           + "\n".join(f"  {p}" for p in problems))
 
 
 def plan_grid(grid: Grid, tuning: str | Path | None = None, every_method_tuned: bool = False) -> Plan:

@@ -38,6 +38,8 @@ from benchmark.registry import build_method
 #: Embeddings are kept next to a record (for plots and re-scoring) when they take at most this much.
 MAX_SIDECAR_BYTES = 64 * 2**20
 STATUSES = ("done", "skipped", "busy", "unsupported", "failed")
+#: Why a run is skipped, and how to run it anyway.
+SKIPPED_REASON = "its record exists; --force reruns it"
 
 
 @dataclass
@@ -111,7 +113,7 @@ def run_one(spec: RunSpec, ds: ZSDataset, store: ResultStore, force: bool = Fals
 
     if path.exists() and not force:
         store.load(path)  # an unreadable record is an error, not a silent skip
-        return outcome("skipped")
+        return outcome("skipped", reason=SKIPPED_REASON)
     groups = ds.modality_groups(type(method).max_modalities)
     parts = [ds if group == ds.modalities else ds.restrict(group) for group in groups]
     views = [build_train_view(part) for part in parts]
@@ -123,7 +125,7 @@ def run_one(spec: RunSpec, ds: ZSDataset, store: ResultStore, force: bool = Fals
         if not claimed:
             return outcome("busy")
         if path.exists() and not force:
-            return outcome("skipped")
+            return outcome("skipped", reason=SKIPPED_REASON)
         with thread_limit(spec.threads), fit_context(spec.device):
             monitor_every = spec.monitor_every if spec.stage == "validation" else 0
             record, sidecars = _fit_and_score(name, method, ds, parts, views, spec.seed, spec.device, on_event,

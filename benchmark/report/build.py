@@ -27,6 +27,7 @@ from benchmark.report.folder import ReportFolder
 from benchmark.report.html import Figure, Part, render_html
 from benchmark.report.records import GroupKey, Run, group_runs, load_runs, tasks_of
 from benchmark.report.tables import (
+    PAIRED_EXPLAINED,
     Table,
     comparison_table,
     significance_table,
@@ -91,15 +92,16 @@ def build_report(results: str | Path, out: str | Path, paper: bool = False, repo
                  plots: bool = True, sensitivity: bool = True, per_class: int = 40,
                  on_event: Callable[[str], None] | None = None, include_synthetic: bool = False,
                  loss_curves: tuple[str, ...] = ("cfsa",), statistics: bool = True,
-                 n_resamples: int | None = None) -> ReportResult:
+                 n_resamples: int | None = None, selection=None) -> ReportResult:
     """Build the report of every record under ``results`` into ``out`` (see the module docstring).
 
     ``include_synthetic`` adds synthetic stand-ins to the paper tables (in their own section);
     ``loss_curves`` names the methods whose training log is drawn (one run each per group);
-    ``statistics`` False skips intervals and tests (cells then show mean ± std).
+    ``statistics`` False skips intervals and tests (cells then show mean ± std); ``selection``
+    (:class:`benchmark.report.records.Selection`) keeps only the records it takes.
     """
     results = Path(results)
-    runs = load_runs(results)
+    runs = load_runs(results, selection)
     if not runs:
         raise ZSBenchError(f"no run records under {results}; run `zsbench run ...` first or pass --results DIR")
     folder = ReportFolder(out)
@@ -115,7 +117,9 @@ def build_report(results: str | Path, out: str | Path, paper: bool = False, repo
                       "evaluation protocol, semantics, features, stage) and task; methods x metrics. With per-query "
                       "results a cell is the mean over seeds with its 95 % two-level bootstrap interval, and † marks "
                       "rows not significantly worse than the best (paired randomization test, Holm over the table); "
-                      "each is followed by its paired comparisons. Best per column in bold.")
+                      "each is followed by its paired comparisons. Best per column in bold. Each dataset section "
+                      "starts with what its tables share; every P@k caption gives the best P@k a perfect ranking "
+                      "reaches on that gallery (R-precision's is 1). " + PAIRED_EXPLAINED)
     for key, members in groups.items():
         for task in tasks_of(members):
             say(f"statistics {key.dataset} ({key.source}) {task}")
@@ -164,7 +168,7 @@ def build_report(results: str | Path, out: str | Path, paper: bool = False, repo
     _combined(all_tables, result.summary, folder)
     summary = f"{len(runs)} run records from {results} in {len(groups)} comparable group(s)."
     if result.summary:
-        parts.insert(0, Part("Significance summary", " ".join(result.summary)))
+        parts.insert(0, Part("Significance summary", "Per group and task, on mAP@all:", items=list(result.summary)))
     combined = {name: out_dir / f"report.{suffix}" for name, suffix in (("Markdown", "md"), ("LaTeX", "tex"),
                                                                          ("CSV", "csv"))}
     result.html = folder.claim(out_dir / "report.html")

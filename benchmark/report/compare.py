@@ -15,7 +15,7 @@ from pathlib import Path
 from benchmark.contract import ZSBenchError
 from benchmark.core.stats import N_RESAMPLES, Comparison, adjust, compare
 from benchmark.report.queries import same_queries, seed_matrix
-from benchmark.report.records import GroupKey, group_runs, load_runs, tasks_of
+from benchmark.report.records import GroupKey, Selection, group_runs, load_runs, tasks_of
 
 
 @dataclass
@@ -29,30 +29,32 @@ class TaskComparison:
 
 
 def find_group(results: str | Path, a: str, b: str, dataset: str, source: str | None = None,
-               split: str | None = None, stage: str = "test"):
-    groups = group_runs(load_runs(results))
-    candidates = []
+               split: str | None = None, stage: str = "test", synthetic: bool = False):
+    """The group of ``dataset`` that holds both methods: stand-ins with ``synthetic`` (as ``zsbench run``), else
+    real or embedded data (``source`` names one exactly)."""
+    selection = Selection((dataset,), None if source else synthetic, split)
+    groups = group_runs(load_runs(results, selection))
+    candidates, seen = [], []
     for key, runs in groups.items():
-        if key.dataset != dataset or key.stage != stage or (source and key.source != source) or (
-                split and key.split != split):
-            continue
         labels = {r.label for r in runs}
-        if a in labels and b in labels:
+        seen.append(f"{key.source}, split {key.split}, stage {key.stage}: {', '.join(sorted(labels))}")
+        if key.stage == stage and (not source or key.source == source) and a in labels and b in labels:
             candidates.append((key, runs))
     if not candidates:
-        present = sorted({r.label for key, runs in groups.items() if key.dataset == dataset for r in runs})
-        raise ZSBenchError(f"no group of dataset {dataset!r} (stage {stage}) under {results} holds both {a!r} and "
-                           f"{b!r}; methods there: {', '.join(present) or 'none'}")
+        wanted = f"{source} data of {dataset!r}" if source else selection.describe()
+        raise ZSBenchError(f"no group of {wanted} (stage {stage}) under {results} holds both {a!r} and {b!r}; the "
+                           f"groups of {dataset!r} there: {'; '.join(seen) or 'none'}")
     if len(candidates) > 1:
-        choices = "; ".join(f"--source {k.source} --split {k.split}" for k, _ in candidates)
+        choices = "; ".join(f"--split {k.split}" for k, _ in candidates)
         raise ZSBenchError(f"{len(candidates)} groups of {dataset!r} hold both methods; pick one with {choices}")
     return candidates[0]
 
 
 def compare_methods(results: str | Path, a: str, b: str, dataset: str, metric: str = "mAP@all",
                     source: str | None = None, split: str | None = None, stage: str = "test",
-                    n_resamples: int = N_RESAMPLES, seed: int = 0) -> tuple[GroupKey, list[TaskComparison]]:
-    key, runs = find_group(results, a, b, dataset, source, split, stage)
+                    n_resamples: int = N_RESAMPLES, seed: int = 0,
+                    synthetic: bool = False) -> tuple[GroupKey, list[TaskComparison]]:
+    key, runs = find_group(results, a, b, dataset, source, split, stage, synthetic)
     rows, comparisons = [], []
     for task in tasks_of(runs):
         members_a = [r for r in runs if r.label == a and task in r.metrics]

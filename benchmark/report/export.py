@@ -166,7 +166,7 @@ def average_precision_from_trec(run_file: Path, qrels_file: Path) -> dict[str, f
 
 
 def export_runs(results: str | Path, out: str | Path, methods=None, dataset: str | None = None,
-                keep_ties: bool = False) -> tuple[int, int]:
+                keep_ties: bool = False, selection=None) -> tuple[int, int]:
     """``zsbench export``: every run under ``results`` that has an embedding sidecar (only ``methods``, a
     collection of names, and ``dataset`` when given) to ``out/<dataset>-<source>/<method>/<record stem>/``.
     Returns (run/qrels pairs written, tied adjacent pairs: broken, or kept with ``keep_ties``); nothing to
@@ -175,7 +175,7 @@ def export_runs(results: str | Path, out: str | Path, methods=None, dataset: str
 
     wanted = set(methods) if methods else None
     done, tied = 0, 0
-    for members in group_runs(load_runs(results)).values():
+    for members in group_runs(load_runs(results, selection)).values():
         for run in members:
             if (wanted and run.method not in wanted) or (dataset and run.group.dataset != dataset) or \
                     run.embeddings_path is None:

@@ -13,13 +13,16 @@ from datetime import datetime, timezone
 from html import escape
 from pathlib import Path
 
-from benchmark.report.tables import Table, to_html
+from benchmark.report.render import to_html, with_headings
+from benchmark.report.tables import Table
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; padding: 0 1em; }
 h1, h2, h3 { font-weight: 600; }
 table { border-collapse: collapse; margin: 1em 0 0.3em; font-size: 0.9em; }
 caption { caption-side: top; text-align: left; padding-bottom: 0.4em; color: #444; }
+p.heading { margin: 2em 0 0.5em; padding: 0.4em 0.6em; background: #f6f6f6; border-left: 3px solid #99a; }
+li { margin: 0.2em 0; }
 th, td { border-bottom: 1px solid #ddd; padding: 0.25em 0.6em; text-align: right; }
 tbody th { text-align: left; font-weight: normal; }
 td.best { font-weight: bold; background: #eaf5ea; }
@@ -45,6 +48,7 @@ class Part:
     intro: str = ""
     tables: list[tuple[Table, dict[str, Path]]] = field(default_factory=list)  # table, format -> file
     figures: list[Figure] = field(default_factory=list)
+    items: list[str] = field(default_factory=list)  # shown as a bulleted list after the introduction
 
 
 def _anchor(title: str) -> str:
@@ -66,7 +70,12 @@ def render_html(parts: list[Part], out_dir: Path, title: str, summary: str,
         body.append(f'<h2 id="{_anchor(part.title)}">{escape(part.title)}</h2>')
         if part.intro:
             body.append(f"<p>{escape(part.intro)}</p>")
-        for table, files in part.tables:
+        if part.items:
+            body.append("<ul>" + "".join(f"<li>{escape(item)}</li>" for item in part.items) + "</ul>")
+        headings = with_headings([table for table, _ in part.tables])
+        for (heading, _), (table, files) in zip(headings, part.tables, strict=True):
+            if heading:
+                body.append(f'<p class="heading">{escape(heading)}</p>')
             body.append(to_html(table))
             if files:
                 body.append('<p class="links">' + " · ".join(_link(p, out_dir, fmt) for fmt, p in files.items())

@@ -155,3 +155,29 @@ def adjust_family(tables: list[TableStats]) -> int:
     for (t, metric, i), comparison in zip(family, adjusted, strict=True):
         t.comparisons[metric][i] = comparison
     return len(family)
+
+
+def pk_ceilings(runs: list[Run], task: str, ks) -> dict[int, float] | None:
+    """The best P@k any ranking can reach on this task's gallery: the mean over queries (with a relevant item)
+    of min(k, R) / k, R the query's relevant items, from the first run with a per-query sidecar; None without."""
+    for run in runs:
+        frame = load_queries(run) if task in run.metrics else None
+        if frame is None:
+            continue
+        relevant = frame.loc[(frame["task"] == task) & (frame["n_relevant"] > 0), "n_relevant"].to_numpy(np.float64)
+        if relevant.size:
+            return {k: float(np.mean(np.minimum(relevant, k) / k)) for k in ks}
+    return None
+
+
+def ceiling_text(runs: list[Run], task: str, metrics) -> str:
+    """``Best achievable: P@100 0.197, P@200 0.098, R-precision 1``, the ceiling of every P@k column of the table
+    (a perfect ranking's value on this gallery); empty without per-query sidecars."""
+    ks = [int(m[2:]) for m in metrics if m.startswith("P@")]
+    ceilings = pk_ceilings(runs, task, ks) if ks else None
+    if not ceilings:
+        return ""
+    parts = [f"P@{k} {value:.3f}" for k, value in ceilings.items()]
+    if "R-precision" in metrics:
+        parts.append("R-precision 1")
+    return "Best achievable (a perfect ranking): " + ", ".join(parts) + "."

@@ -31,7 +31,10 @@ from benchmark.core.record import DEFAULTS_SELECTION, RunRecord
 from benchmark.core.spec import config_key, safe_name
 from benchmark.core.store import ResultStore
 
-METRICS: tuple[str, ...] = ("mAP@all", "mAP@100", "mAP@200", "P@100", "P@200")
+#: The metrics the peers' conventions are compared on (benchmark.report.sensitivity).
+RANKING_METRICS: tuple[str, ...] = ("mAP@all", "mAP@100", "mAP@200", "P@100", "P@200")
+#: The report's columns: R-precision (whose ceiling is 1, unlike P@k's) is in records written since it was added.
+METRICS: tuple[str, ...] = (*RANKING_METRICS, "R-precision")
 
 
 @dataclass(frozen=True, order=True)
@@ -168,12 +171,53 @@ def run_from_record(path: Path, record: RunRecord) -> Run:
                group=group_key(record, path), metrics=record.metrics, finished=record.finished, record=record)
 
 
-def load_runs(results: str | Path) -> list[Run]:
-    """Every run record under ``results`` (superseded ones excluded)."""
+@dataclass(frozen=True)
+class Selection:
+    """Which records a command works on, chosen with ``zsbench run``'s flags and meaning the same: ``--dataset``
+    (names), ``--synthetic`` (the stand-ins; without it, real and embedded data) and ``--split``. A selection
+    with none of them given (``synthetic`` None) takes every record."""
+
+    datasets: tuple[str, ...] = ()
+    synthetic: bool | None = None
+    split: str | None = None
+
+    @classmethod
+    def from_flags(cls, datasets: str | None = None, synthetic: bool = False, split: str | None = None) -> Selection:
+        names = tuple(d.strip() for d in (datasets or "").split(",") if d.strip())
+        given = bool(names) or synthetic or split is not None
+        return cls(names, bool(synthetic) if given else None, split)
+
+    def matches(self, key: GroupKey) -> bool:
+        return ((not self.datasets or key.dataset in self.datasets)
+                and (self.synthetic is None or (key.source == "synthetic") == self.synthetic)
+                and (self.split is None or key.split == self.split))
+
+    def describe(self) -> str:
+        data = {None: "", True: "synthetic stand-in ", False: "real or embedded "}[self.synthetic]
+        names = ", ".join(self.datasets) or "any dataset"
+        return f"{data}records of {names}" + (f", split {self.split}" if self.split else "")
+
+
+def load_runs(results: str | Path, selection: Selection | None = None) -> list[Run]:
+    """Every run record under ``results`` (superseded ones excluded) that ``selection`` takes; a selection that
+    takes nothing is an error saying what there is."""
     root = Path(results)
+    if root.is_file():
+        raise ZSBenchError(f"--results {root} is a file; pass the folder that holds the run records (e.g. "
+                           f"{root.parents[2] if len(root.parents) > 2 else root.parent})")
     if not root.is_dir():
         raise ZSBenchError(f"results folder {root} does not exist; run `zsbench run` first or pass --results DIR")
-    return [run_from_record(path, record) for path, record in ResultStore(root).records()]
+    runs = [run_from_record(path, record) for path, record in ResultStore(root).records()]
+    if selection is None or selection.synthetic is None and not selection.datasets and selection.split is None:
+        return runs
+    chosen = [run for run in runs if selection.matches(run.group)]
+    if runs and not chosen:
+        there = sorted({(r.group.dataset, r.group.source, r.group.split) for r in runs})
+        hint = " (add --synthetic for the stand-ins)" if selection.synthetic is False and any(
+            s == "synthetic" for _, s, _ in there) else ""
+        raise ZSBenchError(f"no {selection.describe()} under {root}{hint}; it holds: "
+                           + ", ".join(f"{d} ({s}, split {sp})" for d, s, sp in there))
+    return chosen
 
 
 def group_runs(runs: list[Run]) -> dict[GroupKey, list[Run]]:

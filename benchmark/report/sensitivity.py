@@ -12,7 +12,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from benchmark.report.records import METRICS, GroupKey, Run, Stat
+from benchmark.report.records import RANKING_METRICS, GroupKey, Run, Stat
 from benchmark.report.sidecars import cosine_scores, load_sidecar, task_arrays
 from benchmark.report.tables import Cell, Row, Section, Table
 from benchmark.report.variants import CONVENTIONS, REFERENCE_CONVENTION, rescore
@@ -35,7 +35,7 @@ def rescored_runs(runs: list[Run], task: str, eval_protocol: str) -> dict[str, l
     return dict(sorted(out.items()))
 
 
-def sensitivity_table(key: GroupKey, runs: list[Run], task: str, metrics: tuple[str, ...] = METRICS) -> Table | None:
+def sensitivity_table(key: GroupKey, runs: list[Run], task: str, metrics: tuple[str, ...] = RANKING_METRICS) -> Table | None:
     per_method = rescored_runs(runs, task, key.eval_protocol)
     if not per_method:
         return None

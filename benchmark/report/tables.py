@@ -14,6 +14,7 @@ import io
 import math
 from dataclasses import dataclass, field
 
+from benchmark.report.queries import ceiling_text
 from benchmark.report.records import METRICS, GroupKey, Run, Stat, aggregate, methods_of, sections_of
 
 #: Marks a row that is not significantly worse than the best row of its column (the best is bold).
@@ -92,6 +93,9 @@ class Table:
     higher_is_better: bool = True
     notes: list[str] = field(default_factory=list)
     statistics: list = field(default_factory=list, repr=False)  # (section, TableStats) behind a comparison table
+    #: What tables of one dataset section share (said once above them on a page) and the table's own one line.
+    heading: str = ""
+    line: str = ""
 
     def mark_best(self) -> Table:
         for section in self.sections:
@@ -132,9 +136,11 @@ def comparison_table(key: GroupKey, runs: list[Run], task: str, metrics: tuple[s
     One section per selection (defaults, tuned with a budget). With per-query results a cell shows the mean
     over seeds and its 95 % two-level bootstrap interval, and rows not significantly worse than the best of
     their column (paired randomization test, Holm over every comparison of the table) are marked; without,
-    mean ± sample std over seeds.
+    mean ± sample std over seeds. A metric no run of the table has (R-precision in older records) is left out.
     """
     from benchmark.core.stats import N_RESAMPLES
+
+    metrics = tuple(m for m in metrics if any(m in r.metrics.get(task, {}) for r in runs))
     from benchmark.report.queries import adjust_family, table_statistics
 
     sections, notes, section_stats = [], [], []
@@ -178,11 +184,11 @@ def comparison_table(key: GroupKey, runs: list[Run], task: str, metrics: tuple[s
                  "mean ± sample std over seeds (no per-query results, so no interval can be given)")
     marks = (f"; {TOP_MARK} not significantly worse than the best (paired randomization test over queries, "
              f"Holm-corrected across the table's {n_family} comparisons, alpha 0.05)" if n_family else "")
-    caption = (f"{task} on {key.caption()}. {scale_text(runs, task)}. Cells: {cell_text}; best per column in "
-               f"bold{marks}. {selection_text(runs)}")
+    heading = f"{key.caption()}. Cells: {cell_text}; best per column in bold{marks}. {selection_text(runs)}"
+    line = f"{scale_text(runs, task)}. {ceiling_text(runs, task, metrics)}"
     table = Table(key=f"{key.slug}-{task.replace('->', '2')}", title=f"{key.dataset} ({key.source}) {task}",
-                  caption=caption, columns=list(metrics), sections=sections,
-                  meta={**key.meta(), "task": task}, notes=notes, statistics=section_stats)
+                  caption=f"{task} on {line} {heading}", columns=list(metrics), sections=sections,
+                  meta={**key.meta(), "task": task}, notes=notes, statistics=section_stats, heading=heading, line=line)
     return table.mark_best()
 
 
@@ -229,6 +235,12 @@ def selection_text(runs: list[Run]) -> str:
             "from default rows.")
 
 
+PAIRED_EXPLAINED = ("Paired comparisons: Δ is the row minus the best, with its 95 % bootstrap interval (seeds drawn "
+                    "per method, queries shared); d_z: mean per-query difference over its standard deviation; wins / "
+                    "ties / losses: queries on which the row beats, ties or loses to the best; p: two-sided paired "
+                    "randomization test; p (Holm): adjusted over every comparison of the table.")
+
+
 def significance_table(table: Table, metric: str = "mAP@all") -> Table | None:
     """Per row, the paired comparison against its section's best on ``metric``: difference with its
     interval, paired Cohen's d, wins / ties / losses over queries, p-values (raw and Holm over the table)."""
@@ -254,12 +266,11 @@ def significance_table(table: Table, metric: str = "mAP@all") -> Table | None:
         label = f"against {extra.best[metric]}" + (f" ({section.label})" if section.label else "")
         sections.append(Section(label, rows))
     caption = (f"Paired comparisons behind '{table.title}': each row against the best row of its section on "
-               f"{metric}, over {family[0].test.n_queries} queries (per-query values averaged over seeds). Δ: the "
-               "row minus the best, with its 95 % bootstrap interval (seeds drawn per method, queries shared); "
-               "d_z: mean per-query difference over its standard deviation; wins / ties / losses: queries on which "
-               "the row beats, ties or loses to the best; p: two-sided paired randomization test; p (Holm): "
-               f"adjusted over all {len(family)} comparisons of the table (every metric column).")
-    return Table(key=f"{table.key}-significance", title=f"{table.title}: paired comparisons", caption=caption,
+               f"{metric}, over {family[0].test.n_queries} queries (per-query values averaged over seeds), Holm over "
+               f"all {len(family)} comparisons of the table (every metric column). {PAIRED_EXPLAINED}")
+    line = (f"each row against its section's best on {metric}, {family[0].test.n_queries} queries, Holm over "
+            f"{len(family)} comparisons")
+    return Table(key=f"{table.key}-significance", title=f"{table.title}: paired comparisons", caption=caption, line=line,
                  columns=columns, sections=sections, meta=dict(table.meta))
 
 
@@ -395,53 +406,3 @@ def split_columns(table: Table, max_columns: int = 6) -> list[Table]:
         if width:
             chunk.append((header, width))
     return pieces
-
-
-def to_rich(table: Table):
-    """A rich renderable: one rich table per section (its label as title), wide tables cut by column group."""
-    from rich.console import Group
-    from rich.table import Table as RichTable
-    from rich.text import Text
-
-    out = [Text(table.title, style="bold"), Text(table.caption, style="dim")]
-    for piece in split_columns(table, max_columns=4):
-        groups = piece.full_groups()
-        headers = piece.full_columns()
-        if groups:  # rich has no spanning headers: prefix each column with its group
-            prefixes = [header for header, width in groups for _ in range(width)]
-            headers = [f"{p}\n{h}" if p else h for p, h in zip(prefixes, headers, strict=True)]
-        for section in piece.sections:
-            rows = [row for row in section.rows if not all(c.empty for c in row.cells)]
-            if not rows:  # a console has no room for rows of dashes (the files keep them)
-                continue
-            rich_table = RichTable(title=section.label or None, title_style="italic", title_justify="left")
-            for i, header in enumerate(headers):
-                rich_table.add_column(header, justify="left" if i == 0 else "right")
-            for row in rows:
-                cells = [f"[bold green]{c.text()}[/bold green]" if c.best else c.text() for c in row.cells]
-                rich_table.add_row(row.label, *([row.seeds] if piece.has_seeds else []), *cells)
-            out.append(rich_table)
-    return Group(*out)
-
-
-def to_html(table: Table) -> str:
-    from html import escape
-
-    cols = table.full_columns()
-    out = [f"<table><caption><b>{escape(table.title)}</b><br>{escape(table.caption)}</caption>", "<thead>"]
-    if table.column_groups:
-        out.append("<tr>" + "".join(f'<th colspan="{w}">{escape(h)}</th>' for h, w in table.full_groups()) + "</tr>")
-    out.append("<tr>" + "".join(f"<th>{escape(c)}</th>" for c in cols) + "</tr></thead>")
-    for section in table.sections:
-        out.append("<tbody>")
-        if section.label:
-            out.append(f'<tr class="section"><td colspan="{len(cols)}">{escape(section.label)}</td></tr>')
-        for row in section.rows:
-            cells = [f'<td class="best">{escape(c.text())}</td>' if c.best else f"<td>{escape(c.text())}</td>"
-                     for c in row.cells]
-            seeds = [f"<td>{escape(row.seeds)}</td>"] if table.has_seeds else []
-            out.append(f"<tr><th>{escape(row.label)}</th>" + "".join(seeds + cells) + "</tr>")
-        out.append("</tbody>")
-    out.append("</table>")
-    out += [f'<p class="note">{escape(note)}</p>' for note in table.notes]
-    return "\n".join(out)
