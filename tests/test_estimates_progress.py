@@ -169,3 +169,18 @@ def test_the_heartbeat_thread_beats_while_nothing_finishes():
     beats = threading.Event()
     with Heartbeat(beats.set, interval=0.01):
         assert beats.wait(5.0)
+
+
+def test_the_grid_time_left_falls_while_worker_processes_run_and_nothing_finishes():
+    """Under --jobs the driver sees no run start (the workers run them): time left still counts down."""
+    from benchmark.execution.progress import GridClock
+
+    now = [0.0]
+    clock = GridClock(4, {0: 100.0, 1: 100.0, 2: 100.0, 3: 100.0}, jobs=2, clock=lambda: now[0])
+    assert clock.left() == 200.0  # 400 s of runs, two at a time
+    now[0] = 30.0
+    assert clock.left() == 170.0
+    clock.finished(0, 50.0, "done")  # took half its estimate: the rest is expected at half too
+    assert clock.left() == 75.0  # 300 s x 0.5 / 2 jobs, counted from this finish
+    now[0] = 40.0
+    assert clock.left() == 65.0

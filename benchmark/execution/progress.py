@@ -57,7 +57,7 @@ class GridClock:
                  clock: Callable[[], float] = time.monotonic):
         self.total, self.jobs, self.clock = total, max(1, jobs), clock
         self.estimates = dict(estimates or {})
-        self.t0 = clock()
+        self.t0 = self._mark = clock()  # _mark: when the last run finished (the grid's start before any)
         self.done = 0
         self.run: RunState | None = None
         self._spent = self._expected = 0.0  # finished runs: seconds taken, seconds estimated
@@ -73,6 +73,7 @@ class GridClock:
     def finished(self, index: int, wall_s: float, status: str) -> None:
         self.done += 1
         self.run = None
+        self._mark = self.clock()
         expected = self.estimates.pop(index, None)
         if expected is not None and status == "done":
             self._spent += wall_s
@@ -89,11 +90,12 @@ class GridClock:
 
     def left(self) -> float | None:
         """The grid's time left: the estimates of the runs not finished (corrected by the finished runs' ratio of
-        taken to estimated time), less the time the current run has already spent; None without an estimate."""
+        taken to estimated time), less the time spent since the last run finished (the runs in flight have used
+        it, whether this process or worker processes run them); None without an estimate."""
         if not self.estimates:
             return None if self.done < self.total else 0.0
         ratio = self._spent / self._expected if self._expected > 0 else 1.0
-        return max(0.0, sum(self.estimates.values()) * ratio / self.jobs - self.run_elapsed())
+        return max(0.0, sum(self.estimates.values()) * ratio / self.jobs - (self.clock() - self._mark))
 
     def status_line(self) -> str:
         """A heartbeat line: the grid's k/N and times, and the current run's steps and times."""
