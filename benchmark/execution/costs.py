@@ -129,9 +129,9 @@ def model_seconds(method: str, params: Mapping[str, Any], described: Mapping[str
     model = model or load_cost_model()
     _, cls, _ = resolve_method(method)
     if method not in model["methods"]:  # a variant without measurements of its own costs what its base method does
-        from benchmark.registry import available_methods
+        from benchmark.execution.tuning import base_method
 
-        method = next((name for name, (c, o) in available_methods().items() if c is cls and not o), method)
+        method = base_method(method) or method
     entry = model["methods"].get(method, {}).get(budget, {}).get(device_class(device))
     general = model["devices"].get(device_class(device))
     if entry is None or general is None:
