@@ -22,6 +22,11 @@ to the precision sum; with n = 1 this is rel * (c + 1) / (a + 1), the untied for
 
 Queries without any relevant item have no defined AP: they are left out of every mean and counted in the
 info dict that :func:`retrieval_metrics_with_info` returns.
+
+Generalized zero-shot retrieval (queries and gallery of seen and unseen classes) reports, as generalized
+zero-shot learning does (Xian et al., TPAMI 2019), each metric over the seen-class queries (s), over the
+unseen-class queries (u) and their harmonic mean 2su / (s + u) (:func:`role_metrics`), which is high only
+when both are: a method that ranks its training classes well and new classes badly scores low.
 """
 
 from __future__ import annotations
@@ -32,7 +37,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-__all__ = ["retrieval_metrics", "retrieval_metrics_with_info", "per_query_metrics", "DEFAULT_KS"]
+__all__ = ["retrieval_metrics", "retrieval_metrics_with_info", "per_query_metrics", "harmonic_mean", "role_metrics",
+           "DEFAULT_KS"]
 
 DEFAULT_KS: tuple[int, ...] = (100, 200)
 
@@ -229,3 +235,26 @@ def retrieval_metrics(scores, query_labels, gallery_labels, ks: Sequence[int] = 
                       average: str = "micro") -> dict[str, float]:
     """``{"mAP@all", "mAP@k", "P@k" for each k}`` averaged over queries or classes; see the module doc."""
     return retrieval_metrics_with_info(scores, query_labels, gallery_labels, ks, average)[0]
+
+
+def harmonic_mean(seen: float, unseen: float) -> float:
+    """2su / (s + u); 0 when both are 0, NaN when either is NaN."""
+    if np.isnan(seen) or np.isnan(unseen):
+        return float("nan")
+    total = seen + unseen
+    return 0.0 if total == 0 else float(2 * seen * unseen / total)
+
+
+def role_metrics(per_query: dict[str, np.ndarray], n_relevant: np.ndarray,
+                 seen_query: np.ndarray) -> dict[str, dict[str, float]]:
+    """The seen-query and unseen-query means of every per-query metric and their harmonic mean:
+    ``{"seen": {...}, "unseen": {...}, "harmonic": {...}}``. ``seen_query`` marks the queries of seen classes;
+    queries without a relevant item are left out, as in every mean."""
+    seen_query = np.asarray(seen_query, dtype=bool)
+    keep = np.asarray(n_relevant) > 0
+    out: dict[str, dict[str, float]] = {"seen": {}, "unseen": {}, "harmonic": {}}
+    for name, values in per_query.items():
+        for role, mask in (("seen", keep & seen_query), ("unseen", keep & ~seen_query)):
+            out[role][name] = float(values[mask].mean()) if mask.any() else float("nan")
+        out["harmonic"][name] = harmonic_mean(out["seen"][name], out["unseen"][name])
+    return out

@@ -218,5 +218,6 @@ def run_method(method: str, ds: ZSDataset, seed: int, store, params: dict | None
     from benchmark.execution.plan import make_spec
     from benchmark.execution.runner import run_one
 
-    spec = make_spec(method, seed, ds.name, params, ds.stage, threads, device, selection, budget=budget)
+    spec = make_spec(method, seed, ds.name, params, ds.stage, threads, device, selection, budget=budget,
+                     scenario=ds.scenario)
     return run_one(spec, ds, store, force, **kwargs)

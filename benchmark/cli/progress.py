@@ -90,7 +90,8 @@ class RunProgress:
             self.progress.update(self.step_task, visible=False)
             return
         reason = f" ({outcome.reason})" if outcome.reason else ""
-        print(f"[{self.done}/{self.total}] {outcome.dataset} {outcome.method} seed {outcome.seed}: {outcome.status}"
+        print(f"[{self.done}/{self.total}] {outcome.dataset} {outcome.method} seed {outcome.seed}"
+              f"{'' if outcome.scenario == 'zero-shot' else f' ({outcome.scenario})'}: {outcome.status}"
               f"{reason} in {outcome.wall_s:.1f} s; {timing_text(self.clock.elapsed(), self.clock.left())}",
               file=self.lines_to, flush=True)
 

@@ -17,6 +17,7 @@ from rich.console import Console
 from benchmark.cli.output import _plural, _score, _short, console, err_console, print_json, print_table
 from benchmark.cli.progress import RunProgress, TuneProgress, _build_embedded
 from benchmark.contract import ZSBenchError
+from benchmark.core.data import SCENARIOS
 from benchmark.core.env import DEFAULT_THREADS
 from benchmark.core.spec import BUDGETS, DEFAULT_BUDGET
 from benchmark.core.store import DEFAULT_RESULTS, DEFAULT_TUNING
@@ -58,15 +59,19 @@ from benchmark.core.store import DEFAULT_RESULTS, DEFAULT_TUNING
 @click.option("--budget", type=click.Choice(BUDGETS), default=None,
               help="Training budget: cpu (lengths and widths a CPU affords, the default) or paper (the authors' "
                    "released ones, where a method declares them); part of a run's identity.")
+@click.option("--scenario", type=click.Choice([*SCENARIOS, "all"]), default=None,
+              help="zero-shot: score the unseen classes (default); standard: the seen classes' held-out test items; "
+                   "generalized: both together, with seen, unseen and harmonic-mean scores; all: the three (one "
+                   "record each). Held-out seen items never reach training in standard and generalized.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON (one object per run).")
 def run(methods, datasets, synthetic, split, scale, seeds, params, results, force, device, config, stage, jobs,
-        executor, address, threads, semantics, tuned, tuning, budget, as_json) -> None:
+        executor, address, threads, semantics, tuned, tuning, budget, scenario, as_json) -> None:
     """Run every (method, dataset, seed) and write one JSON record each; rerunning resumes."""
     from benchmark.execution.grid import grid_from_cli
     from benchmark.execution.plan import check_data, plan_grid, run_plan
 
     grid = grid_from_cli(config, methods, datasets, synthetic, split, scale, seeds, device, semantics, threads, stage,
-                         params, budget)
+                         params, budget, scenario)
     results = results or grid.results or DEFAULT_RESULTS
     executor = executor or ("processes" if jobs > 1 else "serial")
     plan = plan_grid(grid, tuning, every_method_tuned=tuned)  # every mistake in the grid, before any data is built
@@ -142,7 +147,9 @@ def _outcome_json(o) -> dict:
            "record": None if o.path is None else str(o.path), "reason": o.reason, "wall_s": round(o.wall_s, 3)}
     if o.record is not None:
         out.update({"source": o.record.source, "split": o.record.split_name, "stage": o.record.stage,
-                    "metrics": o.record.metrics, "total_s": o.record.total_s})
+                    "scenario": o.record.scenario, "metrics": o.record.metrics, "total_s": o.record.total_s})
+        if o.record.metrics_by_role:
+            out["metrics_by_role"] = o.record.metrics_by_role
     return out
 
 
@@ -160,13 +167,18 @@ def _print_outcomes(outcomes) -> None:
         stage = "" if record.stage == "test" else f", stage {record.stage}"
         sources.setdefault(o.dataset, f"{record.source}, split {record.split_name}{stage}")
         for task_name, values in record.metrics.items():
-            rows.append([o.dataset, o.method, str(o.seed), o.status, task_name, f"{values['mAP@all']:.4f}",
+            roles = (record.metrics_by_role or {}).get(task_name)
+            rows.append([o.dataset, o.method, str(o.seed), record.scenario, o.status, task_name,
+                         f"{values['mAP@all']:.4f}", f"{roles['harmonic']['mAP@all']:.4f}" if roles else "",
                          f"{values['P@100']:.4f}" if "P@100" in values else "", f"{record.total_s:.1f}"])
     caption = "; ".join(f"{name}: {info}" for name, info in sources.items()) or None
     stages = {o.record.stage for o in outcomes if o.record is not None}
-    title = "runs (validation classes)" if stages == {"validation"} else "runs (unseen classes)"
+    scenarios = {o.record.scenario for o in outcomes if o.record is not None}
+    title = ("runs (validation classes)" if stages == {"validation"} else
+             "runs (unseen classes)" if scenarios == {"zero-shot"} else "runs")
     if rows:
-        print_table(title, ["dataset", "method", "seed", "status", "task", "mAP@all", "P@100", "s"], rows, caption)
+        print_table(title, ["dataset", "method", "seed", "scenario", "status", "task", "mAP@all", "H mAP@all",
+                            "P@100", "s"], rows, caption)
     if missing:
         print_table("runs without a record", ["dataset", "method", "seed", "status", "reason"], missing)
     counts = {status: sum(o.status == status for o in outcomes) for status in STATUSES}
@@ -201,8 +213,11 @@ def _print_outcomes(outcomes) -> None:
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, or auto.")
 @click.option("--training-budget", "training", type=click.Choice(BUDGETS), default=DEFAULT_BUDGET, show_default=True,
               help="The training budget every trial runs at (as run --budget); its studies are kept apart.")
+@click.option("--scenario", type=click.Choice(SCENARIOS), default="zero-shot", show_default=True,
+              help="Tune for this scenario: the validation classes play the unseen role, a held-out share of the "
+                   "other training classes' items the seen role (its studies are kept apart).")
 def tune(methods, dataset, synthetic, split, scale, semantics, budget, timeout_s, seeds, sampler_seed, params, out,
-         jobs, executor, address, threads, device, training) -> None:
+         jobs, executor, address, threads, device, training, scenario) -> None:
     """Choose hyper-parameters on the split's validation classes (never a test class), same budget for all."""
     from benchmark.core.data import DatasetRequest
     from benchmark.datasets import check_available
@@ -225,10 +240,12 @@ def tune(methods, dataset, synthetic, split, scale, semantics, budget, timeout_s
     rows = []
     with TuneProgress(len(specs), budget, executor) as progress:
         results = tune_all(specs, request, budget, parse_seeds(seeds), Path(out), timeout_s, threads, device,
-                           sampler_seed, fixed, executor, jobs, address, progress.trial, progress.done, training)
+                           sampler_seed, fixed, executor, jobs, address, progress.trial, progress.done, training,
+                           scenario)
     for r in results:
         rows.append([r.method, f"{r.trials}/{r.budget}", str(r.failed), _score(r.default_value), _score(r.best_value),
                      f"{r.wall_s:.0f}", r.stopped_by, ", ".join(f"{k}={_short(v)}" for k, v in r.best_params.items())])
-    print_table(f"tuning on the validation classes of {dataset} (mAP@all, mean over tasks and seeds {seeds})",
+    where = "" if scenario == "zero-shot" else f", {scenario} scenario"
+    print_table(f"tuning on the validation classes of {dataset}{where} (mAP@all, mean over tasks and seeds {seeds})",
                 ["method", "trials", "failed", "defaults", "best", "s", "stopped by", "best parameters"], rows,
                 caption=f"studies in {out}; run them with `zsbench run --tuned --methods ... --dataset {dataset}`")

@@ -7,6 +7,12 @@ A :class:`Split` is the frozen zero-shot split (seen / unseen class names). It c
 and hashed split of its own, :class:`ValidationSplit`: a fixed part of the *seen* classes that plays the
 unseen role while a configuration is chosen (``ZSDataset.selection_view``). Test (unseen) classes never
 take part in a choice: the selection view drops them, samples and names alike.
+
+A dataset is scored in one of three *scenarios* (:data:`SCENARIOS`): ``zero-shot`` (unseen classes only, the
+default), ``standard`` (the seen classes' held-out test items) and ``generalized`` (both together). The seen
+classes' test items are the test part where the data has train/test parts (the image-text datasets), else a
+frozen share of each seen class's items (:meth:`ZSDataset.seen_test_items`), drawn with a seed derived from the
+split's sha256; in the standard and generalized scenarios training never sees them.
 """
 
 from __future__ import annotations
@@ -27,6 +33,14 @@ STAGES = ("test", "validation")
 #: Share of the seen classes held out as validation classes (at least ``MIN_VALIDATION_CLASSES``).
 VALIDATION_SHARE = 0.2
 MIN_VALIDATION_CLASSES = 2
+#: The evaluation scenarios; ``zero-shot`` is the default, and its records keep the identity they had before
+#: scenarios existed.
+SCENARIOS = ("zero-shot", "generalized", "standard")
+DEFAULT_SCENARIO = "zero-shot"
+#: Share of each seen class's items held out as its test items on data without train/test parts (at least
+#: one item of a class with two or more, never all of them). Changing it changes every held-out draw: the
+#: records name it (``heldout``), and it is part of a standard or generalized run's identity.
+HELDOUT_SHARE = 0.2
 
 
 @dataclass(frozen=True)
@@ -107,6 +121,8 @@ class ZSDataset:
     parts: dict[str, np.ndarray] | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
     stage: str = "test"
+    #: What the dataset is scored on (one of :data:`SCENARIOS`); see :meth:`in_scenario`.
+    scenario: str = DEFAULT_SCENARIO
 
     def __post_init__(self) -> None:
         self.validate()
@@ -121,6 +137,8 @@ class ZSDataset:
             raise ZSBenchError(f"{where}: source must be one of {SOURCES}, got {self.source!r}")
         if self.stage not in STAGES:
             raise ZSBenchError(f"{where}: stage must be one of {STAGES}, got {self.stage!r}")
+        if self.scenario not in SCENARIOS:
+            raise ZSBenchError(f"{where}: scenario must be one of {', '.join(SCENARIOS)}, got {self.scenario!r}")
         n_classes = len(self.class_names)
         if len(set(self.class_names)) != n_classes:
             raise ZSBenchError(f"{where}: duplicate class names in the class list")
@@ -192,10 +210,17 @@ class ZSDataset:
 
         Test-class samples *and* names are dropped (class ids are renumbered over the seen classes), so
         nothing a configuration is chosen on depends on a test class. Tasks, parts and the evaluation
-        protocol are the test's, so validation is scored exactly like the test.
+        protocol are the test's, so validation is scored exactly like the test. In the standard and generalized
+        scenarios the seen classes' test items are dropped first (see :meth:`_without_seen_test_items`) and the
+        validation problem is scored on all its items (``all``).
         """
         if self.stage != "test":
             raise ZSBenchError(f"dataset {self.name!r} is already the selection view")
+        base = self if self.scenario == DEFAULT_SCENARIO else self._without_seen_test_items()
+        return base._selection_problem()
+
+    def _selection_problem(self) -> ZSDataset:
+        """:meth:`selection_view` of this dataset as it is."""
         validation = self.split.validation or derived_validation(self.split)
         keep = self.seen_classes  # sorted ids of the seen classes
         new_id = np.full(len(self.class_names), -1, dtype=np.int64)
@@ -216,6 +241,52 @@ class ZSDataset:
         return replace(self, features=features, labels=labels, class_names=seen_names,
                        class_embeddings=np.asarray(self.class_embeddings)[keep], split=split, parts=parts,
                        stage="validation")
+
+    def in_scenario(self, scenario: str) -> ZSDataset:
+        """The same dataset scored in ``scenario`` (no copy of the arrays)."""
+        return self if scenario == self.scenario else replace(self, scenario=scenario)
+
+    def _without_seen_test_items(self) -> ZSDataset:
+        """The dataset less the seen classes' test items, without parts (for the selection view of the standard
+        and generalized scenarios): model selection then neither trains nor scores on a test item, and the
+        validation problem draws its own held-out share from what is left (keyed by the validation split)."""
+        features, labels = {}, {}
+        for m in self.modalities:  # paired data hold the same rows out of every modality, so pairs stay
+            rows = np.setdiff1d(np.arange(self.labels[m].size), self.seen_test_items(m))
+            features[m], labels[m] = self.features[m][rows], self.labels[m][rows]
+        return replace(self, features=features, labels=labels, parts=None, eval_protocol="all")
+
+    def seen_test_items(self, modality: str) -> np.ndarray:
+        """Sorted indices of the seen classes' test items of ``modality``: what the seen role of the standard and
+        generalized scenarios is scored on, and what training never sees in them.
+
+        With train/test parts: the seen classes' test part. Without: per seen class, ``HELDOUT_SHARE`` of its
+        items (rounded, at least one of two or more, never all), a permutation seeded by the split's sha256 and
+        the class name (paired data: one draw for all modalities, so pairs stay together). The same split and
+        items give the same draw on every machine and for every method.
+        """
+        if self.parts is not None:
+            return self.items(modality, self.seen_classes, "test")
+        labels = self.labels[modality]
+        order = np.argsort(labels, kind="stable")
+        starts = np.searchsorted(labels[order], self.seen_classes, side="left")
+        ends = np.searchsorted(labels[order], self.seen_classes, side="right")
+        key = "paired" if self.paired else modality
+        chosen = []
+        for c, start, end in zip(self.seen_classes, starts, ends, strict=True):
+            idx = order[start:end]  # the class's items in dataset order
+            n_out = min(idx.size - 1, max(1, int(round(HELDOUT_SHARE * idx.size)))) if idx.size >= 2 else 0
+            seed = int.from_bytes(hashlib.sha256(
+                f"heldout/{self.split.sha256}/{key}/{self.class_names[c]}".encode()).digest()[:8], "little")
+            chosen.append(idx[np.random.default_rng(seed).permutation(idx.size)[:n_out]])
+        return np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, dtype=np.int64)
+
+    def heldout_record(self) -> dict[str, Any]:
+        """How the seen classes' test items were drawn, with a sha256 of their indices (the record's ``heldout``)."""
+        items = {m: self.seen_test_items(m) for m in self.modalities}
+        digest = hashlib.sha256(json.dumps({m: v.tolist() for m, v in items.items()}, sort_keys=True).encode())
+        rule = "test part" if self.parts is not None else f"share {HELDOUT_SHARE} of each seen class, seeded by the split"
+        return {"rule": rule, "sha256": digest.hexdigest(), "items": {m: int(v.size) for m, v in items.items()}}
 
     def modality_groups(self, max_modalities: int | None) -> list[tuple[str, ...]]:
         """The modality sets one fit must cover: all of them, or each task's pair when a method takes fewer."""

@@ -59,6 +59,15 @@ class RunRecord:
     budget: str | None = None
     #: Whether training converged, by the one rule of ``benchmark.core.convergence`` (None in older records).
     convergence: dict[str, Any] | None = None
+    #: What was scored: ``zero-shot`` (the unseen classes; every record before scenarios), ``generalized``
+    #: (seen and unseen classes) or ``standard`` (the seen classes' test items).
+    scenario: str = "zero-shot"
+    #: How the seen classes' test items were drawn (standard and generalized scenarios; see
+    #: ``ZSDataset.heldout_record``).
+    heldout: dict[str, Any] | None = None
+    #: Generalized scenario: per task, each metric over the seen-class queries, the unseen-class queries and
+    #: their harmonic mean (``seen`` / ``unseen`` / ``harmonic`` -> metric -> value).
+    metrics_by_role: dict[str, dict[str, dict[str, float]]] | None = None
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -121,6 +130,7 @@ def read_json(path: Path) -> Any:
         raise ZSBenchError(f"record {path} is unreadable ({err}); move it aside and rerun to regenerate it") from None
 
 
-_OPTIONAL = {"threads", "machine", "grid", "embeddings_file", "queries_file", "budget", "convergence"}
+_OPTIONAL = {"threads", "machine", "grid", "embeddings_file", "queries_file", "budget", "convergence", "heldout",
+             "metrics_by_role"}
 _REQUIRED = {f.name for f in dataclasses.fields(RunRecord)
              if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}

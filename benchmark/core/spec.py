@@ -11,7 +11,9 @@ whichever grid or tuning asked for it.
 The thread count is part of the identity: floating-point sums split over threads differ in their last bits,
 and the same seed must give the same numbers everywhere. A GPU run is another run than the CPU one of the
 same seed (its numbers differ in rounding, which GAN training amplifies); CPU identities carry no device, so
-records written before the device joined the identity keep their names.
+records written before the device joined the identity keep their names. The scenario works the same way: a
+zero-shot identity carries none (so every record from before scenarios keeps its name and meaning); a
+standard or generalized one carries the scenario and how its seen-class test items were drawn.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from benchmark.core.data import DatasetRequest, ZSDataset
+from benchmark.core.data import DEFAULT_SCENARIO, DatasetRequest, ZSDataset
 from benchmark.core.env import DEFAULT_THREADS, device_class
 from benchmark.core.record import DEFAULTS_SELECTION
 
@@ -67,6 +69,9 @@ class RunSpec:
     index: int = field(default=-1, compare=False)
     #: The training budget the parameters were resolved at (``cpu`` or ``paper``; see ``Method.budgets``).
     budget: str = DEFAULT_BUDGET
+    #: What the run is scored on: ``zero-shot`` (default), ``generalized`` or ``standard`` (see
+    #: ``benchmark.core.data.SCENARIOS``).
+    scenario: str = DEFAULT_SCENARIO
 
     @property
     def chosen_by(self) -> dict[str, Any]:
@@ -84,6 +89,9 @@ class RunSpec:
             identity["device"] = kind
         if self.budget != DEFAULT_BUDGET:  # cpu-budget identities carry no budget, so older records keep names
             identity["budget"] = self.budget
+        if self.scenario != DEFAULT_SCENARIO:  # zero-shot identities carry none, so older records keep names
+            identity["scenario"] = self.scenario
+            identity["heldout_sha256"] = ds.in_scenario(self.scenario).heldout_record()["sha256"]
         return identity
 
     def configuration(self, dataset: Mapping[str, Any]) -> str:

@@ -87,21 +87,21 @@ def run_task(spec: RunSpec, results: str, force: bool = False, grid: dict[str, A
 
     t0 = time.perf_counter()
     try:
-        ds = dataset_for(spec.dataset)
+        ds = dataset_for(spec.dataset).in_scenario(spec.scenario)
         if spec.stage == "validation":
             ds = ds.selection_view()
         outcome = run_one(spec, ds, ResultStore(results), force, on_event, on_progress, grid=grid,
                           map_blocks=map_blocks)
     except Exception as err:  # noqa: BLE001 - a failed run must not stop the rest of the grid
         return RunOutcome(spec.method, spec.dataset.name, spec.seed, "failed", reason=one_line(err),
-                          wall_s=time.perf_counter() - t0, index=spec.index)
+                          wall_s=time.perf_counter() - t0, index=spec.index, scenario=spec.scenario)
     outcome.record = None  # small outcomes travel cheaply; the driver loads the record it wants to show
     return outcome
 
 
 def _lost(spec: RunSpec, err: BaseException) -> RunOutcome:
     return RunOutcome(spec.method, spec.dataset.name, spec.seed, "failed", reason=f"worker lost: {one_line(err)}",
-                      index=spec.index)
+                      index=spec.index, scenario=spec.scenario)
 
 
 # --- the executors ---------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ regenerates the committed records::
     threads = 1                    # optional: torch/BLAS threads per run (part of a run's identity)
     stage = "test"                 # optional: "validation" scores the validation classes (model selection)
     budget = "cpu"                 # optional: the training budget, "cpu" or "paper" (the released lengths)
+    scenario = "zero-shot"         # optional: "generalized", "standard", "all", or a list of them
     results = "results/runs"       # optional; --results overrides it
 
     [[methods]]
@@ -41,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.contract import ZSBenchError
-from benchmark.core.data import DatasetRequest
+from benchmark.core.data import DEFAULT_SCENARIO, SCENARIOS, DatasetRequest
 from benchmark.core.env import DEFAULT_THREADS
 from benchmark.core.spec import DEFAULT_BUDGET
 
@@ -50,7 +51,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10 reads TOML with the tomli backport (a dependency there)
     import tomli as tomllib
 
-TOP_KEYS = {"seeds", "device", "threads", "stage", "budget", "results", "tuning", "methods", "datasets"}
+TOP_KEYS = {"seeds", "device", "threads", "stage", "budget", "scenario", "results", "tuning", "methods", "datasets"}
 #: The word that expands to every registered method, dataset or split.
 ALL = "all"
 METHOD_KEYS = {"name", "params", "tuned"}
@@ -78,6 +79,8 @@ class Grid:
     results: str | None = None
     #: Folder of the tuning studies that ``tuned`` entries read (default results/tuning).
     tuning: str | None = None
+    #: The scenarios every (method, dataset, seed) is run in (``all`` expanded; see ``parse_scenarios``).
+    scenarios: list[str] = field(default_factory=lambda: [DEFAULT_SCENARIO])
     file: str | None = None
     file_sha256: str | None = None
 
@@ -159,6 +162,17 @@ def dataset_requests(names: Sequence[str], synthetic: bool = False, split: str |
                                f"leave --split out for each dataset's default, or pass --split all")
         requests.append(DatasetRequest(dataset, synthetic, split, scale, semantics=semantics))
     return requests
+
+
+def parse_scenarios(value: str | Sequence[str], where: str = "--scenario") -> list[str]:
+    """``all``, one scenario, a comma list or a list of them -> the scenarios in :data:`SCENARIOS` order, once each."""
+    names = split_list(value) if isinstance(value, str) else [str(v) for v in value]
+    wanted = set(SCENARIOS) if ALL in names else set(names)
+    unknown = sorted(wanted - set(SCENARIOS))
+    if unknown or not wanted:
+        raise ZSBenchError(f"{where}: scenario must be one of {', '.join(SCENARIOS)} or all, got "
+                           f"{', '.join(unknown) or 'none'}")
+    return [s for s in SCENARIOS if s in wanted]
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -272,6 +286,8 @@ def load_grid(path: str | Path) -> Grid:
                 threads=_expect(data.get("threads", DEFAULT_THREADS), int, where, "threads"),
                 stage=_expect(data.get("stage", "test"), str, where, "stage"),
                 budget=_expect(data.get("budget", DEFAULT_BUDGET), str, where, "budget"),
+                scenarios=parse_scenarios(_expect(data.get("scenario", DEFAULT_SCENARIO), (str, list), where,
+                                                  "scenario"), f"{where}: scenario"),
                 results=None if data.get("results") is None else _expect(data["results"], str, where, "results"),
                 tuning=None if data.get("tuning") is None else _expect(data["tuning"], str, where, "tuning"),
                 file=str(path), file_sha256=hashlib.sha256(raw).hexdigest())
@@ -281,9 +297,9 @@ def load_grid(path: str | Path) -> Grid:
 def grid_from_cli(config: str | None, methods: str | None, datasets: str | None, synthetic: bool,
                   split: str | None, scale: float | None, seeds: str | None, device: str | None,
                   semantics: str | None = None, threads: int | None = None, stage: str | None = None,
-                  params: Sequence[str] = (), budget: str | None = None) -> Grid:
+                  params: Sequence[str] = (), budget: str | None = None, scenario: str | None = None) -> Grid:
     """The grid of ``zsbench run``: a grid file, or the flags; flags that a file would contradict are errors.
-    ``seeds``, ``device``, ``threads``, ``stage``, ``budget`` and ``params`` apply to either."""
+    ``seeds``, ``device``, ``threads``, ``stage``, ``budget``, ``scenario`` and ``params`` apply to either."""
     grid = _grid_from_cli(config, methods, datasets, synthetic, split, scale, seeds, device, semantics)
     if threads is not None:
         grid.threads = threads
@@ -291,6 +307,8 @@ def grid_from_cli(config: str | None, methods: str | None, datasets: str | None,
         grid.stage = stage
     if budget is not None:
         grid.budget = budget
+    if scenario is not None:
+        grid.scenarios = parse_scenarios(scenario)
     return grid.with_params(params)
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.contract import ZSBenchError
-from benchmark.core.data import STAGES, DatasetRequest
+from benchmark.core.data import DEFAULT_SCENARIO, STAGES, DatasetRequest
 from benchmark.core.env import resolve_device
 from benchmark.core.spec import BUDGETS, DEFAULT_BUDGET, RunSpec
 from benchmark.core.store import DEFAULT_TUNING
@@ -83,8 +83,10 @@ def check_data(plan: Plan, keep: bool = True, on_event: Callable[[str], None] | 
             on_event(f"checking the data of {request.name}")
         try:
             ds = dataset_for(request)
-            if any(spec.stage == "validation" for spec in plan.specs if spec.dataset == request):
-                ds.selection_view()
+            for scenario in {spec.scenario for spec in plan.specs if spec.dataset == request}:
+                if any(spec.stage == "validation" and spec.scenario == scenario for spec in plan.specs
+                       if spec.dataset == request):
+                    ds.in_scenario(scenario).selection_view()
         except ZSBenchError as err:
             problems.append(f"{request.name}: {err}")
         if not keep:
@@ -112,12 +114,13 @@ def plan_grid(grid: Grid, tuning: str | Path | None = None, every_method_tuned: 
     specs: list[RunSpec] = []
     for request in grid.datasets:
         for method, params, tuned in entries:
-            selection = None
-            if tuned:
-                params, selection = tuned_choice(folder, method, request, grid.budget)
+            chosen = {scenario: tuned_choice(folder, method, request, grid.budget, scenario) if tuned else (params, None)
+                      for scenario in grid.scenarios}
             for seed in grid.seeds:
-                specs.append(make_spec(method, seed, request, params, grid.stage, grid.threads, device, selection,
-                                       index=len(specs), budget=grid.budget))
+                for scenario in grid.scenarios:
+                    specs.append(make_spec(method, seed, request, chosen[scenario][0], grid.stage, grid.threads, device,
+                                           chosen[scenario][1], index=len(specs), budget=grid.budget,
+                                           scenario=scenario))
     methods = []
     for method, params, tuned in entries:
         name, built = build_method(method, params if not tuned else {}, grid.budget)
@@ -126,7 +129,8 @@ def plan_grid(grid: Grid, tuning: str | Path | None = None, every_method_tuned: 
     provenance = {"file": grid.file, "file_sha256": grid.file_sha256, "methods": methods,
                   "datasets": [{k: v for k, v in d.items() if k != "source"} for d in described],
                   "seeds": list(grid.seeds), "device": device, "threads": grid.threads, "stage": grid.stage,
-                  **({"budget": grid.budget} if grid.budget != DEFAULT_BUDGET else {})}
+                  **({"budget": grid.budget} if grid.budget != DEFAULT_BUDGET else {}),
+                  **({"scenarios": list(grid.scenarios)} if grid.scenarios != [DEFAULT_SCENARIO] else {})}
     return Plan(specs, provenance, dict(zip(grid.datasets, described, strict=True)))
 
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from benchmark.contract import Method, ZSBenchError, fit_context
 from benchmark.core.convergence import assess
-from benchmark.core.data import DatasetRequest, ZSDataset
+from benchmark.core.data import DEFAULT_SCENARIO, SCENARIOS, DatasetRequest, ZSDataset
 from benchmark.core.env import (
     DEFAULT_THREADS,
     PeakRSS,
@@ -56,18 +56,21 @@ class RunOutcome:
     reason: str | None = None
     wall_s: float = 0.0
     index: int = -1
+    scenario: str = DEFAULT_SCENARIO
 
 
 def make_spec(method: str, seed: int, dataset: DatasetRequest | str = "dataset", params: dict[str, Any] | None = None,
               stage: str = "test", threads: int = DEFAULT_THREADS, device: str = "cpu",
               selection: dict[str, Any] | None = None, monitor_every: int = 1, index: int = -1,
-              budget: str = DEFAULT_BUDGET) -> RunSpec:
+              budget: str = DEFAULT_BUDGET, scenario: str = DEFAULT_SCENARIO) -> RunSpec:
     """A spec for ``method`` (a registered name or module:Class) with ``params`` on top of its defaults, every
     hyper-parameter resolved. ``dataset`` may be a bare name when the caller passes the loaded data itself."""
     name, built = build_method(method, params, budget)
     request = dataset if isinstance(dataset, DatasetRequest) else DatasetRequest(dataset)
+    if scenario not in SCENARIOS:
+        raise ZSBenchError(f"scenario must be one of {', '.join(SCENARIOS)}, got {scenario!r}")
     return RunSpec(name, built.get_params(), request, int(seed), stage, threads, device, selection, monitor_every,
-                   index, budget)
+                   index, budget, scenario)
 
 
 def _now() -> str:
@@ -103,13 +106,16 @@ def run_one(spec: RunSpec, ds: ZSDataset, store: ResultStore, force: bool = Fals
     if ds.stage != spec.stage:
         raise ZSBenchError(f"run of {spec.method} asks for the {spec.stage} stage but got the {ds.stage} view of "
                            f"{ds.name}")
+    if ds.scenario != spec.scenario:
+        raise ZSBenchError(f"run of {spec.method} asks for the {spec.scenario} scenario but got {ds.name} in the "
+                           f"{ds.scenario} scenario")
     name, method = build_method(spec.method, dict(spec.params), spec.budget)
     identity = spec.identity(ds)
     path = store.path_for(identity)
 
     def outcome(status: str, record: RunRecord | None = None, reason: str | None = None) -> RunOutcome:
         return RunOutcome(name, ds.name, spec.seed, status, path, record, reason, time.perf_counter() - t_start,
-                          spec.index)
+                          spec.index, spec.scenario)
 
     if path.exists() and not force:
         store.load(path)  # an unreadable record is an error, not a silent skip
@@ -154,7 +160,7 @@ def _fit_and_score(name: str, method: Method, ds: ZSDataset, parts: list[ZSDatas
                    device: str, on_event, on_progress, map_blocks, monitor_every: int
                    ) -> tuple[RunRecord, dict[str, tuple[str, bytes]]]:
     started = _now()
-    metrics, infos, per_query, embeddings, history = {}, {}, {}, {}, []
+    metrics, infos, per_query, embeddings, history, roles = {}, {}, {}, {}, [], {}
     t_fit = t_eval = 0.0
     with PeakRSS() as memory:
         for part, view in zip(parts, views, strict=True):
@@ -177,6 +183,7 @@ def _fit_and_score(name: str, method: Method, ds: ZSDataset, parts: list[ZSDatas
             t_eval += time.perf_counter() - t0
             metrics.update(part_metrics)
             infos.update(details["tasks"])
+            roles.update(details.get("roles", {}))
             for task, values in details["per_query"].items():
                 per_query[task] = (label, values)
             for key, value in details["embeddings"].items():
@@ -190,7 +197,9 @@ def _fit_and_score(name: str, method: Method, ds: ZSDataset, parts: list[ZSDatas
         convergence=assess(history, type(method).convergence_loss),
         timings={"fit_s": round(t_fit, 3), "eval_s": round(t_eval, 3), "total_s": round(t_fit + t_eval, 3)},
         peak_memory_mb=round(memory.peak_mb, 1), device=device, versions=library_versions(),
-        git_commit=git_commit(), started=started, finished=_now(), identity={}, stage=ds.stage)
+        git_commit=git_commit(), started=started, finished=_now(), identity={}, stage=ds.stage,
+        scenario=ds.scenario, heldout=None if ds.scenario == DEFAULT_SCENARIO else ds.heldout_record(),
+        metrics_by_role={t: roles[t] for t in tasks} if roles else None)
     sidecars = {".queries.parquet": ("queries_file", queries_table(per_query, tasks, ds.class_names))}
     npz = embeddings_sidecar(embeddings)
     if npz is not None:

@@ -14,6 +14,12 @@ resumes where it stopped: the interrupted trial is marked failed and drawn again
 parameters. Studies live in SQLite files under ``<out>/<dataset>-<source>/<split>/<method>.sqlite``; the
 trials' run records (validation stage) in ``<out>/trials/``, so a rerun of an interrupted trial reuses the
 seeds it had finished.
+
+``--scenario`` tunes for the standard or generalized scenario: the trials score the validation classes in
+that scenario (the validation classes play the unseen role, a held-out share of the remaining training
+classes' items the seen role; the test-stage seen-class test items are dropped first, see
+``ZSDataset.selection_view``). Their studies are kept apart (``<method>.<scenario>.sqlite``), and ``zsbench run
+--tuned`` takes each scenario's own study.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.contract import Choice, IntRange, LogUniform, Method, Uniform, ZSBenchError
-from benchmark.core.data import DatasetRequest, ZSDataset
+from benchmark.core.data import DEFAULT_SCENARIO, DatasetRequest, ZSDataset
 from benchmark.core.env import DEFAULT_THREADS, resolve_device
 from benchmark.core.spec import DEFAULT_BUDGET, safe_name
 from benchmark.core.store import ResultStore
@@ -70,7 +76,8 @@ class TuneResult:
                 "seeds": list(self.seeds), "best_validation_mAP@all": self.best_value,
                 "default_validation_mAP@all": self.default_value, "study": f"{self.storage}::{self.study}",
                 "sampler": "optuna TPE", "params": self.best_params,
-                **({"study_of": f"{self.base} (this variant's own overrides kept)"} if self.base else {})}
+                **({"study_of": f"{self.base} (this variant's own overrides kept)"} if self.base else {}),
+                **({"scenario": ds.scenario} if ds.scenario != DEFAULT_SCENARIO else {})}
 
 
 def base_method(spec: str) -> str | None:
@@ -153,15 +160,17 @@ def study_key(name: str, request: DatasetRequest, ds: ZSDataset, seeds: list[int
                "data": ds.provenance, "split_sha256": ds.split.sha256, "seeds": seeds, "budget": budget,
                "timeout_s": timeout_s, "threads": threads, "sampler_seed": seed,
                "space": {k: repr(v) for k, v in sorted(space.items())}, "params": params,
-               **({"training_budget": training} if training != DEFAULT_BUDGET else {})}
+               **({"training_budget": training} if training != DEFAULT_BUDGET else {}),
+               **({"scenario": ds.scenario} if ds.scenario != DEFAULT_SCENARIO else {})}
     digest = hashlib.sha256(json.dumps(context, sort_keys=True, default=str).encode()).hexdigest()[:12]
     return f"{name}-budget{budget}-{digest}"
 
 
 def storage_path(out: Path, ds: ZSDataset, method: str, training: str = DEFAULT_BUDGET) -> Path:
     """``<out>/<dataset>-<source>/<split>/<method>.sqlite`` (``<method>.<budget>.sqlite`` for a training
-    budget other than cpu)."""
+    budget other than cpu, then ``.<scenario>`` for a scenario other than zero-shot)."""
     stem = safe_name(method) + ("" if training == DEFAULT_BUDGET else f".{safe_name(training)}")
+    stem += "" if ds.scenario == DEFAULT_SCENARIO else f".{safe_name(ds.scenario)}"
     return Path(out) / safe_name(f"{ds.name}-{ds.source}") / safe_name(ds.split.name) / f"{stem}.sqlite"
 
 
@@ -185,6 +194,7 @@ class _Study:
     target: int
     stopped_by: str
     training: str = DEFAULT_BUDGET
+    scenario: str = DEFAULT_SCENARIO
     trial: Any = None
     scores: dict[int, float] = field(default_factory=dict)
     error: str | None = None
@@ -211,7 +221,7 @@ def _open_study(spec: str, request: DatasetRequest, ds: ZSDataset, budget: int, 
         study.set_user_attr(attr, value)
     defaults = {p: getattr(method, p) for p in space if _in_space(type(method).search_space[p], getattr(method, p))}
     return _Study(spec, name, study, storage, path, space, params, defaults, budget if space else 1,
-                  "budget" if space else "no search space", training)
+                  "budget" if space else "no search space", training, ds.scenario)
 
 
 def _next_trial(state: _Study, budget: int, timeout_s: float, seed: int) -> bool:
@@ -237,7 +247,7 @@ def _trial_specs(state: _Study, request: DatasetRequest, seeds: list[int], threa
 
     params = {**state.params, **state.trial.params}
     return [make_spec(state.spec, run_seed, request, params, "validation", threads, device, TRIAL_SELECTION,
-                      monitor_every=0, budget=state.training) for run_seed in seeds]
+                      monitor_every=0, budget=state.training, scenario=state.scenario) for run_seed in seeds]
 
 
 def _finish_trial(state: _Study, seeds: list[int]) -> None:
@@ -262,7 +272,8 @@ def tune_all(specs: list[str], request: DatasetRequest, budget: int, seeds: list
              timeout_s: float = DEFAULT_TIMEOUT_S, threads: int = DEFAULT_THREADS, device: str = "cpu",
              seed: int = 0, params: dict[str, dict[str, Any]] | None = None, executor: str = "serial",
              jobs: int = 1, address: str | None = None, on_trial=None,
-             on_done: Callable[[TuneResult], None] | None = None, training: str = DEFAULT_BUDGET) -> list[TuneResult]:
+             on_done: Callable[[TuneResult], None] | None = None, training: str = DEFAULT_BUDGET,
+             scenario: str = DEFAULT_SCENARIO) -> list[TuneResult]:
     """Tune every method with the same budget and cap on the validation classes of ``request``.
 
     Each study is sequential (trial k+1 is drawn from the scores of trials 0..k, hence deterministic), and
@@ -275,7 +286,7 @@ def tune_all(specs: list[str], request: DatasetRequest, budget: int, seeds: list
         raise ZSBenchError(f"--budget must be at least 1 trial, got {budget}")
     device = resolve_device(device)
     params = params or {}
-    ds = dataset_for(request)
+    ds = dataset_for(request).in_scenario(scenario)
     for spec in specs:  # a bad search space fails before any trial, for every method
         checked_space(spec, params.get(spec, {}), training)
     ds.selection_view()  # and so does a split without enough seen classes
@@ -370,7 +381,8 @@ def find_study(out: Path, spec: str, ds: ZSDataset, training: str = DEFAULT_BUDG
         raise ZSBenchError(f"no tuning study of {name} on {ds.name} ({ds.source}, split {ds.split.name}) in {path}; "
                            f"run `zsbench tune --methods {name} --dataset {ds.name}"
                            f"{' --synthetic' if ds.source == 'synthetic' else ''} --budget N"
-                           f"{'' if training == DEFAULT_BUDGET else f' --training-budget {training}'}` first")
+                           f"{'' if training == DEFAULT_BUDGET else f' --training-budget {training}'}"
+                           f"{'' if ds.scenario == DEFAULT_SCENARIO else f' --scenario {ds.scenario}'}` first")
     storage = optuna.storages.RDBStorage(f"sqlite:///{path}")
     summaries = optuna.get_all_study_summaries(storage)
     if len(summaries) != 1:
@@ -388,12 +400,12 @@ def find_study(out: Path, spec: str, ds: ZSDataset, training: str = DEFAULT_BUDG
     return result
 
 
-def tuned_choice(folder: Path, spec: str, request: DatasetRequest, training: str = DEFAULT_BUDGET
-                 ) -> tuple[dict[str, Any], dict[str, Any]]:
+def tuned_choice(folder: Path, spec: str, request: DatasetRequest, training: str = DEFAULT_BUDGET,
+                 scenario: str = DEFAULT_SCENARIO) -> tuple[dict[str, Any], dict[str, Any]]:
     """The one place a tuned run's configuration is decided: the best parameters of ``spec``'s study on the
     dataset of ``request`` and the ``selection`` its records keep."""
     from benchmark.execution.executors import dataset_for
 
-    ds = dataset_for(request)
+    ds = dataset_for(request).in_scenario(scenario)
     study = find_study(folder, spec, ds, training)
     return study.best_params, study.selection(ds)
