@@ -283,3 +283,29 @@ def test_run_scenario_all_writes_three_records_per_method_and_seed(tmp_path):
     records = [json.loads(Path(o["record"]).read_text()) for o in outcomes]
     assert len({o["record"] for o in outcomes}) == 6
     assert all(("metrics_by_role" in r) == (r["scenario"] == "generalized") for r in records)
+
+
+# --- the report ---------------------------------------------------------------------------------------------
+
+def test_records_of_different_scenarios_never_share_a_report_table_row(tmp_path):
+    from benchmark.report.build import build_report
+
+    ds = make_tiny_dataset(paired=True)
+    store = ResultStore(tmp_path / "runs")
+    seeds = {"zero-shot": (0, 1), "generalized": (0, 1, 2), "standard": (0,)}
+    for scenario, scenario_seeds in seeds.items():
+        for seed in scenario_seeds:
+            run_method("random", ds.in_scenario(scenario), seed, store)
+    result = build_report(tmp_path / "runs", tmp_path / "report", plots=False, sensitivity=False, statistics=False)
+    tables = [t for t in result.comparison if not t.key.endswith("-roles")]
+    assert len(tables) == 6  # three scenarios x two tasks
+    for table in tables:
+        (row,) = [row for section in table.sections for row in section.rows]
+        # the row pools the seeds of its own scenario only (2, 3 and 1 seeds), never those of another
+        assert row.seeds == str(len(seeds[table.meta["scenario"]])), (table.key, row.seeds)
+    assert sorted(t.meta["scenario"] for t in tables) == sorted(["zero-shot", "generalized", "standard"] * 2)
+    roles = [t for t in result.comparison if t.key.endswith("-roles")]
+    assert [t.meta["scenario"] for t in roles] == ["generalized", "generalized"]
+    assert roles[0].columns[:3] == ["mAP@all S", "mAP@all U", "mAP@all H"]
+    html = (tmp_path / "report" / "report.html").read_text()
+    assert "Comparison tables: generalized zero-shot" in html and "Comparison tables: standard retrieval" in html

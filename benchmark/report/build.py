@@ -23,9 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmark.contract import ZSBenchError
+from benchmark.core.data import SCENARIOS
 from benchmark.report.folder import ReportFolder
 from benchmark.report.html import Figure, Part, render_html
 from benchmark.report.records import GroupKey, Run, group_runs, load_runs, tasks_of
+from benchmark.report.scenarios import role_table
 from benchmark.report.tables import (
     PAIRED_EXPLAINED,
     Table,
@@ -113,26 +115,14 @@ def build_report(results: str | Path, out: str | Path, paper: bool = False, repo
     tables_dir, figures_dir = out_dir / "tables", out_dir / "figures"
     parts: list[Part] = []
 
-    comparison = Part("Comparison tables", "One table per comparable group (dataset, data source, split and hash, "
-                      "evaluation protocol, semantics, features, stage) and task; methods x metrics. With per-query "
-                      "results a cell is the mean over seeds with its 95 % two-level bootstrap interval, and † marks "
-                      "rows not significantly worse than the best (paired randomization test, Holm over the table); "
-                      "each is followed by its paired comparisons. Best per column in bold. Each dataset section "
-                      "starts with what its tables share; every P@k caption gives the best P@k a perfect ranking "
-                      "reaches on that gallery (R-precision's is 1). " + PAIRED_EXPLAINED)
-    for key, members in groups.items():
-        for task in tasks_of(members):
-            say(f"statistics {key.dataset} ({key.source}) {task}")
-            table = comparison_table(key, members, task, statistics=statistics, n_resamples=n_resamples)
-            result.comparison.append(table)
-            comparison.tables.append((table, write_table(table, tables_dir, folder)))
-            result.summary += [f"{key.dataset} ({key.source}{'' if key.stage == 'test' else ', ' + key.stage}) "
-                               f"{task}: {note}" for note in table.notes if note.startswith("mAP@all")]
-            detail = significance_table(table)
-            if detail is not None:
-                result.significance.append(detail)
-                comparison.tables.append((detail, write_table(detail, tables_dir, folder)))
-    parts.append(comparison)
+    for scenario in SCENARIOS:
+        scenario_groups = {key: members for key, members in groups.items() if key.scenario == scenario}
+        if scenario_groups:
+            parts.append(_comparison_part(scenario, scenario_groups, statistics, n_resamples, tables_dir, folder,
+                                          result, say))
+    # Figures, re-scoring and the paper's tables are of the zero-shot scenario: the stored embeddings of the
+    # other scenarios are kept under the scenario's name, and the reported numbers are zero-shot ones.
+    zero_shot = {key: members for key, members in groups.items() if key.scenario == "zero-shot"}
 
     if paper:
         from benchmark.report.paper import load_reported, paper_tables
@@ -140,7 +130,7 @@ def build_report(results: str | Path, out: str | Path, paper: bool = False, repo
         part = Part("The paper's tables", "The CFSA paper's comparisons: rows as reported by the papers and rows "
                     "measured here are separate, labelled sections and are never ranked together."
                     + ("" if include_synthetic else " Synthetic stand-ins are left out (--include-synthetic)."))
-        for table in paper_tables(groups, load_reported(reported), include_synthetic):
+        for table in paper_tables(zero_shot, load_reported(reported), include_synthetic):
             if not table.columns:
                 continue
             result.paper.append(table)
@@ -148,14 +138,14 @@ def build_report(results: str | Path, out: str | Path, paper: bool = False, repo
         parts.append(part)
 
     if plots:
-        parts += _figures(groups, figures_dir, per_class, loss_curves, folder, result, say)
+        parts += _figures(zero_shot, figures_dir, per_class, loss_curves, folder, result, say)
 
     if sensitivity:
         from benchmark.report.sensitivity import sensitivity_table
 
         part = Part("Metric-convention sensitivity", "The same embeddings scored under the conventions of the "
                     "peer codebases (docs/reference.md); the bracket is the difference to zsbench's convention.")
-        for key, members in groups.items():
+        for key, members in zero_shot.items():
             for task in tasks_of(members):
                 say(f"re-scoring {key.dataset} ({key.source}) {task}")
                 table = sensitivity_table(key, members, task)
@@ -175,6 +165,47 @@ def build_report(results: str | Path, out: str | Path, paper: bool = False, repo
     result.html.write_text(render_html(parts, out_dir, "zsbench report", summary, combined))
     result.files = list(folder.written)
     return result
+
+
+SCENARIO_PARTS = {
+    "zero-shot": ("Comparison tables", ""),
+    "generalized": ("Comparison tables: generalized zero-shot", " Generalized zero-shot: queries and gallery hold the "
+                    "seen classes' test items and the unseen classes together; each comparison table is followed by "
+                    "the seen-query / unseen-query / harmonic-mean table."),
+    "standard": ("Comparison tables: standard retrieval (seen classes)", " Standard retrieval: queries and gallery "
+                 "are the seen classes' test items, which training never saw."),
+}
+
+
+def _comparison_part(scenario: str, groups, statistics: bool, n_resamples, tables_dir: Path, folder: ReportFolder,
+                     result: ReportResult, say) -> Part:
+    """One part of comparison tables per scenario: records of different scenarios never share a table."""
+    title, extra = SCENARIO_PARTS[scenario]
+    part = Part(title, "One table per comparable group (dataset, data source, split and hash, evaluation protocol, "
+                "semantics, features, stage, scenario) and task; methods x metrics. With per-query results a cell is "
+                "the mean over seeds with its 95 % two-level bootstrap interval, and † marks rows not significantly "
+                "worse than the best (paired randomization test, Holm over the table); each is followed by its "
+                "paired comparisons. Best per column in bold. Each dataset section starts with what its tables "
+                "share; every P@k caption gives the best P@k a perfect ranking reaches on that gallery "
+                "(R-precision's is 1). " + PAIRED_EXPLAINED + extra)
+    tag = "" if scenario == "zero-shot" else f", {scenario}"
+    for key, members in groups.items():
+        for task in tasks_of(members):
+            say(f"statistics {key.dataset} ({key.source}{tag}) {task}")
+            table = comparison_table(key, members, task, statistics=statistics, n_resamples=n_resamples)
+            result.comparison.append(table)
+            part.tables.append((table, write_table(table, tables_dir, folder)))
+            result.summary += [f"{key.dataset} ({key.source}{'' if key.stage == 'test' else ', ' + key.stage}{tag}) "
+                               f"{task}: {note}" for note in table.notes if note.startswith("mAP@all")]
+            detail = significance_table(table)
+            if detail is not None:
+                result.significance.append(detail)
+                part.tables.append((detail, write_table(detail, tables_dir, folder)))
+            roles = role_table(key, members, task) if scenario == "generalized" else None
+            if roles is not None:
+                result.comparison.append(roles)
+                part.tables.append((roles, write_table(roles, tables_dir, folder)))
+    return part
 
 
 def _figures(groups, figures_dir: Path, per_class: int, loss_curves, folder: ReportFolder, result: ReportResult,

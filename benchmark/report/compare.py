@@ -29,7 +29,7 @@ class TaskComparison:
 
 
 def find_group(results: str | Path, a: str, b: str, dataset: str, source: str | None = None,
-               split: str | None = None, stage: str = "test", synthetic: bool = False):
+               split: str | None = None, stage: str = "test", synthetic: bool = False, scenario: str = "zero-shot"):
     """The group of ``dataset`` that holds both methods: stand-ins with ``synthetic`` (as ``zsbench run``), else
     real or embedded data (``source`` names one exactly)."""
     selection = Selection((dataset,), None if source else synthetic, split)
@@ -38,7 +38,8 @@ def find_group(results: str | Path, a: str, b: str, dataset: str, source: str | 
     for key, runs in groups.items():
         labels = {r.label for r in runs}
         seen.append(f"{key.source}, split {key.split}, stage {key.stage}: {', '.join(sorted(labels))}")
-        if key.stage == stage and (not source or key.source == source) and a in labels and b in labels:
+        if (key.stage == stage and key.scenario == scenario and (not source or key.source == source)
+                and a in labels and b in labels):
             candidates.append((key, runs))
     if not candidates:
         wanted = f"{source} data of {dataset!r}" if source else selection.describe()

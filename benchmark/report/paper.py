@@ -6,7 +6,8 @@ splits and metric conventions (docs/reference.md), so they sit in their own sect
 never ranked against measured rows. Measured rows come in one section per data source and selection
 (defaults, or tuned with a budget), whose label says it, so a number measured on a synthetic stand-in can
 never be read as the paper's. Synthetic stand-ins are left out unless asked for (``include_synthetic``);
-records of the model-selection stage (scored on validation classes) never appear here.
+records of the model-selection stage (scored on validation classes) and of the standard and generalized
+scenarios never appear here (the reported numbers are zero-shot ones).
 
 One naming: rows are labelled with zsbench's method names (``cfsa``, ``dscmr``, ...), and the reported
 numbers file uses the same names, lower case, also for methods zsbench does not implement (``jfse``).
@@ -113,7 +114,7 @@ def _pick_groups(groups: dict[GroupKey, list[Run]], source: str, datasets: list[
     """Per dataset, the test-stage group of this source with the most (wanted) runs; ties go to the first."""
     picked: dict[str, tuple[GroupKey, list[Run]]] = {}
     for key, runs in groups.items():
-        if key.source != source or key.dataset not in datasets or key.stage != "test":
+        if key.source != source or key.dataset not in datasets or key.stage != "test" or key.scenario != "zero-shot":
             continue
         runs = [r for r in runs if wanted is None or r.method in wanted]
         if runs and (key.dataset not in picked or len(runs) > len(picked[key.dataset][1])):
@@ -145,7 +146,8 @@ def _measured_sections(groups, datasets: list[str], columns: list[tuple[str, str
         for dataset in datasets:
             if dataset in picked:
                 key = picked[dataset][0]
-                others = sum(1 for k in groups if k.source == source and k.dataset == dataset and k.stage == "test") - 1
+                others = sum(1 for k in groups if k.source == source and k.dataset == dataset and k.stage == "test"
+                             and k.scenario == "zero-shot") - 1
                 notes.append(f"[{source}] {key.caption()}"
                              + (f" ({others} other configuration(s) of this dataset are in the comparison tables)"
                                 if others else ""))

@@ -6,7 +6,8 @@ backbone, stand-in scale, data seed, ...). A :class:`GroupKey` holds exactly the
 any of them land in different groups and so never share a table cell.
 
 The stage is part of the key too: records of the model-selection stage (``stage: validation``, scored on
-validation classes) never share a group with test records.
+validation classes) never share a group with test records. So is the scenario (zero-shot, generalized,
+standard): records scored on different query and gallery sets never share a group, so never a table row.
 
 Inside a group, a method is identified by its name, how its configuration was chosen (``selection``:
 defaults, or tuned with a budget), its full configuration and the device class it ran on: two
@@ -35,6 +36,12 @@ from benchmark.core.store import ResultStore
 RANKING_METRICS: tuple[str, ...] = ("mAP@all", "mAP@100", "mAP@200", "P@100", "P@200")
 #: The report's columns: R-precision (whose ceiling is 1, unlike P@k's) is in records written since it was added.
 METRICS: tuple[str, ...] = (*RANKING_METRICS, "R-precision")
+#: Each scenario in words (captions and section titles).
+SCENARIO_TEXT = {"zero-shot": "zero-shot (unseen classes)",
+                 "generalized": "generalized zero-shot (the seen classes' test items and the unseen classes' test "
+                                "items, as queries and gallery alike, in place of the evaluation protocol above)",
+                 "standard": "standard (the seen classes' test items, as queries and gallery alike, in place of the "
+                             "evaluation protocol above)"}
 
 
 @dataclass(frozen=True, order=True)
@@ -48,6 +55,7 @@ class GroupKey:
     features: str
     provenance: str  # canonical JSON of every other data-provenance field
     stage: str = "test"  # "test" or "validation" (model selection on validation classes)
+    scenario: str = "zero-shot"  # "zero-shot", "generalized" or "standard" (see benchmark.core.data.SCENARIOS)
 
     @property
     def slug(self) -> str:
@@ -56,21 +64,23 @@ class GroupKey:
                              "features": self.features, "eval": self.eval_protocol})[:8]
         stem = f"{self.dataset}-{self.source}-{self.split}-{digest}"
         stem += "" if self.stage == "test" else f"-{self.stage}"
+        stem += "" if self.scenario == "zero-shot" else f"-{self.scenario}"
         return safe_name(stem)
 
     def caption(self) -> str:
         extra = json.loads(self.provenance)
         extras = "; ".join(f"{k.replace('_', ' ')} {describe(v)}" for k, v in extra.items() if v is not None)
         stage = "" if self.stage == "test" else f"; stage {self.stage} (scored on validation classes, not test classes)"
+        scenario = "" if self.scenario == "zero-shot" else f"; scenario {SCENARIO_TEXT[self.scenario]}"
         return (f"{self.dataset}, data source: {self.source}; split {self.split} (sha256 {self.split_sha256[:12]}); "
                 f"evaluation {self.eval_protocol}; semantics: {self.semantics}; features: {self.features}"
-                + (f"; {extras}" if extras else "") + stage)
+                + (f"; {extras}" if extras else "") + stage + scenario)
 
     def meta(self) -> dict[str, str]:
         return {"dataset": self.dataset, "source": self.source, "split": self.split,
                 "split_sha256": self.split_sha256, "eval_protocol": self.eval_protocol,
                 "semantics": self.semantics, "features": self.features, "provenance": self.provenance,
-                "stage": self.stage}
+                "stage": self.stage, "scenario": self.scenario}
 
 
 def describe(value: Any) -> str:
@@ -160,7 +170,8 @@ def group_key(record: RunRecord, path: Path | str = "record") -> GroupKey:
         return GroupKey(dataset=dataset["name"], source=record.source, split=record.split["name"],
                         split_sha256=record.split["sha256"], eval_protocol=dataset["eval_protocol"],
                         semantics=semantics, features=features,
-                        provenance=json.dumps(provenance, sort_keys=True, default=str), stage=record.stage)
+                        provenance=json.dumps(provenance, sort_keys=True, default=str), stage=record.stage,
+                        scenario=record.scenario)
     except (KeyError, TypeError) as err:
         raise ZSBenchError(f"run record {path} lacks the field {err}; it is not a zsbench run record "
                            f"(move it out of the results folder)") from None

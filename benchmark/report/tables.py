@@ -222,7 +222,12 @@ def scale_text(runs: list[Run], task: str) -> str:
     classes = spread(run.record.split.get("n_unseen") for run in runs if run.record is not None)
     without = spread(i.get("queries_without_relevant") for i in infos)
     kind = "validation" if runs and runs[0].group.stage == "validation" else "unseen"
-    text = f"{queries} queries, {gallery} gallery items, {classes} {kind} classes"
+    scenario = runs[0].group.scenario if runs else "zero-shot"
+    seen = spread(run.record.split.get("n_seen") for run in runs if run.record is not None)
+    # the selection view's seen classes are the training classes (its seen classes less the validation ones)
+    classes = {"zero-shot": f"{classes} {kind} classes", "standard": f"{seen} seen classes",
+               "generalized": f"{seen} seen and {classes} {kind} classes"}[scenario]
+    text = f"{queries} queries, {gallery} gallery items, {classes}"
     return text + (f" ({without} queries without relevant items left out)" if without not in ("0", "?") else "")
 
 
