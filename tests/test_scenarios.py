@@ -309,3 +309,36 @@ def test_records_of_different_scenarios_never_share_a_report_table_row(tmp_path)
     assert roles[0].columns[:3] == ["mAP@all S", "mAP@all U", "mAP@all H"]
     html = (tmp_path / "report" / "report.html").read_text()
     assert "Comparison tables: generalized zero-shot" in html and "Comparison tables: standard retrieval" in html
+
+
+# --- tuning in a scenario -----------------------------------------------------------------------------------
+
+def test_tuning_for_a_scenario_never_touches_a_test_item_and_keeps_its_own_study(tmp_path, monkeypatch):
+    from benchmark.core.data import DatasetRequest
+    from benchmark.datasets.requests import load_request
+    from benchmark.execution.tuning import tuned_choice, tune_all
+    from benchmark.testing import RidgeProjection
+
+    request = DatasetRequest("wikipedia", synthetic=True, scale=0.05)
+    ds = load_request(request).in_scenario("generalized")
+    fitted: list[dict[str, set[bytes]]] = []
+    original = RidgeProjection.fit
+
+    def spy(self, train, seed):
+        fitted.append({m: _rows(train.features[m]) | _rows(train.holdout_features[m]) for m in train.modalities})
+        return original(self, train, seed)
+
+    monkeypatch.setattr(RidgeProjection, "fit", spy)
+    result = tune_all(["benchmark.testing:RidgeProjection"], request, 2, [0], tmp_path, scenario="generalized")[0]
+    assert result.trials == 2 and result.storage.name.endswith(".generalized.sqlite") and len(fitted) == 2
+    for rows in fitted:
+        for m in ds.modalities:
+            test_items = np.union1d(ds.seen_test_items(m), np.flatnonzero(np.isin(ds.labels[m], ds.unseen_classes)))
+            assert not rows[m] & _rows(ds.features[m][test_items])
+    trials = [record for _, record in ResultStore(tmp_path / "trials").records()]
+    assert trials and all(r.scenario == "generalized" and r.stage == "validation" for r in trials)
+    assert all(r.metrics_by_role for r in trials)
+    params, selection = tuned_choice(tmp_path, "benchmark.testing:RidgeProjection", request, scenario="generalized")
+    assert selection["scenario"] == "generalized" and params == result.best_params
+    with pytest.raises(ZSBenchError, match="no tuning study"):  # the zero-shot study is another one
+        tuned_choice(tmp_path, "benchmark.testing:RidgeProjection", request)
