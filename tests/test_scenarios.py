@@ -316,7 +316,7 @@ def test_records_of_different_scenarios_never_share_a_report_table_row(tmp_path)
 def test_tuning_for_a_scenario_never_touches_a_test_item_and_keeps_its_own_study(tmp_path, monkeypatch):
     from benchmark.core.data import DatasetRequest
     from benchmark.datasets.requests import load_request
-    from benchmark.execution.tuning import tuned_choice, tune_all
+    from benchmark.execution.tuning import tune_all, tuned_choice
     from benchmark.testing import RidgeProjection
 
     request = DatasetRequest("wikipedia", synthetic=True, scale=0.05)
