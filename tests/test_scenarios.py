@@ -342,3 +342,18 @@ def test_tuning_for_a_scenario_never_touches_a_test_item_and_keeps_its_own_study
     assert selection["scenario"] == "generalized" and params == result.best_params
     with pytest.raises(ZSBenchError, match="no tuning study"):  # the zero-shot study is another one
         tuned_choice(tmp_path, "benchmark.testing:RidgeProjection", request)
+
+
+def test_a_generalized_runs_stored_embeddings_rescore_to_its_record(tmp_path):
+    """The sidecar keeps one set per modality under the scenario's name; export and re-scoring read it."""
+    from benchmark.metrics import retrieval_metrics
+    from benchmark.report.records import run_from_record
+    from benchmark.report.sidecars import cosine_scores, load_sidecar, task_arrays
+
+    ds = make_tiny_dataset(paired=True).in_scenario("generalized")
+    outcome = run_method("cca", ds, 0, ResultStore(tmp_path))
+    run = run_from_record(outcome.path, outcome.record)
+    for task, values in outcome.record.metrics.items():
+        Zq, yq, Zg, yg = task_arrays(load_sidecar(run), task, run.group.eval_protocol, run.group.scenario)
+        assert yq.size == yg.size == ds.heldout_record()["items"]["image"] + 6  # 12 seen test + 6 unseen test items
+        assert retrieval_metrics(cosine_scores(Zq, Zg), yq, yg)["mAP@all"] == pytest.approx(values["mAP@all"], abs=1e-5)

@@ -130,7 +130,7 @@ def export_run(run: Run, out_dir: Path, break_ties: bool = True) -> list[Exporte
     exported = []
     tag = safe_name(f"{run.label}-seed{run.seed}")
     for task in run.metrics:
-        arrays = task_arrays(sidecar, task, run.group.eval_protocol)
+        arrays = task_arrays(sidecar, task, run.group.eval_protocol, run.group.scenario)
         if arrays is None:
             continue
         stem = task.replace("->", "2")

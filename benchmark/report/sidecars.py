@@ -80,14 +80,18 @@ def cosine_scores(queries: np.ndarray, gallery: np.ndarray) -> np.ndarray:
     return cosine_similarity(queries, gallery, dtype=np.float64)
 
 
-def task_arrays(sidecar: Sidecar, task: str, eval_protocol: str):
+def task_arrays(sidecar: Sidecar, task: str, eval_protocol: str, scenario: str = "zero-shot"):
     """(query embeddings, query labels, gallery embeddings, gallery labels) for a task like ``image->text``.
 
-    None when no fit holds both modalities, or their embeddings differ in width.
+    None when no fit holds both modalities, or their embeddings differ in width. A standard or generalized run
+    keeps one set per modality under its scenario's name (queries and gallery alike).
     """
-    if eval_protocol not in QUERY_GALLERY_PARTS:
+    if scenario != "zero-shot":
+        q_part = g_part = scenario
+    elif eval_protocol not in QUERY_GALLERY_PARTS:
         raise ZSBenchError(f"sidecar {sidecar.path}: unknown evaluation protocol {eval_protocol!r}")
-    q_part, g_part = QUERY_GALLERY_PARTS[eval_protocol]
+    else:
+        q_part, g_part = QUERY_GALLERY_PARTS[eval_protocol]
     q_mod, g_mod = task.split("->")
     fit = sidecar.fit_for((q_mod, g_mod))
     if fit is None:
