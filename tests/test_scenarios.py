@@ -357,3 +357,28 @@ def test_a_generalized_runs_stored_embeddings_rescore_to_its_record(tmp_path):
         Zq, yq, Zg, yg = task_arrays(load_sidecar(run), task, run.group.eval_protocol, run.group.scenario)
         assert yq.size == yg.size == ds.heldout_record()["items"]["image"] + 6  # 12 seen test + 6 unseen test items
         assert retrieval_metrics(cosine_scores(Zq, Zg), yq, yg)["mAP@all"] == pytest.approx(values["mAP@all"], abs=1e-5)
+
+
+def test_the_seen_unseen_table_has_bootstrap_intervals_from_the_seen_column(tmp_path):
+    import pandas as pd
+
+    from benchmark.report.records import group_runs, load_runs
+    from benchmark.report.scenarios import role_table
+
+    ds = make_tiny_dataset(paired=False, extra_per_class=2).in_scenario("generalized")  # classes 0, 1 unseen
+    store = ResultStore(tmp_path)
+    for seed in (0, 1):
+        outcome = run_method("benchmark.testing:RidgeProjection", ds, seed, store)
+        frame = pd.read_parquet(outcome.path.with_name(outcome.record.queries_file))
+        assert frame["seen"].tolist() == (frame["class_id"] >= 2).tolist()  # by hand: classes 2-5 are seen
+        seen_rows = frame[frame["seen"] & (frame["n_relevant"] > 0)]
+        assert seen_rows["mAP@all"].mean() == pytest.approx(outcome.record.metrics_by_role["sketch->image"]["seen"]["mAP@all"])
+    ((key, runs),) = group_runs(load_runs(tmp_path)).items()
+    table = role_table(key, runs, "sketch->image", n_resamples=200)
+    (row,) = table.sections[0].rows
+    s, u, h = row.cells[:3]
+    assert row.seeds == "2" and s.has_interval and u.has_interval and not h.has_interval and h.std is not None
+    assert s.low <= s.mean <= s.high and u.low <= u.mean <= u.high
+    assert h.mean == pytest.approx(np.mean([2 * a * b / (a + b) for a, b in (
+        (r.record.metrics_by_role["sketch->image"]["seen"]["mAP@all"],
+         r.record.metrics_by_role["sketch->image"]["unseen"]["mAP@all"]) for r in runs)]))

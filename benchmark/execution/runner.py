@@ -200,7 +200,8 @@ def _fit_and_score(name: str, method: Method, ds: ZSDataset, parts: list[ZSDatas
         git_commit=git_commit(), started=started, finished=_now(), identity={}, stage=ds.stage,
         scenario=ds.scenario, heldout=None if ds.scenario == DEFAULT_SCENARIO else ds.heldout_record(),
         metrics_by_role={t: roles[t] for t in tasks} if roles else None)
-    sidecars = {".queries.parquet": ("queries_file", queries_table(per_query, tasks, ds.class_names))}
+    seen = ds.seen_classes if ds.scenario == "generalized" else None
+    sidecars = {".queries.parquet": ("queries_file", queries_table(per_query, tasks, ds.class_names, seen))}
     npz = embeddings_sidecar(embeddings)
     if npz is not None:
         sidecars[".npz"] = ("embeddings_file", npz)
@@ -208,8 +209,9 @@ def _fit_and_score(name: str, method: Method, ds: ZSDataset, parts: list[ZSDatas
 
 
 def queries_table(per_query: dict[str, tuple[str, dict[str, np.ndarray]]], tasks: list[str],
-                  class_names: tuple[str, ...]) -> bytes:
-    """Every query's metrics as Parquet: task, fit, query, class_id, class_name, n_relevant, one column per metric.
+                  class_names: tuple[str, ...], seen_classes: np.ndarray | None = None) -> bytes:
+    """Every query's metrics as Parquet: task, fit, query, class_id, class_name, n_relevant, one column per metric;
+    with ``seen_classes`` (generalized scenario) also ``seen``, whether the query's class is a seen one.
 
     Values are the float64 the record's means were taken from, so the mean of a column over the rows with
     a relevant item equals the record's value exactly.
@@ -229,6 +231,8 @@ def queries_table(per_query: dict[str, tuple[str, dict[str, np.ndarray]]], tasks
         columns["class_id"].append(np.asarray(values["class_id"], dtype=np.int64))
         columns["class_name"].append(np.asarray(class_names, dtype=object)[values["class_id"]])
         columns["n_relevant"].append(np.asarray(values["n_relevant"], dtype=np.int64))
+        if seen_classes is not None:
+            columns.setdefault("seen", []).append(np.isin(values["class_id"], seen_classes))
         for k in metric_names:
             columns[k].append(np.asarray(values[k], dtype=np.float64))
     table = pa.table({k: pa.array(np.concatenate(v)) for k, v in columns.items()})

@@ -201,7 +201,7 @@ def _comparison_part(scenario: str, groups, statistics: bool, n_resamples, table
             if detail is not None:
                 result.significance.append(detail)
                 part.tables.append((detail, write_table(detail, tables_dir, folder)))
-            roles = role_table(key, members, task) if scenario == "generalized" else None
+            roles = role_table(key, members, task, statistics, n_resamples) if scenario == "generalized" else None
             if roles is not None:
                 result.comparison.append(roles)
                 part.tables.append((roles, write_table(roles, tables_dir, folder)))
