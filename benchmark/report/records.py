@@ -26,10 +26,12 @@ from typing import Any
 import numpy as np
 
 from benchmark.contract import ZSBenchError
+from benchmark.core.convergence import assess
 from benchmark.core.env import device_class
 from benchmark.core.record import DEFAULTS_SELECTION, RunRecord
 from benchmark.core.spec import config_key, safe_name
 from benchmark.core.store import ResultStore
+from benchmark.registry import resolve_method
 
 #: The metrics the peers' conventions are compared on (benchmark.report.sensitivity).
 RANKING_METRICS: tuple[str, ...] = ("mAP@all", "mAP@100", "mAP@200", "P@100", "P@200")
@@ -141,6 +143,26 @@ class Run:
     def info(self, task: str) -> dict[str, Any]:
         """The task's ``metrics_info`` (n_queries, n_gallery, queries_without_relevant), or {}."""
         return dict(self.record.metrics_info.get(task) or {}) if self.record is not None else {}
+
+    @property
+    def convergence(self) -> dict[str, Any] | None:
+        """The record's ``convergence``; for records written before it was recorded, the same rule applied to
+        their training log with the method's declared main loss (None when the method is not registered)."""
+        if self.record is None:
+            return None
+        if self.record.convergence:
+            return self.record.convergence
+        try:
+            cls = resolve_method(self.method)[1]
+        except ZSBenchError:
+            return None
+        return assess(self.record.training_log or [], cls.convergence_loss)
+
+    @property
+    def converged(self) -> bool | None:
+        """True or False by the one convergence rule; None when not assessed."""
+        verdict = (self.convergence or {}).get("converged")
+        return None if verdict is None else bool(verdict)
 
     @property
     def embeddings_path(self) -> Path | None:
