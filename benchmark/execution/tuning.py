@@ -8,6 +8,13 @@ trials and the same wall-time cap, searches the space it declares beside its hyp
 (``Method.search_space``), and starts from its defaults (trial 0), so a tuned configuration is never
 worse on validation than the default one.
 
+Training length is selected, not searched (one stopping rule for every method): each trial trains to the
+budget's length (``Method.length_param``, epochs) while the validation classes are scored after every epoch;
+the epoch with the best mean validation mAP@all over seeds (the earliest on a tie) is the trial's length
+and its score the trial's value. ``--tuned`` refits on all seen classes with the best trial's length, in
+epochs: an epoch is a pass over the training data (or the method's capped sampled epoch), so the same
+number of epochs covers the larger seen-class set in proportion.
+
 The sampler is Optuna's TPE. Trial k draws with a sampler seeded by ``seed + k`` from the finished trials
 so far, so the same seed and budget give the same trials, and a tuning that is killed (even with SIGKILL)
 resumes where it stopped: the interrupted trial is marked failed and drawn again, with the same
@@ -32,12 +39,13 @@ from typing import Any
 from benchmark.contract import Choice, IntRange, LogUniform, Method, Uniform, ZSBenchError
 from benchmark.core.data import DatasetRequest, ZSDataset
 from benchmark.core.env import DEFAULT_THREADS, resolve_device
+from benchmark.core.lengths import LENGTH_RULE, best_epoch, length_param, validation_curve
 from benchmark.core.spec import DEFAULT_BUDGET, safe_name
 from benchmark.core.store import ResultStore
 from benchmark.registry import build_method, resolve_method
 
 #: Bump when the way trials are drawn or scored changes: older studies are then not resumed into.
-TUNING_VERSION = 1
+TUNING_VERSION = 2  # 2: the training length is selected (best validation epoch), not searched
 TRIAL_SELECTION = {"protocol": "tuning trial"}
 DEFAULT_TIMEOUT_S = 3600.0
 
@@ -60,6 +68,8 @@ class TuneResult:
     history: list[float] = field(default_factory=list)
     #: Set when a variant uses the study of its base method (``find_study``).
     base: str | None = None
+    #: The best trial's selected length in epochs (None: no length selected, e.g. a closed-form method).
+    best_length: int | None = None
 
     def selection(self, ds: ZSDataset) -> dict[str, Any]:
         """What a run fitted with the best parameters records as its ``selection``."""
@@ -70,6 +80,7 @@ class TuneResult:
                 "seeds": list(self.seeds), "best_validation_mAP@all": self.best_value,
                 "default_validation_mAP@all": self.default_value, "study": f"{self.storage}::{self.study}",
                 "sampler": "optuna TPE", "params": self.best_params,
+                **({"length": {"epochs": self.best_length, "rule": LENGTH_RULE}} if self.best_length else {}),
                 **({"study_of": f"{self.base} (this variant's own overrides kept)"} if self.base else {})}
 
 
@@ -132,8 +143,8 @@ def checked_space(spec: str, base_params: dict[str, Any], training: str = DEFAUL
     for param, declared in cls.search_space.items():
         if param not in fields:
             raise ZSBenchError(f"{name}: search space names {param!r}, which is not one of its hyper-parameters")
-        if param in overrides or param in base_params:
-            continue
+        if param in overrides or param in base_params or param == length_param(method):
+            continue  # fixed by the variant or by --param, or the length (selected per trial, not searched)
         space[param] = distribution(param, name, declared, getattr(method, param))
         ends = declared.values if isinstance(declared, Choice) else (declared.low, declared.high)
         for value in ends:
@@ -187,6 +198,8 @@ class _Study:
     training: str = DEFAULT_BUDGET
     trial: Any = None
     scores: dict[int, float] = field(default_factory=dict)
+    curves: dict[int, list[float]] = field(default_factory=dict)  # per seed: validation mAP@all per epoch
+    selects_length: bool = False
     error: str | None = None
     started: float = 0.0
     in_flight: int = 0
@@ -210,8 +223,9 @@ def _open_study(spec: str, request: DatasetRequest, ds: ZSDataset, budget: int, 
                         ("training_budget", training)):
         study.set_user_attr(attr, value)
     defaults = {p: getattr(method, p) for p in space if _in_space(type(method).search_space[p], getattr(method, p))}
-    return _Study(spec, name, study, storage, path, space, params, defaults, budget if space else 1,
-                  "budget" if space else "no search space", training)
+    selects = length_param(method) is not None and length_param(method) not in params
+    return _Study(spec, name, study, storage, path, space, params, defaults, budget if space or selects else 1,
+                  "budget" if space or selects else "no search space", training, selects_length=selects)
 
 
 def _next_trial(state: _Study, budget: int, timeout_s: float, seed: int) -> bool:
@@ -228,7 +242,7 @@ def _next_trial(state: _Study, budget: int, timeout_s: float, seed: int) -> bool
     if not done:
         state.study.enqueue_trial(state.defaults, user_attrs={"defaults": True}, skip_if_exists=False)
     state.trial = state.study.ask(state.space)
-    state.scores, state.error, state.started = {}, None, time.perf_counter()
+    state.scores, state.curves, state.error, state.started = {}, {}, None, time.perf_counter()
     return True
 
 
@@ -237,7 +251,7 @@ def _trial_specs(state: _Study, request: DatasetRequest, seeds: list[int], threa
 
     params = {**state.params, **state.trial.params}
     return [make_spec(state.spec, run_seed, request, params, "validation", threads, device, TRIAL_SELECTION,
-                      monitor_every=0, budget=state.training) for run_seed in seeds]
+                      monitor_every=1 if state.selects_length else 0, budget=state.training) for run_seed in seeds]
 
 
 def _finish_trial(state: _Study, seeds: list[int]) -> None:
@@ -248,6 +262,13 @@ def _finish_trial(state: _Study, seeds: list[int]) -> None:
     trial.set_user_attr("wall_s", time.perf_counter() - state.started)
     scores = [state.scores[s] for s in seeds] if state.error is None else []
     value = float(sum(scores) / len(scores)) if scores else math.nan
+    curves = [state.curves.get(s, []) for s in seeds]
+    if scores and state.selects_length and all(curves):
+        best, mean_curve = best_epoch(curves)
+        trial.set_user_attr("length", best + 1)
+        trial.set_user_attr("final_value", value)  # the score at the budget's length, kept beside the chosen one
+        trial.set_user_attr("curve", [round(v, 6) for v in mean_curve])
+        value = mean_curve[best]
     if state.error is None and not math.isfinite(value):
         state.error = f"{state.name}: validation mAP@all is {value}"
     if state.error is not None:
@@ -310,6 +331,7 @@ def tune_all(specs: list[str], request: DatasetRequest, budget: int, seeds: list
             else:
                 record = ResultStore(trials_folder).load(outcome.path)
                 state.scores[job.spec.seed] = sum(m["mAP@all"] for m in record.metrics.values()) / len(record.metrics)
+                state.curves[job.spec.seed] = validation_curve(record.training_log)
             if not state.in_flight:
                 _finish_trial(state, seeds)
                 if on_trial:
@@ -346,10 +368,15 @@ def _result(study, name: str, path: Path, budget: int, stopped_by: str | None = 
     wall_s = sum(t.user_attrs.get("wall_s", 0.0) for t in done)
     if stopped_by is None:
         stopped_by = "budget" if len(done) >= budget else ("timeout" if wall_s >= timeout_s else "unfinished")
+    best_params = {**params, **(best.params if best else {})}
+    length = best.user_attrs.get("length") if best else None
+    if length:  # the selected length, in the hyper-parameters that set it
+        training = study.user_attrs.get("training_budget", DEFAULT_BUDGET)
+        best_params.update(build_method(name, best_params, training)[1].length_params(length))
     return TuneResult(
         method=name, study=study.study_name, storage=path, budget=budget,
         timeout_s=timeout_s, trials=len(done), failed=len(done) - len(complete), wall_s=wall_s,
-        best_params={**params, **(best.params if best else {})}, best_value=best.value if best else None,
+        best_params=best_params, best_value=best.value if best else None, best_length=length,
         default_value=defaults[0] if defaults else None, stopped_by=stopped_by,
         seeds=list(study.user_attrs.get("seeds", [])), history=[t.value for t in complete])
 
