@@ -58,15 +58,19 @@ from benchmark.core.store import DEFAULT_RESULTS, DEFAULT_TUNING
 @click.option("--budget", type=click.Choice(BUDGETS), default=None,
               help="Training budget: cpu (lengths and widths a CPU affords, the default) or paper (the authors' "
                    "released ones, where a method declares them); part of a run's identity.")
+@click.option("--oracle-every", "oracle_every", type=int, default=None,
+              help="Also score the TEST classes every N epochs (raw and test-statistics z-scored) into the record's "
+                   "oracle field, for the report's 'What test-set selection adds' table only; a separate run "
+                   "(part of its identity) whose own metrics are unchanged; never a result.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON (one object per run).")
 def run(methods, datasets, synthetic, split, scale, seeds, params, results, force, device, config, stage, jobs,
-        executor, address, threads, semantics, tuned, tuning, budget, as_json) -> None:
+        executor, address, threads, semantics, tuned, tuning, budget, oracle_every, as_json) -> None:
     """Run every (method, dataset, seed) and write one JSON record each; rerunning resumes."""
     from benchmark.execution.grid import grid_from_cli
     from benchmark.execution.plan import check_data, plan_grid, run_plan
 
     grid = grid_from_cli(config, methods, datasets, synthetic, split, scale, seeds, device, semantics, threads, stage,
-                         params, budget)
+                         params, budget, oracle_every)
     results = results or grid.results or DEFAULT_RESULTS
     executor = executor or ("processes" if jobs > 1 else "serial")
     plan = plan_grid(grid, tuning, every_method_tuned=tuned)  # every mistake in the grid, before any data is built

@@ -59,6 +59,9 @@ class RunRecord:
     budget: str | None = None
     #: Whether training converged, by the one rule of ``benchmark.core.convergence`` (None in older records).
     convergence: dict[str, Any] | None = None
+    #: Opt-in test-class scores during training (``benchmark.core.oracle``): never a result; tuning refuses it
+    #: and only the report's "What test-set selection adds" reads it.
+    oracle: dict[str, Any] | None = None
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -121,6 +124,6 @@ def read_json(path: Path) -> Any:
         raise ZSBenchError(f"record {path} is unreadable ({err}); move it aside and rerun to regenerate it") from None
 
 
-_OPTIONAL = {"threads", "machine", "grid", "embeddings_file", "queries_file", "budget", "convergence"}
+_OPTIONAL = {"threads", "machine", "grid", "embeddings_file", "queries_file", "budget", "convergence", "oracle"}
 _REQUIRED = {f.name for f in dataclasses.fields(RunRecord)
              if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}

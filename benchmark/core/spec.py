@@ -52,7 +52,9 @@ class RunSpec:
     :func:`benchmark.core.env.resolve_device`). ``selection`` None means the method's defaults.
     ``monitor_every`` (validation stage only: the validation mAP every N epochs in the training log) and
     ``index`` (the place in its grid) describe how the run is carried out, not what it is: neither is part
-    of the identity. ``budget`` is (for a budget other than ``cpu``).
+    of the identity. ``budget`` is (for a budget other than ``cpu``), and so is ``oracle_every`` (test stage,
+    opt-in: the test classes scored every N epochs into the record's ``oracle`` field, never a result; see
+    :mod:`benchmark.core.oracle`), so an oracle run never replaces or doubles a plain one.
     """
 
     method: str
@@ -67,6 +69,8 @@ class RunSpec:
     index: int = field(default=-1, compare=False)
     #: The training budget the parameters were resolved at (``cpu`` or ``paper``; see ``Method.budgets``).
     budget: str = DEFAULT_BUDGET
+    #: Test stage only: score the test classes every N epochs for the oracle table (0: never).
+    oracle_every: int = 0
 
     @property
     def chosen_by(self) -> dict[str, Any]:
@@ -84,6 +88,8 @@ class RunSpec:
             identity["device"] = kind
         if self.budget != DEFAULT_BUDGET:  # cpu-budget identities carry no budget, so older records keep names
             identity["budget"] = self.budget
+        if self.oracle_every:
+            identity["oracle_every"] = int(self.oracle_every)
         return identity
 
     def configuration(self, dataset: Mapping[str, Any]) -> str:

@@ -8,6 +8,7 @@ regenerates the committed records::
     threads = 1                    # optional: torch/BLAS threads per run (part of a run's identity)
     stage = "test"                 # optional: "validation" scores the validation classes (model selection)
     budget = "cpu"                 # optional: the training budget, "cpu" or "paper" (the released lengths)
+    oracle_every = 0               # optional: test-class scores every N epochs, for the oracle table only
     results = "results/runs"       # optional; --results overrides it
 
     [[methods]]
@@ -50,7 +51,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10 reads TOML with the tomli backport (a dependency there)
     import tomli as tomllib
 
-TOP_KEYS = {"seeds", "device", "threads", "stage", "budget", "results", "tuning", "methods", "datasets"}
+TOP_KEYS = {"seeds", "device", "threads", "stage", "budget", "oracle_every", "results", "tuning", "methods", "datasets"}
 #: The word that expands to every registered method, dataset or split.
 ALL = "all"
 METHOD_KEYS = {"name", "params", "tuned"}
@@ -75,6 +76,8 @@ class Grid:
     stage: str = "test"
     #: The training budget of every run: ``cpu`` (default) or ``paper`` (see ``Method.budgets``).
     budget: str = DEFAULT_BUDGET
+    #: Score the test classes every N epochs into each record's ``oracle`` field (0: never; never a result).
+    oracle_every: int = 0
     results: str | None = None
     #: Folder of the tuning studies that ``tuned`` entries read (default results/tuning).
     tuning: str | None = None
@@ -272,6 +275,7 @@ def load_grid(path: str | Path) -> Grid:
                 threads=_expect(data.get("threads", DEFAULT_THREADS), int, where, "threads"),
                 stage=_expect(data.get("stage", "test"), str, where, "stage"),
                 budget=_expect(data.get("budget", DEFAULT_BUDGET), str, where, "budget"),
+                oracle_every=_expect(data.get("oracle_every", 0), int, where, "oracle_every"),
                 results=None if data.get("results") is None else _expect(data["results"], str, where, "results"),
                 tuning=None if data.get("tuning") is None else _expect(data["tuning"], str, where, "tuning"),
                 file=str(path), file_sha256=hashlib.sha256(raw).hexdigest())
@@ -281,7 +285,7 @@ def load_grid(path: str | Path) -> Grid:
 def grid_from_cli(config: str | None, methods: str | None, datasets: str | None, synthetic: bool,
                   split: str | None, scale: float | None, seeds: str | None, device: str | None,
                   semantics: str | None = None, threads: int | None = None, stage: str | None = None,
-                  params: Sequence[str] = (), budget: str | None = None) -> Grid:
+                  params: Sequence[str] = (), budget: str | None = None, oracle_every: int | None = None) -> Grid:
     """The grid of ``zsbench run``: a grid file, or the flags; flags that a file would contradict are errors.
     ``seeds``, ``device``, ``threads``, ``stage``, ``budget`` and ``params`` apply to either."""
     grid = _grid_from_cli(config, methods, datasets, synthetic, split, scale, seeds, device, semantics)
@@ -291,6 +295,8 @@ def grid_from_cli(config: str | None, methods: str | None, datasets: str | None,
         grid.stage = stage
     if budget is not None:
         grid.budget = budget
+    if oracle_every is not None:
+        grid.oracle_every = oracle_every
     return grid.with_params(params)
 
 

@@ -49,6 +49,10 @@ def check_grid(grid: Grid) -> str:
         raise ZSBenchError(f"stage must be one of {', '.join(STAGES)}, got {grid.stage!r}")
     if grid.threads < 1:
         raise ZSBenchError(f"--threads must be at least 1, got {grid.threads}")
+    if grid.oracle_every < 0 or (grid.oracle_every and grid.stage != "test"):
+        raise ZSBenchError(f"--oracle-every must be a positive number of epochs on the test stage, got "
+                           f"{grid.oracle_every} on the {grid.stage} stage (it scores test classes: never use it "
+                           f"for selection)")
     check_seeds(grid.seeds)
     device = resolve_device(grid.device)
     problems = []
@@ -117,7 +121,7 @@ def plan_grid(grid: Grid, tuning: str | Path | None = None, every_method_tuned: 
                 params, selection = tuned_choice(folder, method, request, grid.budget)
             for seed in grid.seeds:
                 specs.append(make_spec(method, seed, request, params, grid.stage, grid.threads, device, selection,
-                                       index=len(specs), budget=grid.budget))
+                                       index=len(specs), budget=grid.budget, oracle_every=grid.oracle_every))
     methods = []
     for method, params, tuned in entries:
         name, built = build_method(method, params if not tuned else {}, grid.budget)
@@ -126,7 +130,8 @@ def plan_grid(grid: Grid, tuning: str | Path | None = None, every_method_tuned: 
     provenance = {"file": grid.file, "file_sha256": grid.file_sha256, "methods": methods,
                   "datasets": [{k: v for k, v in d.items() if k != "source"} for d in described],
                   "seeds": list(grid.seeds), "device": device, "threads": grid.threads, "stage": grid.stage,
-                  **({"budget": grid.budget} if grid.budget != DEFAULT_BUDGET else {})}
+                  **({"budget": grid.budget} if grid.budget != DEFAULT_BUDGET else {}),
+                  **({"oracle_every": grid.oracle_every} if grid.oracle_every else {})}
     return Plan(specs, provenance, dict(zip(grid.datasets, described, strict=True)))
 
 

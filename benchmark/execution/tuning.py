@@ -330,6 +330,9 @@ def tune_all(specs: list[str], request: DatasetRequest, budget: int, seeds: list
                 state.error = state.error or f"{state.name}: {outcome.reason or outcome.status}"
             else:
                 record = ResultStore(trials_folder).load(outcome.path)
+                if record.oracle is not None:
+                    raise ZSBenchError(f"{outcome.path} carries test-class scores (an oracle run's record); tuning "
+                                       f"never reads them: move it out of {trials_folder} and rerun")
                 state.scores[job.spec.seed] = sum(m["mAP@all"] for m in record.metrics.values()) / len(record.metrics)
                 state.curves[job.spec.seed] = validation_curve(record.training_log)
             if not state.in_flight:

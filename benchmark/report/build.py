@@ -6,6 +6,7 @@ Output folder layout::
     tables/<group>-<task>-significance.*         paired comparisons behind that table (per-query results)
     tables/paper-*.{md,tex,csv}                  the paper's tables (with --paper)
     tables/sensitivity-<group>-<task>.{md,tex,csv}
+    tables/oracle-<group>.{md,tex,csv}           what test-set selection adds (oracle runs only)
     figures/tsne-<group>.{png,pdf}   figures/pr-<group>-<task>.{png,pdf}   figures/loss-<group>-<run>.{png,pdf}
     report.md   report.tex   report.csv          every table in one file each
     report.html                                   everything on one self-contained page
@@ -47,6 +48,7 @@ class ReportResult:
     significance: list[Table] = field(default_factory=list)
     paper: list[Table] = field(default_factory=list)
     sensitivity: list[Table] = field(default_factory=list)
+    oracle: list[Table] = field(default_factory=list)  # "What test-set selection adds" (oracle runs only)
     figures: list[Figure] = field(default_factory=list)
     summary: list[str] = field(default_factory=list)  # per comparison table: which rows the tests separate
     files: list[str] = field(default_factory=list)  # every file written, relative to out_dir
@@ -102,7 +104,8 @@ def build_report(results: str | Path, out: str | Path, paper: bool = False, repo
     """
     results = Path(results)
     runs = load_runs(results, selection)
-    if not runs:
+    oracle_runs = load_runs(results, selection, oracle=True)
+    if not runs and not oracle_runs:
         raise ZSBenchError(f"no run records under {results}; run `zsbench run ...` first or pass --results DIR")
     folder = ReportFolder(out)
     folder.prepare()
@@ -134,6 +137,18 @@ def build_report(results: str | Path, out: str | Path, paper: bool = False, repo
                 comparison.tables.append((detail, write_table(detail, tables_dir, folder)))
     parts.append(comparison)
 
+    if oracle_runs:
+        from benchmark.report.oracle import oracle_table
+
+        part = Part("What test-set selection adds", "From oracle runs only (zsbench run --oracle-every N), which "
+                    "no other table, tuning or default reads: the honest number beside what choosing the epoch and "
+                    "a post-processing on the test classes, as some released codes do, would have reported.")
+        for key, members in group_runs(oracle_runs).items():
+            table = oracle_table(key, members)
+            result.oracle.append(table)
+            part.tables.append((table, write_table(table, tables_dir, folder)))
+        parts.append(part)
+
     if paper:
         from benchmark.report.paper import load_reported, paper_tables
 
@@ -164,7 +179,7 @@ def build_report(results: str | Path, out: str | Path, paper: bool = False, repo
                     part.tables.append((table, write_table(table, tables_dir, folder)))
         parts.append(part)
 
-    all_tables = result.comparison + result.significance + result.paper + result.sensitivity
+    all_tables = result.comparison + result.significance + result.oracle + result.paper + result.sensitivity
     _combined(all_tables, result.summary, folder)
     summary = f"{len(runs)} run records from {results} in {len(groups)} comparable group(s)."
     if result.summary:

@@ -220,16 +220,19 @@ class Selection:
         return f"{data}records of {names}" + (f", split {self.split}" if self.split else "")
 
 
-def load_runs(results: str | Path, selection: Selection | None = None) -> list[Run]:
+def load_runs(results: str | Path, selection: Selection | None = None, oracle: bool = False) -> list[Run]:
     """Every run record under ``results`` (superseded ones excluded) that ``selection`` takes; a selection that
-    takes nothing is an error saying what there is."""
+    takes nothing is an error saying what there is. Records with test-class scores during training (an oracle
+    run, ``benchmark.core.oracle``) are never among them: ``oracle=True`` returns those alone, for the one
+    table that reads them."""
     root = Path(results)
     if root.is_file():
         raise ZSBenchError(f"--results {root} is a file; pass the folder that holds the run records (e.g. "
                            f"{root.parents[2] if len(root.parents) > 2 else root.parent})")
     if not root.is_dir():
         raise ZSBenchError(f"results folder {root} does not exist; run `zsbench run` first or pass --results DIR")
-    runs = [run_from_record(path, record) for path, record in ResultStore(root).records()]
+    runs = [run_from_record(path, record) for path, record in ResultStore(root).records()
+            if (record.oracle is not None) == oracle]
     if selection is None or selection.synthetic is None and not selection.datasets and selection.split is None:
         return runs
     chosen = [run for run in runs if selection.matches(run.group)]
