@@ -71,6 +71,9 @@ class RunSpec:
     budget: str = DEFAULT_BUDGET
     #: Test stage only: score the test classes every N epochs for the oracle table (0: never).
     oracle_every: int = 0
+    #: Validation stage only: which validation fold is scored (0: the split's validation classes). The fold's
+    #: view names the split (``<split>/validation-fold<i>``) and its hash, so the identity follows from it.
+    fold: int = 0
 
     @property
     def chosen_by(self) -> dict[str, Any]:

@@ -49,6 +49,9 @@ def check_grid(grid: Grid) -> str:
         raise ZSBenchError(f"stage must be one of {', '.join(STAGES)}, got {grid.stage!r}")
     if grid.threads < 1:
         raise ZSBenchError(f"--threads must be at least 1, got {grid.threads}")
+    if grid.fold < 0 or (grid.fold and grid.stage != "validation"):
+        raise ZSBenchError(f"--fold picks a validation fold and needs --stage validation (got fold {grid.fold} on "
+                           f"the {grid.stage} stage)")
     if grid.oracle_every < 0 or (grid.oracle_every and grid.stage != "test"):
         raise ZSBenchError(f"--oracle-every must be a positive number of epochs on the test stage, got "
                            f"{grid.oracle_every} on the {grid.stage} stage (it scores test classes: never use it "
@@ -87,8 +90,8 @@ def check_data(plan: Plan, keep: bool = True, on_event: Callable[[str], None] | 
             on_event(f"checking the data of {request.name}")
         try:
             ds = dataset_for(request)
-            if any(spec.stage == "validation" for spec in plan.specs if spec.dataset == request):
-                ds.selection_view()
+            for fold in sorted({s.fold for s in plan.specs if s.dataset == request and s.stage == "validation"}):
+                ds.selection_view(fold)
         except ZSBenchError as err:
             problems.append(f"{request.name}: {err}")
         if not keep:
@@ -118,10 +121,11 @@ def plan_grid(grid: Grid, tuning: str | Path | None = None, every_method_tuned: 
         for method, params, tuned in entries:
             selection = None
             if tuned:
-                params, selection = tuned_choice(folder, method, request, grid.budget)
+                params, selection = tuned_choice(folder, method, request, grid.budget, grid.tuning_folds)
             for seed in grid.seeds:
                 specs.append(make_spec(method, seed, request, params, grid.stage, grid.threads, device, selection,
-                                       index=len(specs), budget=grid.budget, oracle_every=grid.oracle_every))
+                                       index=len(specs), budget=grid.budget, oracle_every=grid.oracle_every,
+                                       fold=grid.fold))
     methods = []
     for method, params, tuned in entries:
         name, built = build_method(method, params if not tuned else {}, grid.budget)
@@ -131,7 +135,8 @@ def plan_grid(grid: Grid, tuning: str | Path | None = None, every_method_tuned: 
                   "datasets": [{k: v for k, v in d.items() if k != "source"} for d in described],
                   "seeds": list(grid.seeds), "device": device, "threads": grid.threads, "stage": grid.stage,
                   **({"budget": grid.budget} if grid.budget != DEFAULT_BUDGET else {}),
-                  **({"oracle_every": grid.oracle_every} if grid.oracle_every else {})}
+                  **({"oracle_every": grid.oracle_every} if grid.oracle_every else {}),
+                  **({"fold": grid.fold} if grid.fold else {})}
     return Plan(specs, provenance, dict(zip(grid.datasets, described, strict=True)))
 
 

@@ -62,13 +62,13 @@ class RunOutcome:
 def make_spec(method: str, seed: int, dataset: DatasetRequest | str = "dataset", params: dict[str, Any] | None = None,
               stage: str = "test", threads: int = DEFAULT_THREADS, device: str = "cpu",
               selection: dict[str, Any] | None = None, monitor_every: int = 1, index: int = -1,
-              budget: str = DEFAULT_BUDGET, oracle_every: int = 0) -> RunSpec:
+              budget: str = DEFAULT_BUDGET, oracle_every: int = 0, fold: int = 0) -> RunSpec:
     """A spec for ``method`` (a registered name or module:Class) with ``params`` on top of its defaults, every
     hyper-parameter resolved. ``dataset`` may be a bare name when the caller passes the loaded data itself."""
     name, built = build_method(method, params, budget)
     request = dataset if isinstance(dataset, DatasetRequest) else DatasetRequest(dataset)
     return RunSpec(name, built.get_params(), request, int(seed), stage, threads, device, selection, monitor_every,
-                   index, budget, oracle_every)
+                   index, budget, oracle_every, fold)
 
 
 def _now() -> str:

@@ -3,7 +3,8 @@
 Model selection never sees a test class. A trial fits the method on the selection view of the dataset
 (the seen classes minus the split's frozen validation classes; test classes are dropped, samples and
 names) and scores the validation classes exactly as the test is scored; the objective is the validation
-mAP@all averaged over the dataset's tasks and the given seeds. Every method gets the same number of
+mAP@all averaged over the dataset's tasks, the given seeds and, with ``folds`` K > 1, the split's first K
+class-disjoint validation folds (``ZSDataset.validation_folds``). Every method gets the same number of
 trials and the same wall-time cap, searches the space it declares beside its hyper-parameters
 (``Method.search_space``), and starts from its defaults (trial 0), so a tuned configuration is never
 worse on validation than the default one.
@@ -70,12 +71,16 @@ class TuneResult:
     base: str | None = None
     #: The best trial's selected length in epochs (None: no length selected, e.g. a closed-form method).
     best_length: int | None = None
+    #: Validation folds 0..folds-1 every trial was scored on.
+    folds: int = 1
 
     def selection(self, ds: ZSDataset) -> dict[str, Any]:
         """What a run fitted with the best parameters records as its ``selection``."""
         validation = ds.split.validation
+        folds = ({"folds": list(range(self.folds)),
+                  "folds_sha256": [fold.sha256 for fold in ds.validation_folds()[:self.folds]]} if self.folds > 1 else {})
         return {"protocol": "tuned on validation classes", "validation_split": f"{ds.split.name}/validation",
-                "validation_sha256": validation.sha256 if validation else None, "budget": self.budget,
+                "validation_sha256": validation.sha256 if validation else None, **folds, "budget": self.budget,
                 "timeout_s": self.timeout_s, "trials": self.trials, "failed_trials": self.failed,
                 "seeds": list(self.seeds), "best_validation_mAP@all": self.best_value,
                 "default_validation_mAP@all": self.default_value, "study": f"{self.storage}::{self.study}",
@@ -158,21 +163,23 @@ def checked_space(spec: str, base_params: dict[str, Any], training: str = DEFAUL
 
 def study_key(name: str, request: DatasetRequest, ds: ZSDataset, seeds: list[int], budget: int, timeout_s: float,
               threads: int, seed: int, space: dict[str, Any], params: dict[str, Any],
-              training: str = DEFAULT_BUDGET) -> str:
+              training: str = DEFAULT_BUDGET, folds: int = 1) -> str:
     """A name that changes when anything that shapes the study changes (then a new study starts)."""
     context = {"version": TUNING_VERSION, "method": name, "request": dataclasses.asdict(request),
                "data": ds.provenance, "split_sha256": ds.split.sha256, "seeds": seeds, "budget": budget,
                "timeout_s": timeout_s, "threads": threads, "sampler_seed": seed,
                "space": {k: repr(v) for k, v in sorted(space.items())}, "params": params,
-               **({"training_budget": training} if training != DEFAULT_BUDGET else {})}
+               **({"training_budget": training} if training != DEFAULT_BUDGET else {}),
+               **({"folds": folds} if folds > 1 else {})}
     digest = hashlib.sha256(json.dumps(context, sort_keys=True, default=str).encode()).hexdigest()[:12]
     return f"{name}-budget{budget}-{digest}"
 
 
-def storage_path(out: Path, ds: ZSDataset, method: str, training: str = DEFAULT_BUDGET) -> Path:
+def storage_path(out: Path, ds: ZSDataset, method: str, training: str = DEFAULT_BUDGET, folds: int = 1) -> Path:
     """``<out>/<dataset>-<source>/<split>/<method>.sqlite`` (``<method>.<budget>.sqlite`` for a training
-    budget other than cpu)."""
+    budget other than cpu, ``.folds<K>`` added for a K-fold study)."""
     stem = safe_name(method) + ("" if training == DEFAULT_BUDGET else f".{safe_name(training)}")
+    stem += f".folds{folds}" if folds > 1 else ""
     return Path(out) / safe_name(f"{ds.name}-{ds.source}") / safe_name(ds.split.name) / f"{stem}.sqlite"
 
 
@@ -196,9 +203,10 @@ class _Study:
     target: int
     stopped_by: str
     training: str = DEFAULT_BUDGET
+    folds: int = 1
     trial: Any = None
-    scores: dict[int, float] = field(default_factory=dict)
-    curves: dict[int, list[float]] = field(default_factory=dict)  # per seed: validation mAP@all per epoch
+    scores: dict[tuple[int, int], float] = field(default_factory=dict)  # per (seed, fold)
+    curves: dict[tuple[int, int], list[float]] = field(default_factory=dict)  # validation mAP@all per epoch
     selects_length: bool = False
     error: str | None = None
     started: float = 0.0
@@ -206,13 +214,14 @@ class _Study:
 
 
 def _open_study(spec: str, request: DatasetRequest, ds: ZSDataset, budget: int, seeds: list[int], out: Path,
-                timeout_s: float, threads: int, seed: int, params: dict[str, Any], training: str) -> _Study:
+                timeout_s: float, threads: int, seed: int, params: dict[str, Any], training: str,
+                folds: int = 1) -> _Study:
     """The study of ``spec`` in this context, created or resumed (a trial left RUNNING by a killed tuning
     counts for nothing and is drawn again)."""
     optuna = _optuna()
     name, space, method = checked_space(spec, params, training)
-    key = study_key(name, request, ds, seeds, budget, timeout_s, threads, seed, space, params, training)
-    path = storage_path(out, ds, name, training)
+    key = study_key(name, request, ds, seeds, budget, timeout_s, threads, seed, space, params, training, folds)
+    path = storage_path(out, ds, name, training, folds)
     ResultStore(path.parent).ensure_folder()
     storage = optuna.storages.RDBStorage(f"sqlite:///{path}")
     study = optuna.create_study(storage=storage, study_name=key, direction="maximize", load_if_exists=True)
@@ -220,12 +229,12 @@ def _open_study(spec: str, request: DatasetRequest, ds: ZSDataset, budget: int, 
         storage.set_trial_user_attr(stale._trial_id, "interrupted", True)
         storage.set_trial_state_values(stale._trial_id, optuna.trial.TrialState.FAIL)
     for attr, value in (("params", params), ("timeout_s", timeout_s), ("seeds", list(seeds)), ("budget", budget),
-                        ("training_budget", training)):
+                        ("training_budget", training), ("folds", folds)):
         study.set_user_attr(attr, value)
     defaults = {p: getattr(method, p) for p in space if _in_space(type(method).search_space[p], getattr(method, p))}
     selects = length_param(method) is not None and length_param(method) not in params
     return _Study(spec, name, study, storage, path, space, params, defaults, budget if space or selects else 1,
-                  "budget" if space or selects else "no search space", training, selects_length=selects)
+                  "budget" if space or selects else "no search space", training, folds, selects_length=selects)
 
 
 def _next_trial(state: _Study, budget: int, timeout_s: float, seed: int) -> bool:
@@ -251,18 +260,20 @@ def _trial_specs(state: _Study, request: DatasetRequest, seeds: list[int], threa
 
     params = {**state.params, **state.trial.params}
     return [make_spec(state.spec, run_seed, request, params, "validation", threads, device, TRIAL_SELECTION,
-                      monitor_every=1 if state.selects_length else 0, budget=state.training) for run_seed in seeds]
+                      monitor_every=1 if state.selects_length else 0, budget=state.training, fold=fold)
+            for fold in range(state.folds) for run_seed in seeds]
 
 
 def _finish_trial(state: _Study, seeds: list[int]) -> None:
-    """Tell the study the trial's value: the validation mAP@all averaged over tasks and seeds; a diverged or
-    refused configuration is a failed trial, not a failed tuning."""
+    """Tell the study the trial's value: the validation mAP@all averaged over tasks, seeds and folds; a
+    diverged or refused configuration is a failed trial, not a failed tuning."""
     optuna = _optuna()
     trial, state.trial = state.trial, None
     trial.set_user_attr("wall_s", time.perf_counter() - state.started)
-    scores = [state.scores[s] for s in seeds] if state.error is None else []
+    runs = [(s, fold) for fold in range(state.folds) for s in seeds]
+    scores = [state.scores[run] for run in runs] if state.error is None else []
     value = float(sum(scores) / len(scores)) if scores else math.nan
-    curves = [state.curves.get(s, []) for s in seeds]
+    curves = [state.curves.get(run, []) for run in runs]
     if scores and state.selects_length and all(curves):
         best, mean_curve = best_epoch(curves)
         trial.set_user_attr("length", best + 1)
@@ -283,7 +294,8 @@ def tune_all(specs: list[str], request: DatasetRequest, budget: int, seeds: list
              timeout_s: float = DEFAULT_TIMEOUT_S, threads: int = DEFAULT_THREADS, device: str = "cpu",
              seed: int = 0, params: dict[str, dict[str, Any]] | None = None, executor: str = "serial",
              jobs: int = 1, address: str | None = None, on_trial=None,
-             on_done: Callable[[TuneResult], None] | None = None, training: str = DEFAULT_BUDGET) -> list[TuneResult]:
+             on_done: Callable[[TuneResult], None] | None = None, training: str = DEFAULT_BUDGET,
+             folds: int = 1) -> list[TuneResult]:
     """Tune every method with the same budget and cap on the validation classes of ``request``.
 
     Each study is sequential (trial k+1 is drawn from the scores of trials 0..k, hence deterministic), and
@@ -299,10 +311,14 @@ def tune_all(specs: list[str], request: DatasetRequest, budget: int, seeds: list
     ds = dataset_for(request)
     for spec in specs:  # a bad search space fails before any trial, for every method
         checked_space(spec, params.get(spec, {}), training)
-    ds.selection_view()  # and so does a split without enough seen classes
+    if not 1 <= folds <= len(ds.validation_folds()):
+        raise ZSBenchError(f"--folds must lie in 1..{len(ds.validation_folds())} (the validation folds of split "
+                           f"{ds.split.name!r} of {ds.name}), got {folds}")
+    for fold in range(folds):
+        ds.selection_view(fold)  # and so does a split without enough seen classes
     trials_folder = str(Path(out) / "trials")
     states = [_open_study(spec, request, ds, budget, seeds, Path(out), timeout_s, threads, seed,
-                          dict(params.get(spec, {})), training) for spec in specs]
+                          dict(params.get(spec, {})), training, folds) for spec in specs]
     results: dict[str, TuneResult] = {}
 
     def start_next(i: int, runner) -> None:
@@ -333,8 +349,9 @@ def tune_all(specs: list[str], request: DatasetRequest, budget: int, seeds: list
                 if record.oracle is not None:
                     raise ZSBenchError(f"{outcome.path} carries test-class scores (an oracle run's record); tuning "
                                        f"never reads them: move it out of {trials_folder} and rerun")
-                state.scores[job.spec.seed] = sum(m["mAP@all"] for m in record.metrics.values()) / len(record.metrics)
-                state.curves[job.spec.seed] = validation_curve(record.training_log)
+                run = (job.spec.seed, job.spec.fold)
+                state.scores[run] = sum(m["mAP@all"] for m in record.metrics.values()) / len(record.metrics)
+                state.curves[run] = validation_curve(record.training_log)
             if not state.in_flight:
                 _finish_trial(state, seeds)
                 if on_trial:
@@ -380,27 +397,30 @@ def _result(study, name: str, path: Path, budget: int, stopped_by: str | None = 
         method=name, study=study.study_name, storage=path, budget=budget,
         timeout_s=timeout_s, trials=len(done), failed=len(done) - len(complete), wall_s=wall_s,
         best_params=best_params, best_value=best.value if best else None, best_length=length,
+        folds=int(study.user_attrs.get("folds", 1)),
         default_value=defaults[0] if defaults else None, stopped_by=stopped_by,
         seeds=list(study.user_attrs.get("seeds", [])), history=[t.value for t in complete])
 
 
-def find_study(out: Path, spec: str, ds: ZSDataset, training: str = DEFAULT_BUDGET) -> TuneResult:
-    """The finished tuning study of ``spec`` on this dataset and split at the training budget ``training``."""
+def find_study(out: Path, spec: str, ds: ZSDataset, training: str = DEFAULT_BUDGET, folds: int = 1) -> TuneResult:
+    """The finished tuning study of ``spec`` on this dataset and split at the training budget ``training``
+    over ``folds`` validation folds."""
     optuna = _optuna()
     name, _, overrides = resolve_method(spec)
-    path = storage_path(out, ds, name, training)
+    path = storage_path(out, ds, name, training, folds)
     base = base_method(spec)
-    if not path.is_file() and base is not None and storage_path(out, ds, base, training).is_file():
+    if not path.is_file() and base is not None and storage_path(out, ds, base, training, folds).is_file():
         # A variant without a study of its own (an ablation) takes its base method's chosen parameters, minus
         # the ones its registration fixes: the tuned model with exactly one thing removed.
-        result = find_study(out, base, ds, training)
+        result = find_study(out, base, ds, training, folds)
         kept = {k: v for k, v in result.best_params.items() if k not in overrides}
         return dataclasses.replace(result, method=name, best_params=kept, base=base)
     if not path.is_file():
         raise ZSBenchError(f"no tuning study of {name} on {ds.name} ({ds.source}, split {ds.split.name}) in {path}; "
                            f"run `zsbench tune --methods {name} --dataset {ds.name}"
                            f"{' --synthetic' if ds.source == 'synthetic' else ''} --budget N"
-                           f"{'' if training == DEFAULT_BUDGET else f' --training-budget {training}'}` first")
+                           f"{'' if training == DEFAULT_BUDGET else f' --training-budget {training}'}"
+                           f"{'' if folds == 1 else f' --folds {folds}'}` first")
     storage = optuna.storages.RDBStorage(f"sqlite:///{path}")
     summaries = optuna.get_all_study_summaries(storage)
     if len(summaries) != 1:
@@ -418,12 +438,12 @@ def find_study(out: Path, spec: str, ds: ZSDataset, training: str = DEFAULT_BUDG
     return result
 
 
-def tuned_choice(folder: Path, spec: str, request: DatasetRequest, training: str = DEFAULT_BUDGET
+def tuned_choice(folder: Path, spec: str, request: DatasetRequest, training: str = DEFAULT_BUDGET, folds: int = 1
                  ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The one place a tuned run's configuration is decided: the best parameters of ``spec``'s study on the
     dataset of ``request`` and the ``selection`` its records keep."""
     from benchmark.execution.executors import dataset_for
 
     ds = dataset_for(request)
-    study = find_study(folder, spec, ds, training)
+    study = find_study(folder, spec, ds, training, folds)
     return study.best_params, study.selection(ds)
