@@ -134,6 +134,10 @@ class CVAE(Method):
     def supports(self, train: TrainView) -> str | None:
         return two_modality_reason(self.name, train, self.query_modality)
 
+    def length_params(self, epochs: int) -> dict[str, int]:
+        """Exactly ``epochs`` epochs: ``min_steps`` would lengthen a shorter selected length, so it goes to 0."""
+        return {"epochs": int(epochs), "min_steps": 0}
+
     def fit(self, train: TrainView, seed: int) -> CVAE:
         reason = self.supports(train)
         if reason:

@@ -179,6 +179,11 @@ class Method:
     #: (exact keys, or prefixes ending in ``_``); ``()`` for a method without iterative training; None: not
     #: assessed.
     convergence_loss: ClassVar[tuple[str, ...] | None] = None
+    #: The hyper-parameter that sets a fit's length in epochs (one ``log_epoch`` per epoch). ``zsbench tune``
+    #: selects it instead of searching it: each trial trains to the budget's cap while the validation classes
+    #: are scored every epoch, and the best epoch is the trial's length (``length_params``). None, or a name
+    #: that is not a hyper-parameter (closed-form methods): no length to select.
+    length_param: ClassVar[str | None] = "epochs"
     history_: list[dict[str, Any]] = field(default_factory=list, init=False, repr=False, compare=False)
 
     def fit(self, train: TrainView, seed: int) -> Method:
@@ -242,6 +247,11 @@ class Method:
     def get_params(self) -> dict[str, Any]:
         """The hyper-parameters (constructor arguments) and their values."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init}
+
+    def length_params(self, epochs: int) -> dict[str, Any]:
+        """The hyper-parameters that make a fit run exactly ``epochs`` epochs (a method whose length depends on
+        more than ``length_param``, such as a minimum number of steps, overrides this)."""
+        return {self.length_param: int(epochs)} if self.length_param else {}
 
     def log_epoch(self, epoch: int, **losses: float) -> None:
         """Record one epoch's losses (kept in the run record) and stop on a non-finite one."""

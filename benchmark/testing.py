@@ -130,3 +130,27 @@ class WorkerSpy(RidgeProjection):
                 handle.write(json.dumps({"pid": os.getpid(), "threads": torch.get_num_threads(), "seed": seed,
                                          "device": str(self.device_), "watchdog": watchdog}) + "\n")
         return fitted
+
+
+@dataclass
+class PeaksAtEpoch(RidgeProjection):
+    """Trains for ``epochs`` epochs and embeds well only at epoch ``peak`` (the ridge solution) and as random
+    noise (chance-level retrieval) at every other epoch: tests know the epoch a stopping rule must pick."""
+
+    name = "peaks-at-epoch"
+    epochs: int = 6
+    peak: int = 3
+
+    def fit(self, train: TrainView, seed: int) -> PeaksAtEpoch:
+        super().fit(train, seed)
+        self.history_ = []
+        for epoch in range(self.epochs):
+            self.epoch_ = epoch
+            self.log_epoch(epoch, loss=float(abs(epoch - self.peak)))
+        return self
+
+    def embed(self, modality: str, X: np.ndarray) -> np.ndarray:
+        Z = super().embed(modality, X)
+        if getattr(self, "epoch_", self.peak) == self.peak:
+            return Z
+        return np.random.default_rng(len(X)).standard_normal(Z.shape).astype(np.float32)

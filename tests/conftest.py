@@ -213,11 +213,12 @@ def tiny_paired():
 
 
 def run_method(method: str, ds: ZSDataset, seed: int, store, params: dict | None = None, force: bool = False,
-               threads: int = 1, device: str = "cpu", selection: dict | None = None, budget: str = "cpu", **kwargs):
+               threads: int = 1, device: str = "cpu", selection: dict | None = None, budget: str = "cpu",
+               oracle_every: int = 0, **kwargs):
     """Fit and record ``method`` on the in-memory ``ds`` (its stage's view) as the runner does for a grid."""
     from benchmark.execution.plan import make_spec
     from benchmark.execution.runner import run_one
 
     spec = make_spec(method, seed, ds.name, params, ds.stage, threads, device, selection, budget=budget,
-                     scenario=ds.scenario)
+                     oracle_every=oracle_every, scenario=ds.scenario)
     return run_one(spec, ds, store, force, **kwargs)

@@ -81,3 +81,24 @@ def test_a_method_fitted_per_modality_pair_converged_only_when_every_fit_did():
     assert verdict["fits"]["sketch+image"]["converged"] is True and verdict["fits"]["image+text"]["converged"] is False
     assert assess(log, None)["converged"] is None and assess([], ())["converged"] is True
     assert fit_convergence([1.0])["converged"] is None
+
+
+def test_the_report_marks_rows_whose_training_did_not_converge():
+    from benchmark.report.tables import UNCONVERGED_MARK, comparison_table, to_markdown
+    from tests.test_report import record, runs_of
+
+    def with_log(method, seed, losses):
+        r = record(method=method, seed=seed)
+        return dataclasses.replace(r, training_log=[{"epoch": i, "mse_image": v} for i, v in enumerate(losses)])
+
+    settled = [1.0, 0.5, 0.41, 0.40, 0.40]  # last fifth: 0.40 -> 0.40, change 0
+    falling = [1.0, 0.8, 0.6, 0.5, 0.4]  # last fifth: 0.5 -> 0.4, change 0.2 > 5 %
+    # semantic-regression names mse_* as its main loss; these older-style records carry no convergence field
+    runs = runs_of(with_log("semantic-regression", 0, settled), with_log("semantic-regression", 1, falling),
+                   with_log("cca", 0, []), record(method="m-unregistered"))
+    assert [r.converged for r in runs] == [True, False, True, None]
+    table = comparison_table(runs[0].group, runs, "image->text", statistics=False)
+    labels = [row.label for section in table.sections for row in section.rows]
+    assert labels == ["cca", "m-unregistered", f"semantic-regression {UNCONVERGED_MARK}"]
+    assert any("semantic-regression: 1 of 2 runs" in note for note in table.notes)
+    assert f"| semantic-regression {UNCONVERGED_MARK} |" in to_markdown(table)

@@ -25,8 +25,11 @@ from benchmark.cli.output import _p_text, _plural, console, print_json, print_ta
 @click.option("--loss-curves", default="cfsa", show_default=True,
               help="Comma-separated methods whose training log is drawn (one run per group); '' for none.")
 @click.option("--per-class", default=40, show_default=True, help="t-SNE: at most this many items per class, modality.")
+@click.option("--validation", "validation", default=None, type=click.Path(file_okay=False),
+              help="A folder of validation-stage records (zsbench run --stage validation [--fold i]): adds the table "
+                   "'does validation rank like the test?' (Kendall tau, per fold and over folds).")
 def report_cmd(dataset, synthetic, split, results, out, paper, include_synthetic, reported, no_plots, no_sensitivity,
-               no_stats, loss_curves, per_class) -> None:
+               no_stats, loss_curves, per_class, validation) -> None:
     """Tables with intervals and significance, paper tables, figures and report.html from the records
     (every record, or those --dataset, --synthetic and --split select)."""
     from benchmark.execution.grid import split_list
@@ -39,7 +42,7 @@ def report_cmd(dataset, synthetic, split, results, out, paper, include_synthetic
                               sensitivity=not no_sensitivity, per_class=per_class,
                               on_event=lambda message: status.update(message), include_synthetic=include_synthetic,
                               loss_curves=tuple(split_list(loss_curves)), statistics=not no_stats,
-                              selection=Selection.from_flags(dataset, synthetic, split))
+                              selection=Selection.from_flags(dataset, synthetic, split), validation=validation)
     # Piped, a console is 80 columns: give the tables room so that numbers and intervals are not folded.
     out = console if console.is_terminal else Console(soft_wrap=True, width=max(console.width, 160))
     for renderable in console_report(result.paper if paper else result.comparison):

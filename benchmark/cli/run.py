@@ -63,15 +63,25 @@ from benchmark.core.store import DEFAULT_RESULTS, DEFAULT_TUNING
               help="zero-shot: score the unseen classes (default); standard: the seen classes' held-out test items; "
                    "generalized: both together, with seen, unseen and harmonic-mean scores; all: the three (one "
                    "record each). Held-out seen items never reach training in standard and generalized.")
+@click.option("--oracle-every", "oracle_every", type=int, default=None,
+              help="Also score the TEST classes every N epochs (raw and test-statistics z-scored) into the record's "
+                   "oracle field, for the report's 'What test-set selection adds' table only; a separate run "
+                   "(part of its identity) whose own metrics are unchanged; never a result.")
+@click.option("--tuning-folds", "tuning_folds", type=int, default=None,
+              help="With --tuned: read the studies tuned over K validation folds (zsbench tune --folds K; default 1).")
+@click.option("--fold", type=int, default=None,
+              help="With --stage validation: the validation fold scored (default 0, the split's validation "
+                   "classes; `zsbench datasets info NAME` lists the folds).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON (one object per run).")
 def run(methods, datasets, synthetic, split, scale, seeds, params, results, force, device, config, stage, jobs,
-        executor, address, threads, semantics, tuned, tuning, budget, scenario, as_json) -> None:
+        executor, address, threads, semantics, tuned, tuning, budget, scenario, oracle_every, tuning_folds, fold,
+        as_json) -> None:
     """Run every (method, dataset, seed) and write one JSON record each; rerunning resumes."""
     from benchmark.execution.grid import grid_from_cli
     from benchmark.execution.plan import check_data, plan_grid, run_plan
 
     grid = grid_from_cli(config, methods, datasets, synthetic, split, scale, seeds, device, semantics, threads, stage,
-                         params, budget, scenario)
+                         params, budget, oracle_every, fold, tuning_folds, scenario)
     results = results or grid.results or DEFAULT_RESULTS
     executor = executor or ("processes" if jobs > 1 else "serial")
     plan = plan_grid(grid, tuning, every_method_tuned=tuned)  # every mistake in the grid, before any data is built
@@ -213,11 +223,14 @@ def _print_outcomes(outcomes) -> None:
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, or auto.")
 @click.option("--training-budget", "training", type=click.Choice(BUDGETS), default=DEFAULT_BUDGET, show_default=True,
               help="The training budget every trial runs at (as run --budget); its studies are kept apart.")
+@click.option("--folds", type=int, default=1, show_default=True,
+              help="Score every trial on the split's first K class-disjoint validation folds (objective: the mean "
+                   "over folds and seeds); K-fold studies are kept apart (run --tuned --tuning-folds K reads them).")
 @click.option("--scenario", type=click.Choice(SCENARIOS), default="zero-shot", show_default=True,
               help="Tune for this scenario: the validation classes play the unseen role, a held-out share of the "
                    "other training classes' items the seen role (its studies are kept apart).")
 def tune(methods, dataset, synthetic, split, scale, semantics, budget, timeout_s, seeds, sampler_seed, params, out,
-         jobs, executor, address, threads, device, training, scenario) -> None:
+         jobs, executor, address, threads, device, training, folds, scenario) -> None:
     """Choose hyper-parameters on the split's validation classes (never a test class), same budget for all."""
     from benchmark.core.data import DatasetRequest
     from benchmark.datasets import check_available
@@ -241,7 +254,7 @@ def tune(methods, dataset, synthetic, split, scale, semantics, budget, timeout_s
     with TuneProgress(len(specs), budget, executor) as progress:
         results = tune_all(specs, request, budget, parse_seeds(seeds), Path(out), timeout_s, threads, device,
                            sampler_seed, fixed, executor, jobs, address, progress.trial, progress.done, training,
-                           scenario)
+                           folds, scenario)
     for r in results:
         rows.append([r.method, f"{r.trials}/{r.budget}", str(r.failed), _score(r.default_value), _score(r.best_value),
                      f"{r.wall_s:.0f}", r.stopped_by, ", ".join(f"{k}={_short(v)}" for k, v in r.best_params.items())])

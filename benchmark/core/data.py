@@ -41,6 +41,8 @@ DEFAULT_SCENARIO = "zero-shot"
 #: one item of a class with two or more, never all of them). Changing it changes every held-out draw: the
 #: records name it (``heldout``), and it is part of a standard or generalized run's identity.
 HELDOUT_SHARE = 0.2
+#: At most this many class-disjoint validation folds per split; fold 0 is the split's validation classes.
+MAX_FOLDS = 5
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,8 @@ class Split:
     path: str
     source: str = ""
     validation: ValidationSplit | None = None
+    #: Validation folds 1..K-1 (fold 0 is ``validation``): class-disjoint, the same size, seen classes only.
+    folds: tuple[ValidationSplit, ...] = ()
 
     def record(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "sha256": self.sha256, "n_seen": len(self.seen),
@@ -90,6 +94,36 @@ def draw_validation_classes(seen: tuple[str, ...], key: str, share: float = VALI
     seed = int.from_bytes(hashlib.sha256(f"validation/{key}".encode()).digest()[:8], "little")
     chosen = set(np.random.default_rng(seed).choice(len(seen), size=count, replace=False).tolist())
     return tuple(name for i, name in enumerate(seen) if i in chosen)
+
+
+def fold_count(n_seen: int, per_fold: int) -> int:
+    """How many class-disjoint folds of ``per_fold`` classes the seen classes hold (at most ``MAX_FOLDS``)."""
+    return max(1, min(MAX_FOLDS, n_seen // max(1, per_fold)))
+
+
+def draw_folds(seen: tuple[str, ...], fold0: tuple[str, ...], key: str) -> tuple[tuple[str, ...], ...]:
+    """Validation folds 1..K-1 beside ``fold0``: a seeded draw (keyed by the split's identity ``key``) of the
+    other seen classes into folds of ``len(fold0)`` classes, disjoint from each other and from fold 0, each in
+    the seen list's order. Every fold leaves all other seen classes to train on."""
+    per = len(fold0)
+    rest = [name for name in seen if name not in set(fold0)]
+    seed = int.from_bytes(hashlib.sha256(f"folds/{key}".encode()).digest()[:8], "little")
+    order = np.random.default_rng(seed).permutation(len(rest))
+    folds = []
+    for i in range(fold_count(len(seen), per) - 1):
+        chosen = set(order[i * per:(i + 1) * per].tolist())
+        folds.append(tuple(name for j, name in enumerate(rest) if j in chosen))
+    return tuple(folds)
+
+
+def derived_folds(split: Split, fold0: ValidationSplit) -> tuple[ValidationSplit, ...]:
+    """Folds 1..K-1 of a split without a folds file (a dataset of your own): the same seeded draw, keyed by
+    the split's sha256; records name them ``derived``."""
+    out = []
+    for i, classes in enumerate(draw_folds(split.seen, fold0.classes, split.sha256 or split.name), start=1):
+        digest = hashlib.sha256(json.dumps([i, list(classes)]).encode()).hexdigest()
+        out.append(ValidationSplit(classes, digest, "derived", f"fold {i}, seeded draw keyed by the split's sha256"))
+    return tuple(out)
 
 
 def derived_validation(split: Split) -> ValidationSplit:
@@ -205,8 +239,14 @@ class ZSDataset:
                        tasks=tuple(t for t in self.tasks if t[0] in keep and t[1] in keep),
                        parts=None if self.parts is None else {m: self.parts[m] for m in keep})
 
-    def selection_view(self) -> ZSDataset:
-        """The model-selection problem: the seen classes only, with the validation classes as the unseen ones.
+    def validation_folds(self) -> tuple[ValidationSplit, ...]:
+        """Every validation fold of the split: fold 0 (its validation classes), then folds 1..K-1."""
+        fold0 = self.split.validation or derived_validation(self.split)
+        return (fold0, *(self.split.folds or derived_folds(self.split, fold0)))
+
+    def selection_view(self, fold: int = 0) -> ZSDataset:
+        """The model-selection problem: the seen classes only, with the validation classes (of validation fold
+        ``fold``; fold 0 is the split's validation file) as the unseen ones.
 
         Test-class samples *and* names are dropped (class ids are renumbered over the seen classes), so
         nothing a configuration is chosen on depends on a test class. Tasks, parts and the evaluation
@@ -217,11 +257,15 @@ class ZSDataset:
         if self.stage != "test":
             raise ZSBenchError(f"dataset {self.name!r} is already the selection view")
         base = self if self.scenario == DEFAULT_SCENARIO else self._without_seen_test_items()
-        return base._selection_problem()
+        return base._selection_problem(fold)
 
-    def _selection_problem(self) -> ZSDataset:
+    def _selection_problem(self, fold: int) -> ZSDataset:
         """:meth:`selection_view` of this dataset as it is."""
-        validation = self.split.validation or derived_validation(self.split)
+        folds = self.validation_folds()
+        if not 0 <= fold < len(folds):
+            raise ZSBenchError(f"split {self.split.name!r} of {self.name!r} has {len(folds)} validation folds "
+                               f"(0..{len(folds) - 1}); --fold {fold} does not exist")
+        validation = folds[fold]
         keep = self.seen_classes  # sorted ids of the seen classes
         new_id = np.full(len(self.class_names), -1, dtype=np.int64)
         new_id[keep] = np.arange(keep.size)
@@ -235,9 +279,11 @@ class ZSDataset:
                 parts[m] = self.parts[m][rows]
         val = set(validation.classes)
         seen_names = tuple(self.class_names[i] for i in keep)
-        split = replace(self.split, name=f"{self.split.name}/validation", sha256=validation.sha256,
+        name = f"{self.split.name}/validation" + (f"-fold{fold}" if fold else "")  # fold 0 keeps its old name
+        split = replace(self.split, name=name, sha256=validation.sha256,
                         seen=tuple(n for n in seen_names if n not in val),
-                        unseen=tuple(n for n in seen_names if n in val), path=validation.path, validation=None)
+                        unseen=tuple(n for n in seen_names if n in val), path=validation.path, validation=None,
+                        folds=())
         return replace(self, features=features, labels=labels, class_names=seen_names,
                        class_embeddings=np.asarray(self.class_embeddings)[keep], split=split, parts=parts,
                        stage="validation")

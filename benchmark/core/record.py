@@ -68,6 +68,9 @@ class RunRecord:
     #: Generalized scenario: per task, each metric over the seen-class queries, the unseen-class queries and
     #: their harmonic mean (``seen`` / ``unseen`` / ``harmonic`` -> metric -> value).
     metrics_by_role: dict[str, dict[str, dict[str, float]]] | None = None
+    #: Opt-in test-class scores during training (``benchmark.core.oracle``): never a result; tuning refuses it
+    #: and only the report's "What test-set selection adds" reads it.
+    oracle: dict[str, Any] | None = None
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -131,6 +134,6 @@ def read_json(path: Path) -> Any:
 
 
 _OPTIONAL = {"threads", "machine", "grid", "embeddings_file", "queries_file", "budget", "convergence", "heldout",
-             "metrics_by_role"}
+             "metrics_by_role", "oracle"}
 _REQUIRED = {f.name for f in dataclasses.fields(RunRecord)
              if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}

@@ -54,7 +54,9 @@ class RunSpec:
     :func:`benchmark.core.env.resolve_device`). ``selection`` None means the method's defaults.
     ``monitor_every`` (validation stage only: the validation mAP every N epochs in the training log) and
     ``index`` (the place in its grid) describe how the run is carried out, not what it is: neither is part
-    of the identity. ``budget`` is (for a budget other than ``cpu``).
+    of the identity. ``budget`` is (for a budget other than ``cpu``), and so is ``oracle_every`` (test stage,
+    opt-in: the test classes scored every N epochs into the record's ``oracle`` field, never a result; see
+    :mod:`benchmark.core.oracle`), so an oracle run never replaces or doubles a plain one.
     """
 
     method: str
@@ -72,6 +74,11 @@ class RunSpec:
     #: What the run is scored on: ``zero-shot`` (default), ``generalized`` or ``standard`` (see
     #: ``benchmark.core.data.SCENARIOS``).
     scenario: str = DEFAULT_SCENARIO
+    #: Test stage only: score the test classes every N epochs for the oracle table (0: never).
+    oracle_every: int = 0
+    #: Validation stage only: which validation fold is scored (0: the split's validation classes). The fold's
+    #: view names the split (``<split>/validation-fold<i>``) and its hash, so the identity follows from it.
+    fold: int = 0
 
     @property
     def chosen_by(self) -> dict[str, Any]:
@@ -92,6 +99,8 @@ class RunSpec:
         if self.scenario != DEFAULT_SCENARIO:  # zero-shot identities carry none, so older records keep names
             identity["scenario"] = self.scenario
             identity["heldout_sha256"] = ds.in_scenario(self.scenario).heldout_record()["sha256"]
+        if self.oracle_every:
+            identity["oracle_every"] = int(self.oracle_every)
         return identity
 
     def configuration(self, dataset: Mapping[str, Any]) -> str:

@@ -28,7 +28,7 @@ import numpy as np
 
 from benchmark.contract import ZSBenchError
 from benchmark.core.data import SOURCES, Split, ZSDataset
-from benchmark.datasets.splits import file_sha256, load_split, load_validation, validation_path
+from benchmark.datasets.splits import file_sha256, folds_path, load_folds, load_split, load_validation, validation_path
 
 FORMAT = "zsbench-prepared"
 FORMAT_VERSION = 1
@@ -228,8 +228,11 @@ def _resolve_split(folder: Path, manifest: dict, spec, split: str | None, class_
     # Validation classes: the folder's own file when it has one, else the seeded draw that the selection view
     # makes when it is first needed (recorded as derived).
     if validation_path(split_path).is_file():
-        return load_validation(split_obj, validation_path(split_path), ref.get("validation_sha256"),
-                               manifest=folder / MANIFEST)
+        split_obj = load_validation(split_obj, validation_path(split_path), ref.get("validation_sha256"),
+                                    manifest=folder / MANIFEST)
+        if folds_path(split_path).is_file():  # validation folds 1..K-1; without the file, derived when needed
+            split_obj = load_folds(split_obj, folds_path(split_path), ref.get("folds_sha256"),
+                                   manifest=folder / MANIFEST)
     return split_obj
 
 

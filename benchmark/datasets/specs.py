@@ -14,7 +14,7 @@ from pathlib import Path
 from benchmark.contract import ZSBenchError
 from benchmark.core.data import Split
 from benchmark.datasets.names import ClassNameIndex
-from benchmark.datasets.splits import SPLITS_DIR, load_split, load_validation, validation_path
+from benchmark.datasets.splits import SPLITS_DIR, folds_path, load_folds, load_split, load_validation, validation_path
 
 CLASSES_DIR = Path(__file__).parent / "classes"
 
@@ -22,6 +22,18 @@ CLASSES_DIR = Path(__file__).parent / "classes"
 #: item of the gallery modality. ``test->train`` (DADN's image-text code): queries are the unseen-class items
 #: of the test part, the gallery the unseen-class items of the train part.
 EVAL_PROTOCOLS = ("all", "test->train")
+
+
+#: sha256 of each split"s ``<file stem>.folds.json`` (validation folds 1..K-1; fold 0 is its validation file).
+FOLDS_SHA256: dict[str, dict[str, str]] = {
+    "emoji": {"emoji-v1": "8ba53d88d20f79cfd6d5ef342f1393d7e9440378735e4daf08c0d69fd726c144"},
+    "nus-wide": {"dadn": "5be9c08f464187804d64e3d462d7eee545d69a47980263d9d80b96431ea083f5"},
+    "pascal-sentences": {"dadn": "0f038056d7d4678b8f209ccb5a5c9d038bbb3c94261af1911cf38c799cd3fb18"},
+    "sketchy": {"eccv-21": "3844a997e348963226cc5cd301b5b18eb12b018a9c35b4f55f8fd654837ee1e8", "sake-25": "1d72de5f6290dcec23026991599f395f8ae507561d256a339b6640a5de6d8e89", "sem-pcyc-25": "68dd4cad413ac1d00a8c531a4ba2e1e4528e642a1389ba4a8bcacd67c4845ee8"},
+    "tu-berlin": {"sake-30": "5b141c3e87b0030a521d466414903c7b07ce1d3a4eb116e7034df0f4be0bf975", "sem-pcyc-30": "f597e27a3e231a64ff35070ecb951432ade83633de8e657aa460da341a36e8d1"},
+    "wikipedia": {"dadn": "68bf8d3517a121fff165782c992f354aabd2a5cd12a2219e87340008cefe4666"},
+    "xmedianet": {"dadn": "031a4ba434b4c953b972cee9b5adb96480eb6395435eea5b560158344e707da1"},
+}
 
 
 @dataclass(frozen=True)
@@ -78,6 +90,7 @@ class DatasetSpec:
         path = SPLITS_DIR / self.name / ref.file
         split = load_split(path, ref.sha256)
         split = load_validation(split, validation_path(path), ref.validation_sha256)
+        split = load_folds(split, folds_path(path), FOLDS_SHA256.get(self.name, {}).get(name, "missing"))
         index = self.name_index
         index.ids_of(split.seen + split.unseen)  # every name must be a class of this dataset
         return split

@@ -17,10 +17,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from benchmark.contract import ZSBenchError
-from benchmark.core.data import Split, ValidationSplit, draw_validation_classes
+from benchmark.core.data import Split, ValidationSplit, draw_folds, draw_validation_classes
 
 SPLITS_DIR = Path(__file__).parent / "splits"
 VALIDATION_SUFFIX = ".validation.json"
+FOLDS_SUFFIX = ".folds.json"
 
 
 def file_sha256(path: Path) -> str:
@@ -126,6 +127,60 @@ def write_validation_file(split_path: Path) -> str:
         "validation": list(classes),
     }
     path = validation_path(split_path)
+    path.write_text(json.dumps(payload, indent=1) + "\n")
+    return file_sha256(path)
+
+
+def folds_path(split_path: Path) -> Path:
+    split_path = Path(split_path)
+    return split_path.with_name(split_path.name.removesuffix(".json") + FOLDS_SUFFIX)
+
+
+def fold_sha256(file_digest: str, fold: int) -> str:
+    """The sha256 that names validation fold ``fold`` of a folds file (its records' split hash)."""
+    return hashlib.sha256(f"{file_digest}/fold{fold}".encode()).hexdigest()
+
+
+def load_folds(split: Split, path: Path, expected_sha256: str | None, manifest: Path | None = None) -> Split:
+    """``split`` (with its validation classes loaded) with validation folds 1..K-1 read from ``path``, checked
+    against ``expected_sha256``, against the split and validation files it names, and for disjointness."""
+    path = Path(path)
+    if not path.is_file():
+        raise ZSBenchError(f"validation folds file {path} does not exist; reinstall zsbench or restore it from git")
+    digest = file_sha256(path)
+    if expected_sha256 is not None and digest != expected_sha256:
+        raise hash_mismatch("validation folds file", path, digest, expected_sha256, manifest)
+    try:
+        data = json.loads(path.read_text())
+        folds, of_split, of_validation = [tuple(f) for f in data["folds"]], data["split_sha256"], data["validation_sha256"]
+    except (ValueError, KeyError, TypeError) as err:
+        raise ZSBenchError(f"validation folds file {path} is malformed ({err}); it needs split_sha256, "
+                           f"validation_sha256 and folds") from None
+    validation = split.validation
+    if of_split != split.sha256 or validation is None or of_validation != validation.sha256:
+        raise ZSBenchError(f"validation folds file {path} belongs to other split or validation files than "
+                           f"{split.path}; restore all three from git")
+    every = [c for fold in (validation.classes, *folds) for c in fold]
+    if len(every) != len(set(every)) or not set(every) <= set(split.seen):
+        raise ZSBenchError(f"validation folds file {path}: folds overlap or name classes that are not seen "
+                           f"classes of {split.name!r}; restore it from git")
+    return replace(split, folds=tuple(ValidationSplit(fold, fold_sha256(digest, i), str(path), f"fold {i}")
+                                      for i, fold in enumerate(folds, start=1)))
+
+
+def write_folds_file(split_path: Path) -> str:
+    """Write validation folds 1..K-1 of the split at ``split_path`` (a seeded draw beside its validation
+    classes, keyed by dataset and split name) beside it; returns the new file's sha256."""
+    split = load_validation(load_split(split_path, None), validation_path(split_path), None)
+    folds = draw_folds(split.seen, split.validation.classes, f"{split.dataset}/{split.name}")
+    payload = {
+        "dataset": split.dataset, "split": split.name, "split_sha256": split.sha256,
+        "validation_sha256": split.validation.sha256, "version": 1,
+        "source": f"seeded draw of {len(folds)} more folds of {len(split.validation.classes)} classes from the "
+                  f"seen classes outside fold 0 (zsbench draw_folds); fold 0 is {validation_path(split_path).name}",
+        "folds": [list(fold) for fold in folds],
+    }
+    path = folds_path(split_path)
     path.write_text(json.dumps(payload, indent=1) + "\n")
     return file_sha256(path)
 

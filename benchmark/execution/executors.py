@@ -89,7 +89,7 @@ def run_task(spec: RunSpec, results: str, force: bool = False, grid: dict[str, A
     try:
         ds = dataset_for(spec.dataset).in_scenario(spec.scenario)
         if spec.stage == "validation":
-            ds = ds.selection_view()
+            ds = ds.selection_view(spec.fold)
         outcome = run_one(spec, ds, ResultStore(results), force, on_event, on_progress, grid=grid,
                           map_blocks=map_blocks)
     except Exception as err:  # noqa: BLE001 - a failed run must not stop the rest of the grid

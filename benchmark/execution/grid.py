@@ -9,6 +9,9 @@ regenerates the committed records::
     stage = "test"                 # optional: "validation" scores the validation classes (model selection)
     budget = "cpu"                 # optional: the training budget, "cpu" or "paper" (the released lengths)
     scenario = "zero-shot"         # optional: "generalized", "standard", "all", or a list of them
+    oracle_every = 0               # optional: test-class scores every N epochs, for the oracle table only
+    fold = 0                       # optional, validation stage: which validation fold is scored
+    tuning_folds = 1               # optional: tuned entries read the studies tuned over this many folds
     results = "results/runs"       # optional; --results overrides it
 
     [[methods]]
@@ -51,7 +54,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10 reads TOML with the tomli backport (a dependency there)
     import tomli as tomllib
 
-TOP_KEYS = {"seeds", "device", "threads", "stage", "budget", "scenario", "results", "tuning", "methods", "datasets"}
+TOP_KEYS = {"seeds", "device", "threads", "stage", "budget", "scenario", "oracle_every", "fold", "tuning_folds",
+            "results", "tuning", "methods", "datasets"}
 #: The word that expands to every registered method, dataset or split.
 ALL = "all"
 METHOD_KEYS = {"name", "params", "tuned"}
@@ -76,6 +80,12 @@ class Grid:
     stage: str = "test"
     #: The training budget of every run: ``cpu`` (default) or ``paper`` (see ``Method.budgets``).
     budget: str = DEFAULT_BUDGET
+    #: Score the test classes every N epochs into each record's ``oracle`` field (0: never; never a result).
+    oracle_every: int = 0
+    #: Validation stage: the validation fold scored (0: the split's validation classes).
+    fold: int = 0
+    #: Tuned entries read the studies tuned over this many validation folds (``zsbench tune --folds K``).
+    tuning_folds: int = 1
     results: str | None = None
     #: Folder of the tuning studies that ``tuned`` entries read (default results/tuning).
     tuning: str | None = None
@@ -288,6 +298,9 @@ def load_grid(path: str | Path) -> Grid:
                 budget=_expect(data.get("budget", DEFAULT_BUDGET), str, where, "budget"),
                 scenarios=parse_scenarios(_expect(data.get("scenario", DEFAULT_SCENARIO), (str, list), where,
                                                   "scenario"), f"{where}: scenario"),
+                oracle_every=_expect(data.get("oracle_every", 0), int, where, "oracle_every"),
+                fold=_expect(data.get("fold", 0), int, where, "fold"),
+                tuning_folds=_expect(data.get("tuning_folds", 1), int, where, "tuning_folds"),
                 results=None if data.get("results") is None else _expect(data["results"], str, where, "results"),
                 tuning=None if data.get("tuning") is None else _expect(data["tuning"], str, where, "tuning"),
                 file=str(path), file_sha256=hashlib.sha256(raw).hexdigest())
@@ -297,7 +310,8 @@ def load_grid(path: str | Path) -> Grid:
 def grid_from_cli(config: str | None, methods: str | None, datasets: str | None, synthetic: bool,
                   split: str | None, scale: float | None, seeds: str | None, device: str | None,
                   semantics: str | None = None, threads: int | None = None, stage: str | None = None,
-                  params: Sequence[str] = (), budget: str | None = None, scenario: str | None = None) -> Grid:
+                  params: Sequence[str] = (), budget: str | None = None, oracle_every: int | None = None,
+                  fold: int | None = None, tuning_folds: int | None = None, scenario: str | None = None) -> Grid:
     """The grid of ``zsbench run``: a grid file, or the flags; flags that a file would contradict are errors.
     ``seeds``, ``device``, ``threads``, ``stage``, ``budget``, ``scenario`` and ``params`` apply to either."""
     grid = _grid_from_cli(config, methods, datasets, synthetic, split, scale, seeds, device, semantics)
@@ -309,6 +323,12 @@ def grid_from_cli(config: str | None, methods: str | None, datasets: str | None,
         grid.budget = budget
     if scenario is not None:
         grid.scenarios = parse_scenarios(scenario)
+    if oracle_every is not None:
+        grid.oracle_every = oracle_every
+    if fold is not None:
+        grid.fold = fold
+    if tuning_folds is not None:
+        grid.tuning_folds = tuning_folds
     return grid.with_params(params)
 
 

@@ -49,6 +49,13 @@ def check_grid(grid: Grid) -> str:
         raise ZSBenchError(f"stage must be one of {', '.join(STAGES)}, got {grid.stage!r}")
     if grid.threads < 1:
         raise ZSBenchError(f"--threads must be at least 1, got {grid.threads}")
+    if grid.fold < 0 or (grid.fold and grid.stage != "validation"):
+        raise ZSBenchError(f"--fold picks a validation fold and needs --stage validation (got fold {grid.fold} on "
+                           f"the {grid.stage} stage)")
+    if grid.oracle_every < 0 or (grid.oracle_every and grid.stage != "test"):
+        raise ZSBenchError(f"--oracle-every must be a positive number of epochs on the test stage, got "
+                           f"{grid.oracle_every} on the {grid.stage} stage (it scores test classes: never use it "
+                           f"for selection)")
     check_seeds(grid.seeds)
     device = resolve_device(grid.device)
     problems = []
@@ -83,10 +90,9 @@ def check_data(plan: Plan, keep: bool = True, on_event: Callable[[str], None] | 
             on_event(f"checking the data of {request.name}")
         try:
             ds = dataset_for(request)
-            for scenario in {spec.scenario for spec in plan.specs if spec.dataset == request}:
-                if any(spec.stage == "validation" and spec.scenario == scenario for spec in plan.specs
-                       if spec.dataset == request):
-                    ds.in_scenario(scenario).selection_view()
+            wanted = {(s.scenario, s.fold) for s in plan.specs if s.dataset == request and s.stage == "validation"}
+            for scenario, fold in sorted(wanted):
+                ds.in_scenario(scenario).selection_view(fold)
         except ZSBenchError as err:
             problems.append(f"{request.name}: {err}")
         if not keep:
@@ -114,13 +120,13 @@ def plan_grid(grid: Grid, tuning: str | Path | None = None, every_method_tuned: 
     specs: list[RunSpec] = []
     for request in grid.datasets:
         for method, params, tuned in entries:
-            chosen = {scenario: tuned_choice(folder, method, request, grid.budget, scenario) if tuned else (params, None)
-                      for scenario in grid.scenarios}
+            chosen = {scenario: tuned_choice(folder, method, request, grid.budget, grid.tuning_folds, scenario)
+                      if tuned else (params, None) for scenario in grid.scenarios}
             for seed in grid.seeds:
                 for scenario in grid.scenarios:
                     specs.append(make_spec(method, seed, request, chosen[scenario][0], grid.stage, grid.threads, device,
                                            chosen[scenario][1], index=len(specs), budget=grid.budget,
-                                           scenario=scenario))
+                                           oracle_every=grid.oracle_every, fold=grid.fold, scenario=scenario))
     methods = []
     for method, params, tuned in entries:
         name, built = build_method(method, params if not tuned else {}, grid.budget)
@@ -130,7 +136,9 @@ def plan_grid(grid: Grid, tuning: str | Path | None = None, every_method_tuned: 
                   "datasets": [{k: v for k, v in d.items() if k != "source"} for d in described],
                   "seeds": list(grid.seeds), "device": device, "threads": grid.threads, "stage": grid.stage,
                   **({"budget": grid.budget} if grid.budget != DEFAULT_BUDGET else {}),
-                  **({"scenarios": list(grid.scenarios)} if grid.scenarios != [DEFAULT_SCENARIO] else {})}
+                  **({"scenarios": list(grid.scenarios)} if grid.scenarios != [DEFAULT_SCENARIO] else {}),
+                  **({"oracle_every": grid.oracle_every} if grid.oracle_every else {}),
+                  **({"fold": grid.fold} if grid.fold else {})}
     return Plan(specs, provenance, dict(zip(grid.datasets, described, strict=True)))
 
 

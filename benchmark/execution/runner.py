@@ -29,6 +29,7 @@ from benchmark.core.env import (
     this_machine,
     thread_limit,
 )
+from benchmark.core.oracle import ORACLE_NOTE, POST_PROCESSINGS, oracle_hook
 from benchmark.core.protocol import build_train_view, evaluate
 from benchmark.core.record import RunRecord
 from benchmark.core.spec import DEFAULT_BUDGET, RunSpec
@@ -62,7 +63,8 @@ class RunOutcome:
 def make_spec(method: str, seed: int, dataset: DatasetRequest | str = "dataset", params: dict[str, Any] | None = None,
               stage: str = "test", threads: int = DEFAULT_THREADS, device: str = "cpu",
               selection: dict[str, Any] | None = None, monitor_every: int = 1, index: int = -1,
-              budget: str = DEFAULT_BUDGET, scenario: str = DEFAULT_SCENARIO) -> RunSpec:
+              budget: str = DEFAULT_BUDGET, oracle_every: int = 0, fold: int = 0,
+              scenario: str = DEFAULT_SCENARIO) -> RunSpec:
     """A spec for ``method`` (a registered name or module:Class) with ``params`` on top of its defaults, every
     hyper-parameter resolved. ``dataset`` may be a bare name when the caller passes the loaded data itself."""
     name, built = build_method(method, params, budget)
@@ -70,7 +72,7 @@ def make_spec(method: str, seed: int, dataset: DatasetRequest | str = "dataset",
     if scenario not in SCENARIOS:
         raise ZSBenchError(f"scenario must be one of {', '.join(SCENARIOS)}, got {scenario!r}")
     return RunSpec(name, built.get_params(), request, int(seed), stage, threads, device, selection, monitor_every,
-                   index, budget, scenario)
+                   index, budget, scenario, oracle_every, fold)
 
 
 def _now() -> str:
@@ -109,6 +111,9 @@ def run_one(spec: RunSpec, ds: ZSDataset, store: ResultStore, force: bool = Fals
     if ds.scenario != spec.scenario:
         raise ZSBenchError(f"run of {spec.method} asks for the {spec.scenario} scenario but got {ds.name} in the "
                            f"{ds.scenario} scenario")
+    if spec.oracle_every and spec.stage != "test":
+        raise ZSBenchError(f"run of {spec.method}: --oracle-every scores the test classes and applies to the test "
+                           f"stage only, not to {spec.stage}; drop it for validation runs")
     name, method = build_method(spec.method, dict(spec.params), spec.budget)
     identity = spec.identity(ds)
     path = store.path_for(identity)
@@ -135,7 +140,7 @@ def run_one(spec: RunSpec, ds: ZSDataset, store: ResultStore, force: bool = Fals
         with thread_limit(spec.threads), fit_context(spec.device):
             monitor_every = spec.monitor_every if spec.stage == "validation" else 0
             record, sidecars = _fit_and_score(name, method, ds, parts, views, spec.seed, spec.device, on_event,
-                                              on_progress, map_blocks, monitor_every)
+                                              on_progress, map_blocks, monitor_every, spec.oracle_every)
         record = dataclasses.replace(record, identity=identity, threads=int(spec.threads), selection=spec.chosen_by,
                                      grid=grid, machine=this_machine(),
                                      budget=None if spec.budget == DEFAULT_BUDGET else spec.budget)
@@ -157,10 +162,10 @@ def run_one(spec: RunSpec, ds: ZSDataset, store: ResultStore, force: bool = Fals
 
 
 def _fit_and_score(name: str, method: Method, ds: ZSDataset, parts: list[ZSDataset], views: list, seed: int,
-                   device: str, on_event, on_progress, map_blocks, monitor_every: int
+                   device: str, on_event, on_progress, map_blocks, monitor_every: int, oracle_every: int = 0
                    ) -> tuple[RunRecord, dict[str, tuple[str, bytes]]]:
     started = _now()
-    metrics, infos, per_query, embeddings, history, roles = {}, {}, {}, {}, [], {}
+    metrics, infos, per_query, embeddings, history, oracle_curve, roles = {}, {}, {}, {}, [], [], {}
     t_fit = t_eval = 0.0
     with PeakRSS() as memory:
         for part, view in zip(parts, views, strict=True):
@@ -172,6 +177,9 @@ def _fit_and_score(name: str, method: Method, ds: ZSDataset, parts: list[ZSDatas
                 on_event(f"{ds.name}: fit {name} seed {seed}" + (f" ({label})" if len(parts) > 1 else ""))
             fitted.progress_hook_ = on_progress
             fitted.epoch_hook_ = _validation_monitor(fitted, part, monitor_every) if monitor_every else None
+            if oracle_every:  # test stage only (run_one checks): no validation monitor to share the hook with
+                fitted.epoch_hook_ = oracle_hook(fitted, part, oracle_every, oracle_curve,
+                                                 label if len(parts) > 1 else None)
             t0 = time.perf_counter()
             try:
                 fitted.fit(view, seed)
@@ -195,6 +203,8 @@ def _fit_and_score(name: str, method: Method, ds: ZSDataset, parts: list[ZSDatas
         seed=int(seed), metrics={t: metrics[t] for t in tasks}, metrics_info={t: infos[t] for t in tasks},
         training_log=history, fits=["+".join(part.modalities) for part in parts],
         convergence=assess(history, type(method).convergence_loss),
+        oracle={"every": oracle_every, "post_processings": list(POST_PROCESSINGS), "curve": oracle_curve,
+                "note": ORACLE_NOTE} if oracle_every else None,
         timings={"fit_s": round(t_fit, 3), "eval_s": round(t_eval, 3), "total_s": round(t_fit + t_eval, 3)},
         peak_memory_mb=round(memory.peak_mb, 1), device=device, versions=library_versions(),
         git_commit=git_commit(), started=started, finished=_now(), identity={}, stage=ds.stage,

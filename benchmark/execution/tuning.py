@@ -3,10 +3,18 @@
 Model selection never sees a test class. A trial fits the method on the selection view of the dataset
 (the seen classes minus the split's frozen validation classes; test classes are dropped, samples and
 names) and scores the validation classes exactly as the test is scored; the objective is the validation
-mAP@all averaged over the dataset's tasks and the given seeds. Every method gets the same number of
+mAP@all averaged over the dataset's tasks, the given seeds and, with ``folds`` K > 1, the split's first K
+class-disjoint validation folds (``ZSDataset.validation_folds``). Every method gets the same number of
 trials and the same wall-time cap, searches the space it declares beside its hyper-parameters
 (``Method.search_space``), and starts from its defaults (trial 0), so a tuned configuration is never
 worse on validation than the default one.
+
+Training length is selected, not searched (one stopping rule for every method): each trial trains to the
+budget's length (``Method.length_param``, epochs) while the validation classes are scored after every epoch;
+the epoch with the best mean validation mAP@all over seeds (the earliest on a tie) is the trial's length
+and its score the trial's value. ``--tuned`` refits on all seen classes with the best trial's length, in
+epochs: an epoch is a pass over the training data (or the method's capped sampled epoch), so the same
+number of epochs covers the larger seen-class set in proportion.
 
 The sampler is Optuna's TPE. Trial k draws with a sampler seeded by ``seed + k`` from the finished trials
 so far, so the same seed and budget give the same trials, and a tuning that is killed (even with SIGKILL)
@@ -27,7 +35,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import logging
 import math
 import time
 from collections.abc import Callable
@@ -35,15 +42,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmark.contract import Choice, IntRange, LogUniform, Method, Uniform, ZSBenchError
+from benchmark.contract import ZSBenchError
 from benchmark.core.data import DEFAULT_SCENARIO, DatasetRequest, ZSDataset
 from benchmark.core.env import DEFAULT_THREADS, resolve_device
+from benchmark.core.lengths import LENGTH_RULE, best_epoch, length_param, validation_curve
 from benchmark.core.spec import DEFAULT_BUDGET, safe_name
 from benchmark.core.store import ResultStore
+from benchmark.execution.search_space import _in_space, _optuna, checked_space  # noqa: F401 - checked_space re-exported
 from benchmark.registry import build_method, resolve_method
 
 #: Bump when the way trials are drawn or scored changes: older studies are then not resumed into.
-TUNING_VERSION = 1
+TUNING_VERSION = 2  # 2: the training length is selected (best validation epoch), not searched
 TRIAL_SELECTION = {"protocol": "tuning trial"}
 DEFAULT_TIMEOUT_S = 3600.0
 
@@ -66,16 +75,23 @@ class TuneResult:
     history: list[float] = field(default_factory=list)
     #: Set when a variant uses the study of its base method (``find_study``).
     base: str | None = None
+    #: The best trial's selected length in epochs (None: no length selected, e.g. a closed-form method).
+    best_length: int | None = None
+    #: Validation folds 0..folds-1 every trial was scored on.
+    folds: int = 1
 
     def selection(self, ds: ZSDataset) -> dict[str, Any]:
         """What a run fitted with the best parameters records as its ``selection``."""
         validation = ds.split.validation
+        folds = ({"folds": list(range(self.folds)),
+                  "folds_sha256": [fold.sha256 for fold in ds.validation_folds()[:self.folds]]} if self.folds > 1 else {})
         return {"protocol": "tuned on validation classes", "validation_split": f"{ds.split.name}/validation",
-                "validation_sha256": validation.sha256 if validation else None, "budget": self.budget,
+                "validation_sha256": validation.sha256 if validation else None, **folds, "budget": self.budget,
                 "timeout_s": self.timeout_s, "trials": self.trials, "failed_trials": self.failed,
                 "seeds": list(self.seeds), "best_validation_mAP@all": self.best_value,
                 "default_validation_mAP@all": self.default_value, "study": f"{self.storage}::{self.study}",
                 "sampler": "optuna TPE", "params": self.best_params,
+                **({"length": {"epochs": self.best_length, "rule": LENGTH_RULE}} if self.best_length else {}),
                 **({"study_of": f"{self.base} (this variant's own overrides kept)"} if self.base else {}),
                 **({"scenario": ds.scenario} if ds.scenario != DEFAULT_SCENARIO else {})}
 
@@ -90,86 +106,27 @@ def base_method(spec: str) -> str | None:
     return next((other for other, (c, o) in available_methods().items() if c is cls and not o), None)
 
 
-def _optuna():
-    try:
-        import optuna
-    except ImportError:  # pragma: no cover - a dependency
-        raise ZSBenchError("zsbench tune needs optuna: pip install 'optuna>=4,<5'") from None
-    optuna.logging.set_verbosity(logging.WARNING)
-    return optuna
-
-
-def distribution(name: str, method_name: str, space: Any, default: Any):
-    """The Optuna distribution of one declared range, checked against the hyper-parameter's default type."""
-    optuna = _optuna()
-    d = optuna.distributions
-    where = f"{method_name}: search space of {name!r}"
-    if isinstance(space, Choice):
-        if not space.values:
-            raise ZSBenchError(f"{where} is an empty Choice")
-        return d.CategoricalDistribution(list(space.values))
-    if isinstance(default, bool):
-        raise ZSBenchError(f"{where}: a switch takes Choice((False, True)), not {type(space).__name__}")
-    if isinstance(space, IntRange):
-        if not isinstance(default, int):
-            raise ZSBenchError(f"{where}: IntRange for a {type(default).__name__} hyper-parameter; use LogUniform/Uniform")
-        if space.low > space.high or space.step < 1 or (space.log and space.low < 1):
-            raise ZSBenchError(f"{where}: IntRange({space.low}, {space.high}) is empty or not positive on a log scale")
-        return d.IntDistribution(space.low, space.high, log=space.log, step=space.step)
-    if isinstance(space, LogUniform | Uniform):
-        if isinstance(default, int):
-            raise ZSBenchError(f"{where}: a float range for an integer hyper-parameter; use IntRange")
-        if not space.low < space.high or (isinstance(space, LogUniform) and space.low <= 0):
-            raise ZSBenchError(f"{where}: {type(space).__name__}({space.low}, {space.high}) is empty or not positive")
-        return d.FloatDistribution(space.low, space.high, log=isinstance(space, LogUniform))
-    raise ZSBenchError(f"{where} is {space!r}; use LogUniform, Uniform, IntRange or Choice from benchmark.contract")
-
-
-def checked_space(spec: str, base_params: dict[str, Any], training: str = DEFAULT_BUDGET
-                  ) -> tuple[str, dict[str, Any], Method]:
-    """(method name, param -> distribution, the method at its base parameters); fails before any trial on a
-    space naming an unknown hyper-parameter, an empty or mistyped range, or ends the method refuses.
-
-    A registered variant's overrides (an ablation's ``cycle_weight=0``) and the parameters fixed with
-    ``--param`` are not searched: they define what is being tuned."""
-    name, cls, overrides = resolve_method(spec)
-    _, method = build_method(spec, base_params, training)
-    fields = {f.name for f in dataclasses.fields(cls) if f.init}
-    space = {}
-    for param, declared in cls.search_space.items():
-        if param not in fields:
-            raise ZSBenchError(f"{name}: search space names {param!r}, which is not one of its hyper-parameters")
-        if param in overrides or param in base_params:
-            continue
-        space[param] = distribution(param, name, declared, getattr(method, param))
-        ends = declared.values if isinstance(declared, Choice) else (declared.low, declared.high)
-        for value in ends:
-            try:
-                build_method(spec, {**base_params, param: value}, training)[1].validate_params()
-            except (ZSBenchError, ValueError, TypeError) as err:
-                raise ZSBenchError(f"{name}: search space of {param!r} includes {value!r}, which the method refuses "
-                                   f"({err})") from None
-    return name, space, method
-
-
 def study_key(name: str, request: DatasetRequest, ds: ZSDataset, seeds: list[int], budget: int, timeout_s: float,
               threads: int, seed: int, space: dict[str, Any], params: dict[str, Any],
-              training: str = DEFAULT_BUDGET) -> str:
+              training: str = DEFAULT_BUDGET, folds: int = 1) -> str:
     """A name that changes when anything that shapes the study changes (then a new study starts)."""
     context = {"version": TUNING_VERSION, "method": name, "request": dataclasses.asdict(request),
                "data": ds.provenance, "split_sha256": ds.split.sha256, "seeds": seeds, "budget": budget,
                "timeout_s": timeout_s, "threads": threads, "sampler_seed": seed,
                "space": {k: repr(v) for k, v in sorted(space.items())}, "params": params,
                **({"training_budget": training} if training != DEFAULT_BUDGET else {}),
+               **({"folds": folds} if folds > 1 else {}),
                **({"scenario": ds.scenario} if ds.scenario != DEFAULT_SCENARIO else {})}
     digest = hashlib.sha256(json.dumps(context, sort_keys=True, default=str).encode()).hexdigest()[:12]
     return f"{name}-budget{budget}-{digest}"
 
 
-def storage_path(out: Path, ds: ZSDataset, method: str, training: str = DEFAULT_BUDGET) -> Path:
+def storage_path(out: Path, ds: ZSDataset, method: str, training: str = DEFAULT_BUDGET, folds: int = 1) -> Path:
     """``<out>/<dataset>-<source>/<split>/<method>.sqlite`` (``<method>.<budget>.sqlite`` for a training
-    budget other than cpu, then ``.<scenario>`` for a scenario other than zero-shot)."""
+    budget other than cpu, ``.folds<K>`` added for a K-fold study, then ``.<scenario>`` for a scenario other than
+    zero-shot)."""
     stem = safe_name(method) + ("" if training == DEFAULT_BUDGET else f".{safe_name(training)}")
+    stem += f".folds{folds}" if folds > 1 else ""
     stem += "" if ds.scenario == DEFAULT_SCENARIO else f".{safe_name(ds.scenario)}"
     return Path(out) / safe_name(f"{ds.name}-{ds.source}") / safe_name(ds.split.name) / f"{stem}.sqlite"
 
@@ -194,22 +151,26 @@ class _Study:
     target: int
     stopped_by: str
     training: str = DEFAULT_BUDGET
+    folds: int = 1
     scenario: str = DEFAULT_SCENARIO
     trial: Any = None
-    scores: dict[int, float] = field(default_factory=dict)
+    scores: dict[tuple[int, int], float] = field(default_factory=dict)  # per (seed, fold)
+    curves: dict[tuple[int, int], list[float]] = field(default_factory=dict)  # validation mAP@all per epoch
+    selects_length: bool = False
     error: str | None = None
     started: float = 0.0
     in_flight: int = 0
 
 
 def _open_study(spec: str, request: DatasetRequest, ds: ZSDataset, budget: int, seeds: list[int], out: Path,
-                timeout_s: float, threads: int, seed: int, params: dict[str, Any], training: str) -> _Study:
+                timeout_s: float, threads: int, seed: int, params: dict[str, Any], training: str,
+                folds: int = 1) -> _Study:
     """The study of ``spec`` in this context, created or resumed (a trial left RUNNING by a killed tuning
     counts for nothing and is drawn again)."""
     optuna = _optuna()
     name, space, method = checked_space(spec, params, training)
-    key = study_key(name, request, ds, seeds, budget, timeout_s, threads, seed, space, params, training)
-    path = storage_path(out, ds, name, training)
+    key = study_key(name, request, ds, seeds, budget, timeout_s, threads, seed, space, params, training, folds)
+    path = storage_path(out, ds, name, training, folds)
     ResultStore(path.parent).ensure_folder()
     storage = optuna.storages.RDBStorage(f"sqlite:///{path}")
     study = optuna.create_study(storage=storage, study_name=key, direction="maximize", load_if_exists=True)
@@ -217,11 +178,13 @@ def _open_study(spec: str, request: DatasetRequest, ds: ZSDataset, budget: int, 
         storage.set_trial_user_attr(stale._trial_id, "interrupted", True)
         storage.set_trial_state_values(stale._trial_id, optuna.trial.TrialState.FAIL)
     for attr, value in (("params", params), ("timeout_s", timeout_s), ("seeds", list(seeds)), ("budget", budget),
-                        ("training_budget", training)):
+                        ("training_budget", training), ("folds", folds)):
         study.set_user_attr(attr, value)
     defaults = {p: getattr(method, p) for p in space if _in_space(type(method).search_space[p], getattr(method, p))}
-    return _Study(spec, name, study, storage, path, space, params, defaults, budget if space else 1,
-                  "budget" if space else "no search space", training, ds.scenario)
+    selects = length_param(method) is not None and length_param(method) not in params
+    return _Study(spec, name, study, storage, path, space, params, defaults, budget if space or selects else 1,
+                  "budget" if space or selects else "no search space", training, folds, ds.scenario,
+                  selects_length=selects)
 
 
 def _next_trial(state: _Study, budget: int, timeout_s: float, seed: int) -> bool:
@@ -238,7 +201,7 @@ def _next_trial(state: _Study, budget: int, timeout_s: float, seed: int) -> bool
     if not done:
         state.study.enqueue_trial(state.defaults, user_attrs={"defaults": True}, skip_if_exists=False)
     state.trial = state.study.ask(state.space)
-    state.scores, state.error, state.started = {}, None, time.perf_counter()
+    state.scores, state.curves, state.error, state.started = {}, {}, None, time.perf_counter()
     return True
 
 
@@ -247,17 +210,27 @@ def _trial_specs(state: _Study, request: DatasetRequest, seeds: list[int], threa
 
     params = {**state.params, **state.trial.params}
     return [make_spec(state.spec, run_seed, request, params, "validation", threads, device, TRIAL_SELECTION,
-                      monitor_every=0, budget=state.training, scenario=state.scenario) for run_seed in seeds]
+                      monitor_every=1 if state.selects_length else 0, budget=state.training, fold=fold,
+                      scenario=state.scenario)
+            for fold in range(state.folds) for run_seed in seeds]
 
 
 def _finish_trial(state: _Study, seeds: list[int]) -> None:
-    """Tell the study the trial's value: the validation mAP@all averaged over tasks and seeds; a diverged or
-    refused configuration is a failed trial, not a failed tuning."""
+    """Tell the study the trial's value: the validation mAP@all averaged over tasks, seeds and folds; a
+    diverged or refused configuration is a failed trial, not a failed tuning."""
     optuna = _optuna()
     trial, state.trial = state.trial, None
     trial.set_user_attr("wall_s", time.perf_counter() - state.started)
-    scores = [state.scores[s] for s in seeds] if state.error is None else []
+    runs = [(s, fold) for fold in range(state.folds) for s in seeds]
+    scores = [state.scores[run] for run in runs] if state.error is None else []
     value = float(sum(scores) / len(scores)) if scores else math.nan
+    curves = [state.curves.get(run, []) for run in runs]
+    if scores and state.selects_length and all(curves):
+        best, mean_curve = best_epoch(curves)
+        trial.set_user_attr("length", best + 1)
+        trial.set_user_attr("final_value", value)  # the score at the budget's length, kept beside the chosen one
+        trial.set_user_attr("curve", [round(v, 6) for v in mean_curve])
+        value = mean_curve[best]
     if state.error is None and not math.isfinite(value):
         state.error = f"{state.name}: validation mAP@all is {value}"
     if state.error is not None:
@@ -273,7 +246,7 @@ def tune_all(specs: list[str], request: DatasetRequest, budget: int, seeds: list
              seed: int = 0, params: dict[str, dict[str, Any]] | None = None, executor: str = "serial",
              jobs: int = 1, address: str | None = None, on_trial=None,
              on_done: Callable[[TuneResult], None] | None = None, training: str = DEFAULT_BUDGET,
-             scenario: str = DEFAULT_SCENARIO) -> list[TuneResult]:
+             folds: int = 1, scenario: str = DEFAULT_SCENARIO) -> list[TuneResult]:
     """Tune every method with the same budget and cap on the validation classes of ``request``.
 
     Each study is sequential (trial k+1 is drawn from the scores of trials 0..k, hence deterministic), and
@@ -289,10 +262,14 @@ def tune_all(specs: list[str], request: DatasetRequest, budget: int, seeds: list
     ds = dataset_for(request).in_scenario(scenario)
     for spec in specs:  # a bad search space fails before any trial, for every method
         checked_space(spec, params.get(spec, {}), training)
-    ds.selection_view()  # and so does a split without enough seen classes
+    if not 1 <= folds <= len(ds.validation_folds()):
+        raise ZSBenchError(f"--folds must lie in 1..{len(ds.validation_folds())} (the validation folds of split "
+                           f"{ds.split.name!r} of {ds.name}), got {folds}")
+    for fold in range(folds):
+        ds.selection_view(fold)  # and so does a split without enough seen classes
     trials_folder = str(Path(out) / "trials")
     states = [_open_study(spec, request, ds, budget, seeds, Path(out), timeout_s, threads, seed,
-                          dict(params.get(spec, {})), training) for spec in specs]
+                          dict(params.get(spec, {})), training, folds) for spec in specs]
     results: dict[str, TuneResult] = {}
 
     def start_next(i: int, runner) -> None:
@@ -320,7 +297,12 @@ def tune_all(specs: list[str], request: DatasetRequest, budget: int, seeds: list
                 state.error = state.error or f"{state.name}: {outcome.reason or outcome.status}"
             else:
                 record = ResultStore(trials_folder).load(outcome.path)
-                state.scores[job.spec.seed] = sum(m["mAP@all"] for m in record.metrics.values()) / len(record.metrics)
+                if record.oracle is not None:
+                    raise ZSBenchError(f"{outcome.path} carries test-class scores (an oracle run's record); tuning "
+                                       f"never reads them: move it out of {trials_folder} and rerun")
+                run = (job.spec.seed, job.spec.fold)
+                state.scores[run] = sum(m["mAP@all"] for m in record.metrics.values()) / len(record.metrics)
+                state.curves[run] = validation_curve(record.training_log)
             if not state.in_flight:
                 _finish_trial(state, seeds)
                 if on_trial:
@@ -330,12 +312,6 @@ def tune_all(specs: list[str], request: DatasetRequest, budget: int, seeds: list
                              timeout_s)
                 start_next(job.tag, runner)
     return [results[spec] for spec in specs]
-
-
-def _in_space(declared: Any, value: Any) -> bool:
-    if isinstance(declared, Choice):
-        return value in declared.values
-    return declared.low <= value <= declared.high
 
 
 def _counted_trials(study) -> list:
@@ -357,24 +333,31 @@ def _result(study, name: str, path: Path, budget: int, stopped_by: str | None = 
     wall_s = sum(t.user_attrs.get("wall_s", 0.0) for t in done)
     if stopped_by is None:
         stopped_by = "budget" if len(done) >= budget else ("timeout" if wall_s >= timeout_s else "unfinished")
+    best_params = {**params, **(best.params if best else {})}
+    length = best.user_attrs.get("length") if best else None
+    if length:  # the selected length, in the hyper-parameters that set it
+        training = study.user_attrs.get("training_budget", DEFAULT_BUDGET)
+        best_params.update(build_method(name, best_params, training)[1].length_params(length))
     return TuneResult(
         method=name, study=study.study_name, storage=path, budget=budget,
         timeout_s=timeout_s, trials=len(done), failed=len(done) - len(complete), wall_s=wall_s,
-        best_params={**params, **(best.params if best else {})}, best_value=best.value if best else None,
+        best_params=best_params, best_value=best.value if best else None, best_length=length,
+        folds=int(study.user_attrs.get("folds", 1)),
         default_value=defaults[0] if defaults else None, stopped_by=stopped_by,
         seeds=list(study.user_attrs.get("seeds", [])), history=[t.value for t in complete])
 
 
-def find_study(out: Path, spec: str, ds: ZSDataset, training: str = DEFAULT_BUDGET) -> TuneResult:
-    """The finished tuning study of ``spec`` on this dataset and split at the training budget ``training``."""
+def find_study(out: Path, spec: str, ds: ZSDataset, training: str = DEFAULT_BUDGET, folds: int = 1) -> TuneResult:
+    """The finished tuning study of ``spec`` on this dataset and split at the training budget ``training``
+    over ``folds`` validation folds."""
     optuna = _optuna()
     name, _, overrides = resolve_method(spec)
-    path = storage_path(out, ds, name, training)
+    path = storage_path(out, ds, name, training, folds)
     base = base_method(spec)
-    if not path.is_file() and base is not None and storage_path(out, ds, base, training).is_file():
+    if not path.is_file() and base is not None and storage_path(out, ds, base, training, folds).is_file():
         # A variant without a study of its own (an ablation) takes its base method's chosen parameters, minus
         # the ones its registration fixes: the tuned model with exactly one thing removed.
-        result = find_study(out, base, ds, training)
+        result = find_study(out, base, ds, training, folds)
         kept = {k: v for k, v in result.best_params.items() if k not in overrides}
         return dataclasses.replace(result, method=name, best_params=kept, base=base)
     if not path.is_file():
@@ -382,6 +365,7 @@ def find_study(out: Path, spec: str, ds: ZSDataset, training: str = DEFAULT_BUDG
                            f"run `zsbench tune --methods {name} --dataset {ds.name}"
                            f"{' --synthetic' if ds.source == 'synthetic' else ''} --budget N"
                            f"{'' if training == DEFAULT_BUDGET else f' --training-budget {training}'}"
+                           f"{'' if folds == 1 else f' --folds {folds}'}"
                            f"{'' if ds.scenario == DEFAULT_SCENARIO else f' --scenario {ds.scenario}'}` first")
     storage = optuna.storages.RDBStorage(f"sqlite:///{path}")
     summaries = optuna.get_all_study_summaries(storage)
@@ -400,12 +384,12 @@ def find_study(out: Path, spec: str, ds: ZSDataset, training: str = DEFAULT_BUDG
     return result
 
 
-def tuned_choice(folder: Path, spec: str, request: DatasetRequest, training: str = DEFAULT_BUDGET,
+def tuned_choice(folder: Path, spec: str, request: DatasetRequest, training: str = DEFAULT_BUDGET, folds: int = 1,
                  scenario: str = DEFAULT_SCENARIO) -> tuple[dict[str, Any], dict[str, Any]]:
     """The one place a tuned run's configuration is decided: the best parameters of ``spec``'s study on the
     dataset of ``request`` and the ``selection`` its records keep."""
     from benchmark.execution.executors import dataset_for
 
     ds = dataset_for(request).in_scenario(scenario)
-    study = find_study(folder, spec, ds, training)
+    study = find_study(folder, spec, ds, training, folds)
     return study.best_params, study.selection(ds)

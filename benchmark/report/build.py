@@ -6,6 +6,8 @@ Output folder layout::
     tables/<group>-<task>-significance.*         paired comparisons behind that table (per-query results)
     tables/paper-*.{md,tex,csv}                  the paper's tables (with --paper)
     tables/sensitivity-<group>-<task>.{md,tex,csv}
+    tables/oracle-<group>.{md,tex,csv}           what test-set selection adds (oracle runs only)
+    tables/trust-<dataset>-*.{md,tex,csv}        validation ranking against test ranking (with validation records)
     figures/tsne-<group>.{png,pdf}   figures/pr-<group>-<task>.{png,pdf}   figures/loss-<group>-<run>.{png,pdf}
     report.md   report.tex   report.csv          every table in one file each
     report.html                                   everything on one self-contained page
@@ -49,6 +51,8 @@ class ReportResult:
     significance: list[Table] = field(default_factory=list)
     paper: list[Table] = field(default_factory=list)
     sensitivity: list[Table] = field(default_factory=list)
+    oracle: list[Table] = field(default_factory=list)  # "What test-set selection adds" (oracle runs only)
+    trust: list[Table] = field(default_factory=list)  # validation ranking against test ranking
     figures: list[Figure] = field(default_factory=list)
     summary: list[str] = field(default_factory=list)  # per comparison table: which rows the tests separate
     files: list[str] = field(default_factory=list)  # every file written, relative to out_dir
@@ -94,17 +98,20 @@ def build_report(results: str | Path, out: str | Path, paper: bool = False, repo
                  plots: bool = True, sensitivity: bool = True, per_class: int = 40,
                  on_event: Callable[[str], None] | None = None, include_synthetic: bool = False,
                  loss_curves: tuple[str, ...] = ("cfsa",), statistics: bool = True,
-                 n_resamples: int | None = None, selection=None) -> ReportResult:
+                 n_resamples: int | None = None, selection=None, validation: str | Path | None = None) -> ReportResult:
     """Build the report of every record under ``results`` into ``out`` (see the module docstring).
 
     ``include_synthetic`` adds synthetic stand-ins to the paper tables (in their own section);
     ``loss_curves`` names the methods whose training log is drawn (one run each per group);
     ``statistics`` False skips intervals and tests (cells then show mean ± std); ``selection``
-    (:class:`benchmark.report.records.Selection`) keeps only the records it takes.
+    (:class:`benchmark.report.records.Selection`) keeps only the records it takes; ``validation``, a folder of
+    validation-stage records (``zsbench run --stage validation [--fold i]``), adds the table comparing the
+    validation ranking with the test ranking (records of that stage under ``results`` count too).
     """
     results = Path(results)
     runs = load_runs(results, selection)
-    if not runs:
+    oracle_runs = load_runs(results, selection, oracle=True)
+    if not runs and not oracle_runs:
         raise ZSBenchError(f"no run records under {results}; run `zsbench run ...` first or pass --results DIR")
     folder = ReportFolder(out)
     folder.prepare()
@@ -123,6 +130,30 @@ def build_report(results: str | Path, out: str | Path, paper: bool = False, repo
     # Figures, re-scoring and the paper's tables are of the zero-shot scenario: the stored embeddings of the
     # other scenarios are kept under the scenario's name, and the reported numbers are zero-shot ones.
     zero_shot = {key: members for key, members in groups.items() if key.scenario == "zero-shot"}
+
+    from benchmark.report.trust import trust_tables
+
+    trust = trust_tables(runs, runs + (load_runs(validation) if validation else []))
+    if trust:
+        part = Part("Can selection on validation classes be trusted?", "Kendall's tau between the methods' "
+                    "validation ranking (fold 0, and the mean over validation folds) and their test ranking, and each "
+                    "method's validation score across folds.")
+        for table in trust:
+            result.trust.append(table)
+            part.tables.append((table, write_table(table, tables_dir, folder)))
+        parts.append(part)
+
+    if oracle_runs:
+        from benchmark.report.oracle import oracle_table
+
+        part = Part("What test-set selection adds", "From oracle runs only (zsbench run --oracle-every N), which "
+                    "no other table, tuning or default reads: the honest number beside what choosing the epoch and "
+                    "a post-processing on the test classes, as some released codes do, would have reported.")
+        for key, members in group_runs(oracle_runs).items():
+            table = oracle_table(key, members)
+            result.oracle.append(table)
+            part.tables.append((table, write_table(table, tables_dir, folder)))
+        parts.append(part)
 
     if paper:
         from benchmark.report.paper import load_reported, paper_tables
@@ -154,7 +185,8 @@ def build_report(results: str | Path, out: str | Path, paper: bool = False, repo
                     part.tables.append((table, write_table(table, tables_dir, folder)))
         parts.append(part)
 
-    all_tables = result.comparison + result.significance + result.paper + result.sensitivity
+    all_tables = (result.comparison + result.significance + result.trust + result.oracle + result.paper
+                  + result.sensitivity)
     _combined(all_tables, result.summary, folder)
     summary = f"{len(runs)} run records from {results} in {len(groups)} comparable group(s)."
     if result.summary:

@@ -27,10 +27,12 @@ from typing import Any
 import numpy as np
 
 from benchmark.contract import ZSBenchError
+from benchmark.core.convergence import assess
 from benchmark.core.env import device_class
 from benchmark.core.record import DEFAULTS_SELECTION, RunRecord
 from benchmark.core.spec import config_key, safe_name
 from benchmark.core.store import ResultStore
+from benchmark.registry import resolve_method
 
 #: The metrics the peers' conventions are compared on (benchmark.report.sensitivity).
 RANKING_METRICS: tuple[str, ...] = ("mAP@all", "mAP@100", "mAP@200", "P@100", "P@200")
@@ -153,6 +155,26 @@ class Run:
         return dict(self.record.metrics_info.get(task) or {}) if self.record is not None else {}
 
     @property
+    def convergence(self) -> dict[str, Any] | None:
+        """The record's ``convergence``; for records written before it was recorded, the same rule applied to
+        their training log with the method's declared main loss (None when the method is not registered)."""
+        if self.record is None:
+            return None
+        if self.record.convergence:
+            return self.record.convergence
+        try:
+            cls = resolve_method(self.method)[1]
+        except ZSBenchError:
+            return None
+        return assess(self.record.training_log or [], cls.convergence_loss)
+
+    @property
+    def converged(self) -> bool | None:
+        """True or False by the one convergence rule; None when not assessed."""
+        verdict = (self.convergence or {}).get("converged")
+        return None if verdict is None else bool(verdict)
+
+    @property
     def embeddings_path(self) -> Path | None:
         name = self.record.embeddings_file if self.record is not None else None
         path = self.path.with_name(name) if name else None
@@ -209,16 +231,19 @@ class Selection:
         return f"{data}records of {names}" + (f", split {self.split}" if self.split else "")
 
 
-def load_runs(results: str | Path, selection: Selection | None = None) -> list[Run]:
+def load_runs(results: str | Path, selection: Selection | None = None, oracle: bool = False) -> list[Run]:
     """Every run record under ``results`` (superseded ones excluded) that ``selection`` takes; a selection that
-    takes nothing is an error saying what there is."""
+    takes nothing is an error saying what there is. Records with test-class scores during training (an oracle
+    run, ``benchmark.core.oracle``) are never among them: ``oracle=True`` returns those alone, for the one
+    table that reads them."""
     root = Path(results)
     if root.is_file():
         raise ZSBenchError(f"--results {root} is a file; pass the folder that holds the run records (e.g. "
                            f"{root.parents[2] if len(root.parents) > 2 else root.parent})")
     if not root.is_dir():
         raise ZSBenchError(f"results folder {root} does not exist; run `zsbench run` first or pass --results DIR")
-    runs = [run_from_record(path, record) for path, record in ResultStore(root).records()]
+    runs = [run_from_record(path, record) for path, record in ResultStore(root).records()
+            if (record.oracle is not None) == oracle]
     if selection is None or selection.synthetic is None and not selection.datasets and selection.split is None:
         return runs
     chosen = [run for run in runs if selection.matches(run.group)]

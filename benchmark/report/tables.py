@@ -14,11 +14,14 @@ import io
 import math
 from dataclasses import dataclass, field
 
+from benchmark.core.convergence import RULE
 from benchmark.report.queries import ceiling_text
 from benchmark.report.records import METRICS, GroupKey, Run, Stat, aggregate, methods_of, sections_of
 
 #: Marks a row that is not significantly worse than the best row of its column (the best is bold).
 TOP_MARK = "†"
+#: After a row's label: some of its runs' training did not converge by the one rule (docs/training.md).
+UNCONVERGED_MARK = "‡"
 
 
 def number(value: float, digits: int = 3, signed: bool = False) -> str:
@@ -174,6 +177,7 @@ def comparison_table(key: GroupKey, runs: list[Run], task: str, metrics: tuple[s
             for row in section.rows:
                 row.cells[j].top = row.label in top
         notes += _significance_notes(section, extra, metrics[0])
+    notes += _convergence_notes(sections, by_selection)
     has_intervals = any(c.has_interval for s in sections for r in s.rows for c in r.cells)
     missing = sorted({label for _, extra in section_stats for label in extra.missing})
     if missing:
@@ -190,6 +194,22 @@ def comparison_table(key: GroupKey, runs: list[Run], task: str, metrics: tuple[s
                   caption=f"{task} on {line} {heading}", columns=list(metrics), sections=sections,
                   meta={**key.meta(), "task": task}, notes=notes, statistics=section_stats, heading=heading, line=line)
     return table.mark_best()
+
+
+def _convergence_notes(sections: list[Section], by_selection: dict[str, list[Run]]) -> list[str]:
+    """Mark the rows whose training did not converge in some seed (after their label) and say in how many."""
+    flagged = []
+    for section, members in zip(sections, by_selection.values(), strict=True):
+        for row in section.rows:
+            verdicts = [run.converged for run in members if run.label == row.label]
+            failed = sum(v is False for v in verdicts)
+            if failed:
+                flagged.append(f"{row.label}: {failed} of {len(verdicts)} runs" + (f" ({section.label})" if section.label else ""))
+                row.label += f" {UNCONVERGED_MARK}"
+    if not flagged:
+        return []
+    return [f"{UNCONVERGED_MARK} training did not converge in some seeds ({RULE}; docs/training.md): "
+            f"{'; '.join(flagged)}. Such a row reports a method stopped by its budget, not at its optimum."]
 
 
 def _significance_notes(section: Section, extra, metric: str) -> list[str]:
