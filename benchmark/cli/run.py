@@ -261,4 +261,5 @@ def tune(methods, dataset, synthetic, split, scale, semantics, budget, timeout_s
     where = "" if scenario == "zero-shot" else f", {scenario} scenario"
     print_table(f"tuning on the validation classes of {dataset}{where} (mAP@all, mean over tasks and seeds {seeds})",
                 ["method", "trials", "failed", "defaults", "best", "s", "stopped by", "best parameters"], rows,
-                caption=f"studies in {out}; run them with `zsbench run --tuned --methods ... --dataset {dataset}`")
+                caption=f"studies in {out}; run them with `zsbench run --tuned --methods ... --dataset {dataset}"
+                        f"{'' if scenario == 'zero-shot' else f' --scenario {scenario}'}`")
