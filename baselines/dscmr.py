@@ -27,7 +27,7 @@ passes (``max_steps_per_epoch = None``); the widths are the release's (2048, 102
 
 Training budgets (``zsbench run --budget``): ``paper`` is the defaults. ``cpu`` (the default) is
 ``epochs = 30`` *sampled epochs* of at most ``max_steps_per_epoch = 30`` batches (:mod:`baselines.training`):
-at most 900 steps whatever the dataset's size (emoji, ~1,000 pairs: 10 batches an epoch, 300 steps;
+at most 900 steps whatever the dataset's size (emoji, 1,001 pairs: 11 batches an epoch, 330 steps;
 TU-Berlin's ~160k pairs: 900 steps of ~0.4 s on one CPU core with 4096-d inputs, where a full epoch alone is
 ~1,600 steps).
 
