@@ -7,8 +7,8 @@ What is implemented (shapes as in the released code, sizes as fields):
 - encoder q(z | image, sketch): [image; sketch] -> FC 2h + ReLU, BatchNorm, dropout 0.3 -> FC h + ReLU,
   BatchNorm -> mean and log-variance of z, each through tanh;
 - decoder p(image | z, sketch): [z; sketch] -> FC h + ReLU -> FC to the image feature size, with the paper's
-  output ReLU when raw non-negative (fc7-like) features are used; linear on the default PCA-reduced inputs,
-  whose coordinates are signed;
+  output ReLU when raw non-negative (fc7-like) features are used (the defaults); linear on the PCA-reduced
+  inputs of the ``cpu`` budget, whose coordinates are signed;
 - the sketch-feature regulariser: the generated image feature is mapped back to the sketch feature
   (FC h + ReLU -> FC) with a squared error, weight 10, which forces the decoder to use its condition;
 - loss per sample: mean squared reconstruction error over feature dimensions + KL(q || N(0, I)) summed over
