@@ -5,7 +5,7 @@ Retrieval", CVPR 2019 (code: AnjanDutta/sem-pcyc, PyTorch).
 
 What is implemented (as in the released code):
 - semantic side information: the class embeddings (the paper concatenates word2vec and a WordNet
-  hierarchy embedding, ``options.py`` l. 26; with the one source a dataset has, that one) pass through an
+  hierarchy embedding, ``src/options.py`` l. 26; with the one source a dataset has, that one) pass through an
   auto-encoder (FC to 128 + ReLU, FC back), trained on reconstruction plus 0.001 x the summed column norms of
   its encoder weight (a feature-selection regulariser), SGD lr 100 x lr, momentum 0.9. Its code is the target
   semantic space;
@@ -49,9 +49,10 @@ Deviations, each for a stated reason:
   used. Here unpaired data gets the same (a same-class item of the other modality), but paired datasets keep
   their pairs (row i of both modalities).
 - Semantic sizes: the paper's auto-encoder compresses word2vec (300-d) plus a hierarchy embedding to 128
-  (``--dim-out``, options l. 43), so its column-norm term selects input dimensions. Here the class embeddings
-  are 50-d GloVe: the encoder *expands* 50 to 128 (``semantic_dim``), and the feature-selection term has
-  nothing to select; it remains only as a small weight penalty.
+  (``--dim-out``, options l. 43; ``sem_dim`` is the sum of the sources' sizes, train l. 68-72), so its
+  column-norm term selects input dimensions. Here the class embeddings are the dataset's, 50-d GloVe by
+  default: the encoder *expands* 50 to 128 (``semantic_dim``), and the feature-selection term has nothing to
+  select; it remains only as a small weight penalty.
 - The auto-encoder's decoder output is linear (the code's ReLU cannot reconstruct the negative
   coordinates that word vectors have).
 """
