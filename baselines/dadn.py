@@ -32,7 +32,7 @@ Defaults are the release's (PKU-ICST-MIPL/DADN_TCSVT2019 at 386fae8): ``total_ep
 l. 27) passes of ``train_num / batch_size`` batches (l. 310; Python 2 integer division, so the last partial
 batch is dropped), batch 64 (l. 23), lr 1e-4 decayed by 0.96 every 10 epochs (l. 24-26, 301-306), margin 20
 (l. 28), keep probability 0.9 (l. 22), MMD bandwidths [2, 5, 10, 20, 40, 80] (l. 146); widths h = 4096 for
-the generators and reconstructors (``model.py`` l. 17-18) and 4096 -> 2048 for the discriminators' hidden
+the generators and reconstructors (``model.py`` l. 16-17) and 4096 -> 2048 for the discriminators' hidden
 layers (l. 46-58, 103-114): ``hidden = 4096``, ``critic_hidden = (4096, 2048)``, ``epochs = 10`` full passes
 (``max_steps_per_epoch = None``). The model after the last epoch is tested once (l. 333).
 

@@ -79,7 +79,7 @@ PAPER_PARAMS = {
     "dscmr": {"epochs": 500, "max_steps_per_epoch": None, "batch_size": 100, "hidden": 2048, "common_dim": 1024},
     # sunpeng981712364/ACMR_demo: models/adv_crossmodal_triplet_wiki.py l. 55 epoch = 50, full passes (l. 33)
     "acmr": {"epochs": 50, "max_steps_per_epoch": None, "batch_size": 64},
-    # PKU-ICST-MIPL/DADN_TCSVT2019: DADN.py l. 27 total_epoch 10, full passes (l. 310); model.py l. 17-18, 51-54
+    # PKU-ICST-MIPL/DADN_TCSVT2019: DADN.py l. 27 total_epoch 10, full passes (l. 310); model.py l. 16-17, 51-54
     "dadn": {"epochs": 10, "max_steps_per_epoch": None, "batch_size": 64, "hidden": 4096,
              "critic_hidden": (4096, 2048)},
     # AnjanDutta/sem-pcyc: src/options.py l. 53 --epochs 100, l. 46 --epoch-size 100 (early stop l. 51 not run)
