@@ -7,8 +7,8 @@ What is implemented (shapes as in the released code, sizes as fields):
 - encoder q(z | image, sketch): [image; sketch] -> FC 2h + ReLU, BatchNorm, dropout 0.3 -> FC h + ReLU,
   BatchNorm -> mean and log-variance of z, each through tanh;
 - decoder p(image | z, sketch): [z; sketch] -> FC h + ReLU -> FC to the image feature size, with the paper's
-  output ReLU when raw non-negative (fc7-like) features are used; linear on the default PCA-reduced inputs,
-  whose coordinates are signed;
+  output ReLU when raw non-negative (fc7-like) features are used (the defaults); linear on the PCA-reduced
+  inputs of the ``cpu`` budget, whose coordinates are signed;
 - the sketch-feature regulariser: the generated image feature is mapped back to the sketch feature
   (FC h + ReLU -> FC) with a squared error, weight 10, which forces the decoder to use its condition;
 - loss per sample: mean squared reconstruction error over feature dimensions + KL(q || N(0, I)) summed over
@@ -21,21 +21,34 @@ Roles: the query modality of the dataset's first task plays the sketch (the cond
 the image (the generated side). A task in the opposite direction (text->image after image->text) is scored
 in the same space: its query embeds as its own features, its gallery as generated features.
 
+Defaults are the release's (ShivaKrishnaM/ZS-SBIR at 4dde2a3, ``trainCVAE_pre.py``): ``MAX_EPOCH = 25`` full
+passes in batches of 128 (l. 38-39, ``vae.fit(..., nb_epoch=MAX_EPOCH)`` l. 312): ``epochs = 25``,
+``max_steps_per_epoch = None``, ``min_steps = 0``; z of 1024 and h = 2048 (l. 48-49): ``latent_dim = 1024``,
+``hidden_dim = 2048``; raw features (4096-d VGG, l. 42-45): ``feature_dim = None``; Adam lr 2e-4, beta1 0.5
+(l. 115); regulariser weight 10 (l. 117).
+
+Training budgets (``zsbench run --budget``): ``paper`` is the defaults. ``cpu`` (the default) is h = 512,
+z of 128, features z-scored and reduced by PCA to 512 dimensions, and ``epochs = 10`` *sampled epochs* of
+at most ``max_steps_per_epoch = 100`` batches (:mod:`baselines.training`) with at least ``min_steps = 200``
+optimiser steps, so the small image-text sets (a few hundred training pairs, two batches an epoch) are
+trained too: 200 to 1,000 steps whatever the dataset's size (emoji: 7 batches an epoch, 29 epochs, ~200
+steps; TU-Berlin's ~16k seen training sketches: 10 epochs of 100 batches), so a Sketchy-sized run finishes in
+minutes on two CPU cores.
+
 Deviations, each for a stated reason:
-- Sizes: the paper has h = 2048, z of 1024, raw 4096-d features and 25 epochs; the defaults here are
-  h = 512, z of 128, features z-scored and reduced by PCA to 512 dimensions (``feature_dim``; None keeps
-  raw features) and 10 epochs, so a Sketchy-sized run finishes in minutes on two CPU cores. Set the fields
-  to the paper's values for the paper's model.
-- Pairs: the paper trains on Sketchy's sketch-photo instance pairs. Paired datasets keep their pairs; on
-  unpaired ones each query-modality item is paired with a random same-class item, redrawn every epoch.
-- Noise: one fixed set of ``n_samples`` draws (from the run seed) serves every query, so an embedding
-  depends only on the item, never on its position or batch; with 100 draws this changes nothing else.
-- Training length: ``epochs`` (10) *sampled epochs* of at most ``max_steps_per_epoch`` (100) batches
-  (:mod:`baselines.training`), and at least ``min_steps`` (200) optimiser steps, so the small image-text
-  sets (a few hundred training pairs, two batches an epoch) are trained too. The default budget is thus
-  200 to 1,000 steps whatever the dataset's size (emoji: 7 batches an epoch, 29 epochs, ~200 steps, as
-  before the cap; TU-Berlin's ~16k seen training sketches: 10 epochs of 100 batches).
-- No model selection: the model after the last epoch is tested once.
+- Noise in training: the release draws *one* epsilon vector per batch, shared by every sample of it
+  (``K.random_normal(shape=[n_z])``, l. 68-71); here each sample gets its own draw, the reparameterisation
+  the paper's VAE objective describes. Kept as it is, not changed to the release's: it is not a clear bug of
+  ours, and changing it would change the numbers of every committed CVAE record.
+- Pairs: the paper trains on Sketchy's sketch-photo instance pairs (l. 202-216). Paired datasets keep their
+  pairs; on unpaired ones each query-modality item is paired with a random same-class item, redrawn every
+  epoch.
+- Batches: an epoch drops its last partial batch (BatchNorm needs two samples a batch); Keras's ``fit``
+  keeps it.
+- Noise at retrieval: one fixed set of ``n_samples`` draws (from the run seed) serves every query, so an
+  embedding depends only on the item, never on its position or batch (the release draws 100 fresh draws per
+  query, l. 280-290); with 100 draws this changes nothing else.
+- No model selection: the model after the last epoch is tested once (as the release, l. 312-313).
 """
 
 from __future__ import annotations
@@ -109,6 +122,10 @@ class CVAE(Method):
     max_modalities = 2
     quick_params = {"hidden_dim": 16, "latent_dim": 4, "feature_dim": 8, "epochs": 2, "min_steps": 4,
                     "batch_size": 16, "n_samples": 5}
+    #: ``paper``: the defaults (the release's sizes and 25 full passes). ``cpu``: narrower, PCA-reduced inputs,
+    #: 10 sampled epochs of at most 100 batches and at least 200 steps.
+    budgets = {"paper": {}, "cpu": {"hidden_dim": 512, "latent_dim": 128, "feature_dim": 512, "epochs": 10,
+                                    "min_steps": 200, "max_steps_per_epoch": 100}}
     search_space = {
         "lr": LogUniform(1e-5, 1e-3),
         "regulariser_weight": LogUniform(0.1, 100.0),
@@ -117,12 +134,12 @@ class CVAE(Method):
         "latent_dim": IntRange(16, 256, log=True),
         "min_steps": IntRange(100, 800, log=True),
     }
-    hidden_dim: int = 512  # paper 2048 (encoder's first layer 2 x hidden_dim)
-    latent_dim: int = 128  # paper 1024
-    feature_dim: int | None = 512  # PCA size of the inputs; None = raw features, as the paper
-    epochs: int = 10  # paper 25
-    min_steps: int = 200  # at least this many optimiser steps, however few training pairs
-    max_steps_per_epoch: int | None = 100  # a sampled epoch: at most this many batches
+    hidden_dim: int = 2048  # the encoder's first layer is 2 x hidden_dim
+    latent_dim: int = 1024
+    feature_dim: int | None = None  # PCA size of the inputs; None = raw features, as the release
+    epochs: int = 25
+    min_steps: int = 0  # at least this many optimiser steps, however few training pairs
+    max_steps_per_epoch: int | None = None  # a sampled epoch: at most this many batches (None: a full pass)
     batch_size: int = 128
     lr: float = 2e-4
     beta1: float = 0.5

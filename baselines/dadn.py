@@ -28,21 +28,46 @@ The embedding of an item is G_m(x) in the class-embedding space; the harness ran
 release z-scores and uses its own MATLAB mAP). Unseen class embeddings are never used in training
 (the release does not use them either); unseen items meet near their class's embedding.
 
-Deviations: (1) widths: the release uses h = 4096 (generators and reconstructors) and discriminator
-hidden layers 4096 -> 2048; by default we use 512 and 512 -> 256 so that a run takes minutes on two
-CPU cores (pass ``hidden=4096, critic_hidden=(4096, 2048)`` for the paper's sizes). (2) Input features
-are z-scored with training statistics (the release feeds raw fc7 / Doc2Vec features); class embeddings
-are the dataset's (GloVe 50-d here, word2vec 300-d in the paper), used raw as in the release.
-(3) The square root of the MMD^2 is taken of max(MMD^2, 1e-12) to keep gradients finite. (4) Batches
-are shuffled epochs rather than independent random draws, and each epoch is a *sampled epoch* of at most
-``max_steps_per_epoch`` (50) batches (:mod:`baselines.training`): the default budget is 10 x 50 = 500
-steps (a step is one batch of the schedule above: five parameter updates; ~0.7 s on one CPU core at
-4096-d inputs) whatever the dataset's size. On emoji (~1,000 pairs, 15 batches an epoch) the cap changes
-nothing; on TU-Berlin an epoch over all pairs would be ~2,500 steps at scale 1.0, because unpaired data
-has as many pairs as its larger modality has items (~160k seen training images), so without the cap the
-epoch, not the budget, set the run time. (5) Unpaired data (sketch -> image): pairs and different-class
-partners are formed from same-class samples drawn deterministically from the run seed
-(:func:`baselines.pairing.cross_modal_pairs`); the paper only ran paired image-text data.
+Defaults are the release's (PKU-ICST-MIPL/DADN_TCSVT2019 at 386fae8): ``total_epoch = 10`` (``DADN.py``
+l. 27) passes of ``train_num / batch_size`` batches (l. 310; Python 2 integer division, so the last partial
+batch is dropped), batch 64 (l. 23), lr 1e-4 decayed by 0.96 every 10 epochs (l. 24-26, 301-306), margin 20
+(l. 28), keep probability 0.9 (l. 22), MMD bandwidths [2, 5, 10, 20, 40, 80] (l. 146); widths h = 4096 for
+the generators and reconstructors (``model.py`` l. 16-17) and 4096 -> 2048 for the discriminators' hidden
+layers (l. 46-58, 103-114): ``hidden = 4096``, ``critic_hidden = (4096, 2048)``, ``epochs = 10`` full passes
+(``max_steps_per_epoch = None``). The model after the last epoch is tested once (l. 333).
+
+Training budgets (``zsbench run --budget``): ``paper`` is the defaults. ``cpu`` (the default) narrows the
+networks to ``hidden = 512`` and ``critic_hidden = (512, 256)`` so that a run takes minutes on two CPU
+cores, and cuts each of the 10 epochs to a *sampled epoch* of at most ``max_steps_per_epoch = 50`` batches
+(:mod:`baselines.training`): at most 10 x 50 = 500 steps (a step is one batch of the schedule above: five
+parameter updates; ~0.7 s on one CPU core at 4096-d inputs) whatever the dataset's size. On emoji (~1,000
+pairs, 15 batches an epoch) the cap changes nothing; on TU-Berlin an epoch over all pairs would be ~2,500
+steps, because unpaired data has as many pairs as its larger modality has items (~160k seen training
+images), so without the cap the epoch, not the budget, set the run time.
+
+Deviations from the release, stated (each would change the committed records' numbers if changed):
+(1) Initialisation: the release draws every weight from N(0, 0.02) with zero biases (``layers.py`` l. 62-77,
+84-85); here PyTorch's default (uniform, scaled by 1 / sqrt(fan-in), biases too).
+(2) Input features are z-scored with training statistics (the release feeds raw fc7 / Doc2Vec features);
+class embeddings are the dataset's (GloVe 50-d here, word2vec 300-d in the paper), used raw as in the release.
+(3) The fixed bandwidths meet z-scored inputs: two independent d-dimensional z-scored rows are ~2d apart in
+squared distance, and a kernel of bandwidth sigma weighs that by exp(-d / sigma^2). The critics' layers
+concatenate the input with the hidden activations, so their distances are larger still. On emoji (median
+squared distance between z-scored training items, measured on a batch of 64: 1,946 for the 1280-d sketch
+features, 2,747 for the image features, 109 for the 50-d text) only the two widest kernels (40, 80) carry
+signal on the sketch and image sides (sigma = 20 gives exp(-d^2 / 2 sigma^2) of 0.03-0.09, sigma <= 10
+under 1e-4); on the text side sigma >= 5 do. The release's bandwidths are
+kept because the defaults follow the release; a bandwidth scaled to the median distance would be a departure
+to tune, not offered here because a new hyper-parameter would change every DADN run's identity.
+(4) Retrieval: the release z-normalises each set of embeddings with that set's own statistics (``znorm.m``;
+``map.m`` l. 62-69, test-set statistics) before cosine (l. 72); here the raw generator outputs are ranked by
+cosine (no test statistic is used).
+(5) The square root of the MMD^2 is taken of max(MMD^2, 1e-12) to keep gradients finite.
+(6) Batches are shuffled epochs rather than the release's independent random draws (``input_util.py``
+l. 130-145, ``random.sample`` per batch).
+(7) Unpaired data (sketch -> image): pairs and different-class partners are formed from same-class samples
+drawn deterministically from the run seed (:func:`baselines.pairing.cross_modal_pairs`); the paper only ran
+paired image-text data.
 """
 
 from __future__ import annotations
@@ -118,6 +143,9 @@ class DADN(Method):
     convergence_loss = ("mapping_generator", "rebuild_generator")
     max_modalities = 2
     quick_params = {"hidden": 16, "critic_hidden": (16, 8), "batch_size": 16, "epochs": 2}
+    #: ``paper``: the defaults (the release's widths and 10 full passes). ``cpu``: narrower networks and sampled
+    #: epochs of at most 50 batches.
+    budgets = {"paper": {}, "cpu": {"hidden": 512, "critic_hidden": (512, 256), "max_steps_per_epoch": 50}}
     search_space = {
         "lr": LogUniform(1e-5, 1e-3),
         "margin": LogUniform(2.0, 100.0),
@@ -125,8 +153,8 @@ class DADN(Method):
         "hidden": IntRange(128, 512, log=True),
         "epochs": IntRange(3, 10),
     }
-    hidden: int = 512
-    critic_hidden: tuple[int, ...] = (512, 256)
+    hidden: int = 4096
+    critic_hidden: tuple[int, ...] = (4096, 2048)
     keep_prob: float = 0.9
     margin: float = 20.0
     bandwidths: tuple[float, ...] = DADN_BANDWIDTHS
@@ -135,7 +163,8 @@ class DADN(Method):
     decay_epochs: int = 10
     batch_size: int = 64
     epochs: int = 10
-    max_steps_per_epoch: int | None = 50  # a sampled epoch: at most this many batches (each a 5-update step)
+    max_steps_per_epoch: int | None = None  # a sampled epoch: at most this many batches (each a 5-update step);
+    #: None: a full pass
 
     def _build(self, dims: dict[str, int], e: int) -> None:
         drop = 1.0 - self.keep_prob

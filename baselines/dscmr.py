@@ -18,14 +18,23 @@ retrieval as in the code's evaluation.
 Zero-shot use: DSCMR has no class embeddings, so the label classifier covers the seen classes only; the
 networks learn on seen-class pairs and embed unseen-class items with what they learned (as the papers did).
 
-Deviations: (1) epochs: the code runs 500 and keeps the epoch with the best *test* mAP; we never select
-on test data and train a fixed ``epochs=30`` by default (CPU-friendly; pass ``epochs=500`` for the
-paper's count), each a *sampled epoch* of at most ``max_steps_per_epoch`` (30) batches of 100 pairs
-(:mod:`baselines.training`): a default budget of at most 900 steps whatever the dataset's size (emoji,
-~1,000 pairs: 10 batches an epoch, 300 steps, unchanged by the cap; TU-Berlin's ~160k pairs: 900 steps
-of ~0.4 s on one CPU core with 4096-d inputs, where full epochs would be ~49,000 steps).
-(2) Input features are z-scored with training statistics (the code uses raw features). (3) Unpaired data
-(sketch -> image): the invariance loss needs pairs, so same-class samples are paired deterministically
+Training length: the release trains 500 passes over the training pairs (``main.py`` l. 24 sets
+``MAX_EPOCH = 500``; its call ``train_model(..., alpha, beta, MAX_EPOCH)`` at l. 45 passes it into the
+``device`` slot, so the length comes from ``train_model``'s own default ``num_epochs=500``, ``train_model.py``
+l. 45; penghu-cs/DSCMR at 0e110b9), batches of 100 (``main.py`` l. 25), and keeps the epoch with the best
+*test* mAP (``train_model.py`` l. 139-142, 155). The defaults here are that length: ``epochs = 500`` full
+passes (``max_steps_per_epoch = None``); the widths are the release's (2048, 1024: ``model.py`` l. 45-46).
+
+Training budgets (``zsbench run --budget``): ``paper`` is the defaults. ``cpu`` (the default) is
+``epochs = 30`` *sampled epochs* of at most ``max_steps_per_epoch = 30`` batches (:mod:`baselines.training`):
+at most 900 steps whatever the dataset's size (emoji, 1,001 pairs: 11 batches an epoch, 330 steps;
+TU-Berlin's ~160k pairs: 900 steps of ~0.4 s on one CPU core with 4096-d inputs, where a full epoch alone is
+~1,600 steps).
+
+Deviations: (1) no epoch is selected on test data: the model after the last epoch is scored. (2) Input
+features are z-scored with training statistics (the code uses raw features). (3) Batches are drawn from a
+fresh permutation each epoch (the release's loader does not shuffle, ``load_data.py`` l. 53). (4) Unpaired
+data (sketch -> image): the invariance loss needs pairs, so same-class samples are paired deterministically
 from the run seed (:func:`baselines.pairing.cross_modal_pairs`).
 """
 
@@ -89,6 +98,8 @@ class DSCMR(Method):
     convergence_loss = ("loss",)
     max_modalities = 2
     quick_params = {"hidden": 16, "common_dim": 8, "batch_size": 8, "epochs": 2}
+    #: ``paper``: the defaults (the release's 500 full passes). ``cpu``: 30 sampled epochs of at most 30 batches.
+    budgets = {"paper": {}, "cpu": {"epochs": 30, "max_steps_per_epoch": 30}}
     search_space = {
         "lr": LogUniform(1e-5, 1e-3),
         "alpha": LogUniform(1e-4, 1e-1),
@@ -105,8 +116,8 @@ class DSCMR(Method):
     beta1: float = 0.5
     beta2: float = 0.999
     batch_size: int = 100
-    epochs: int = 30
-    max_steps_per_epoch: int | None = 30  # a sampled epoch: at most this many batches of pairs
+    epochs: int = 500
+    max_steps_per_epoch: int | None = None  # a sampled epoch: at most this many batches of pairs (None: a full pass)
 
     def fit(self, train: TrainView, seed: int) -> DSCMR:
         rng = self.begin_fit(seed)

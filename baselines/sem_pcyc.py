@@ -5,9 +5,9 @@ Retrieval", CVPR 2019 (code: AnjanDutta/sem-pcyc, PyTorch).
 
 What is implemented (as in the released code):
 - semantic side information: the class embeddings (the paper concatenates word2vec and a WordNet
-  hierarchy embedding; with the one source a dataset has, that one) pass through an auto-encoder
-  (FC to 128 + ReLU, FC back), trained on reconstruction plus 0.001 x the summed column norms of its
-  encoder weight (a feature-selection regulariser), SGD lr 100 x lr, momentum 0.9. Its code is the target
+  hierarchy embedding, ``src/options.py`` l. 26; with the one source a dataset has, that one) pass through an
+  auto-encoder (FC to 128 + ReLU, FC back), trained on reconstruction plus 0.001 x the summed column norms of
+  its encoder weight (a feature-selection regulariser), SGD lr 100 x lr, momentum 0.9. Its code is the target
   semantic space;
 - generators sketch->semantic, image->semantic, semantic->sketch, semantic->image, each FC to (in+out)/2,
   BatchNorm, LeakyReLU 0.2, dropout 0.5, twice, then FC; Adam lr 1e-4;
@@ -21,7 +21,7 @@ What is implemented (as in the released code):
   freezes these classifiers at their random initialisation, and so does this one), and the released
   code's regression term (x0.1: the two mapped modalities towards each other, semantic->feature outputs
   towards the real features); the per-space weights are 10 each;
-- batches of 128 (sketch, image) pairs of one class, classes drawn uniformly; an epoch is 100 batches;
+- batches of 128 same-class (sketch, image) pairs, classes drawn uniformly; an epoch is 100 batches;
 - retrieval: both modalities are mapped into the semantic space by their generators and ranked by
   Euclidean distance (the code scores exp(-distance); negative distance gives the same ranking without
   underflow ties).
@@ -33,12 +33,26 @@ Deviations, each for a stated reason:
 - Inputs: the paper learns 512-d features (a VGG-16 whose last layer is replaced by FC 4096->512, trained
   on the seen classes, then frozen). The datasets here ship fixed features, so they are z-scored and
   reduced by PCA to 512 dimensions (``feature_dim``; None keeps them as they are).
-- Training length: the paper trains up to 100 epochs with early stopping on a validation mAP of held-out
-  classes; here a fixed budget in steps: ``epochs`` (10) of ``batches_per_epoch`` (100) sampled batches,
-  i.e. 1,000 steps (each an auto-encoder, a generator and a discriminator update) whatever the dataset's
-  size, and no model selection.
-- Pairs: paired datasets keep their pairs; otherwise a same-class item of the other modality, as the
-  paper's sampler does for TU-Berlin.
+- Training length: the release (AnjanDutta/sem-pcyc at 2e083fa) trains up to ``--epochs 100``
+  (``src/options.py`` l. 53) epochs of ``--epoch-size 100`` batches of 128 (l. 45-46, drawn with replacement by
+  a ``WeightedRandomSampler``, ``src/train.py`` l. 148), validates every epoch on held-out classes, stops when
+  21 epochs in a row have not improved the best validation mAP (``--early-stop 20``, options l. 51; train
+  l. 242-250: at least 22 epochs) and tests the best validation checkpoint (train l. 266-276). The defaults
+  here are the upper bound of that length, ``epochs = 100`` of ``batches_per_epoch = 100``: 10,000 steps (each
+  an auto-encoder, a generator and a discriminator update) whatever the dataset's size, with no early
+  stopping and no checkpoint selection (the method sees no held-out class; the model after the last epoch is
+  scored). Training budgets (``zsbench run --budget``): ``paper`` is the defaults; ``cpu`` (the default) is
+  ``epochs = 10``: 1,000 steps.
+- Pairs: the release pairs every training sketch with every training photo *of its class* (the
+  coarse-grained product of ``get_coarse_grained_samples``, at most 100,000 pairs a class, ``src/utils.py``
+  l. 103-128), for Sketchy (l. 163) as for TU-Berlin (l. 215): Sketchy's sketch-photo instance pairs are not
+  used. Here unpaired data gets the same (a same-class item of the other modality), but paired datasets keep
+  their pairs (row i of both modalities).
+- Semantic sizes: the paper's auto-encoder compresses word2vec (300-d) plus a hierarchy embedding to 128
+  (``--dim-out``, options l. 43; ``sem_dim`` is the sum of the sources' sizes, train l. 68-72), so its
+  column-norm term selects input dimensions. Here the class embeddings are the dataset's, 50-d GloVe by
+  default: the encoder *expands* 50 to 128 (``semantic_dim``), and the feature-selection term has nothing to
+  select; it remains only as a small weight penalty.
 - The auto-encoder's decoder output is linear (the code's ReLU cannot reconstruct the negative
   coordinates that word vectors have).
 """
@@ -121,6 +135,8 @@ class SemPCYC(Method):
     convergence_loss = ("generator",)
     max_modalities = 2
     quick_params = {"semantic_dim": 8, "feature_dim": 8, "epochs": 2, "batches_per_epoch": 3, "batch_size": 16}
+    #: ``paper``: the defaults (the release's upper bound of 100 epochs). ``cpu``: 10 epochs.
+    budgets = {"paper": {}, "cpu": {"epochs": 10}}
     search_space = {
         "lr": LogUniform(1e-5, 1e-3),
         "weight_cycle": LogUniform(0.1, 10.0),
@@ -132,7 +148,7 @@ class SemPCYC(Method):
     }
     semantic_dim: int = 128  # the paper's dim_out
     feature_dim: int | None = 512  # the paper's feature size; inputs are PCA-reduced to it
-    epochs: int = 10  # paper: up to 100 with early stopping on held-out classes
+    epochs: int = 100  # the release's upper bound (it stops early on held-out classes, after 22 epochs at least)
     batches_per_epoch: int = 100
     batch_size: int = 128
     lr: float = 1e-4

@@ -26,16 +26,125 @@ def test_a_budget_is_part_of_the_identity_except_the_cpu_default(tiny_sketch):
         dataclasses.replace(cpu, budget="paper").identity(tiny_sketch))
 
 
+#: A method that declares no ``paper`` budget (a closed-form test spy, never registered).
+CPU_ONLY = "benchmark.testing:RidgeProjection"
+
+
 def test_a_method_offers_only_the_budgets_it_declares():
-    with pytest.raises(ZSBenchError, match="dadn has no 'paper' training budget \\(its budgets: cpu\\)"):
-        build_method("dadn", None, "paper")
-    grid = grid_from_cli(None, "cfsa,dadn", "wikipedia", True, None, 0.05, "0", None, budget="paper")
-    with pytest.raises(ZSBenchError, match="dadn has no 'paper' training budget"):
+    from benchmark.testing import RidgeProjection
+
+    assert set(RidgeProjection.budgets) == {"cpu"}  # the premise: the spy has no paper budget
+    with pytest.raises(ZSBenchError, match=f"{CPU_ONLY} has no 'paper' training budget \\(its budgets: cpu\\)"):
+        build_method(CPU_ONLY, None, "paper")
+    grid = grid_from_cli(None, f"cfsa,{CPU_ONLY}", "wikipedia", True, None, 0.05, "0", None, budget="paper")
+    with pytest.raises(ZSBenchError, match=f"{CPU_ONLY} has no 'paper' training budget"):
         check_grid(grid)
     with pytest.raises(ZSBenchError, match="--budget must be one of cpu, paper"):
         check_grid(grid_from_cli(None, "cfsa", "wikipedia", True, None, 0.05, "0", None, budget="gpu"))
     plan = plan_grid(grid_from_cli(None, "cfsa", "wikipedia", True, None, 0.05, "0", None, budget="paper"))
     assert [s.budget for s in plan.specs] == ["paper"] and plan.provenance["budget"] == "paper"
+
+
+#: The iterative baselines and CFSA: each declares the released setting (``paper``) and a ``cpu`` budget.
+ITERATIVE = ("acmr", "cfsa", "cvae", "dadn", "dscmr", "sem-pcyc", "semantic-regression")
+
+#: Every registered method's parameters at the ``cpu`` budget, written out by hand from the defaults before
+#: the ``paper`` budgets existed: a cpu run's identity (and so every committed record's name) depends on them.
+CPU_PARAMS = {
+    "dscmr": {"hidden": 2048, "common_dim": 1024, "alpha": 1e-3, "beta": 0.1, "lr": 1e-4, "beta1": 0.5,
+              "beta2": 0.999, "batch_size": 100, "epochs": 30, "max_steps_per_epoch": 30},
+    "acmr": {"common_dim": 40, "image_hidden": (512, 100), "text_hidden": (40, 100), "label_weight": 100.0,
+             "margin": 0.1, "alpha": 5.0, "lr": 1e-4, "beta1": 0.5, "batch_size": 64, "epochs": 30,
+             "max_steps_per_epoch": 100},
+    "dadn": {"hidden": 512, "critic_hidden": (512, 256), "keep_prob": 0.9, "margin": 20.0,
+             "bandwidths": (2.0, 5.0, 10.0, 20.0, 40.0, 80.0), "lr": 1e-4, "decay_rate": 0.96, "decay_epochs": 10,
+             "batch_size": 64, "epochs": 10, "max_steps_per_epoch": 50},
+    "sem-pcyc": {"semantic_dim": 128, "feature_dim": 512, "epochs": 10, "batches_per_epoch": 100, "batch_size": 128,
+                 "lr": 1e-4, "momentum": 0.9, "weight_semantic": 10.0, "weight_image": 10.0, "weight_sketch": 10.0,
+                 "weight_cycle": 1.0, "weight_adversarial": 1.0, "weight_classification": 1.0,
+                 "weight_regression": 0.1, "weight_disc_semantic": 0.25, "weight_disc_sketch": 0.5,
+                 "weight_disc_image": 0.5, "weight_autoencoder_sparsity": 0.001, "query_modality": None},
+    "cvae": {"hidden_dim": 512, "latent_dim": 128, "feature_dim": 512, "epochs": 10, "min_steps": 200,
+             "max_steps_per_epoch": 100, "batch_size": 128, "lr": 2e-4, "beta1": 0.5, "dropout": 0.3,
+             "regulariser_weight": 10.0, "n_samples": 100, "query_modality": None},
+    "semantic-regression": {"hidden": 512, "epochs": 40, "batch_size": 128, "lr": 1e-3, "weight_decay": 1e-4,
+                            "dropout": 0.2, "max_steps_per_epoch": 100, "standardize_embeddings": False},
+    "cca": {"n_components": 64, "reg": 0.1},
+    "random": {"dim": 16},
+}
+
+#: The released length (and width, where ours differs) at the ``paper`` budget, with its source.
+PAPER_PARAMS = {
+    # penghu-cs/DSCMR: train_model.py l. 45 num_epochs=500 (main.py l. 24 MAX_EPOCH = 500), full passes
+    "dscmr": {"epochs": 500, "max_steps_per_epoch": None, "batch_size": 100, "hidden": 2048, "common_dim": 1024},
+    # sunpeng981712364/ACMR_demo: models/adv_crossmodal_triplet_wiki.py l. 55 epoch = 50, full passes (l. 33)
+    "acmr": {"epochs": 50, "max_steps_per_epoch": None, "batch_size": 64},
+    # PKU-ICST-MIPL/DADN_TCSVT2019: DADN.py l. 27 total_epoch 10, full passes (l. 310); model.py l. 16-17, 51-54
+    "dadn": {"epochs": 10, "max_steps_per_epoch": None, "batch_size": 64, "hidden": 4096,
+             "critic_hidden": (4096, 2048)},
+    # AnjanDutta/sem-pcyc: src/options.py l. 53 --epochs 100, l. 46 --epoch-size 100 (early stop l. 51 not run)
+    "sem-pcyc": {"epochs": 100, "batches_per_epoch": 100, "batch_size": 128, "semantic_dim": 128},
+    # ShivaKrishnaM/ZS-SBIR: trainCVAE_pre.py l. 38-39 MAX_EPOCH 25, batch 128, full passes; l. 48-49 z 1024, h 2048
+    "cvae": {"epochs": 25, "max_steps_per_epoch": None, "min_steps": 0, "batch_size": 128, "latent_dim": 1024,
+             "hidden_dim": 2048, "feature_dim": None},
+    # no release: the suite's own baseline, whose paper budget is its cpu one
+    "semantic-regression": {"epochs": 40, "max_steps_per_epoch": 100, "batch_size": 128, "hidden": 512},
+    # CFM-MSG/Code_JFSE train.py l. 60, 436 (cfsa/method.py)
+    "cfsa": {"epochs": 500, "epoch_steps": 0, "batch_size": 64, "hidden": 4096},
+}
+
+
+def test_every_iterative_method_offers_the_released_budget():
+    from benchmark.registry import available_methods
+
+    for name, (cls, _) in available_methods().items():
+        if cls.convergence_loss:  # iterative training (cca and random have none)
+            assert {"cpu", "paper"} <= set(cls.budgets), name
+            assert name in ITERATIVE or name.startswith("cfsa-"), f"{name}: add it to ITERATIVE and PAPER_PARAMS"
+        for budget, overrides in cls.budgets.items():
+            assert set(overrides) <= set(build_method(name)[1].get_params()), (name, budget)
+
+
+@pytest.mark.parametrize("name", sorted(CPU_PARAMS))
+def test_a_cpu_run_resolves_to_the_parameters_it_always_had(name):
+    assert build_method(name, None, "cpu")[1].get_params() == CPU_PARAMS[name]
+    assert build_method(name)[1].get_params() == CPU_PARAMS[name]  # cpu is the default budget
+
+
+@pytest.mark.parametrize("name", sorted(PAPER_PARAMS))
+def test_the_paper_budget_is_the_released_length(name):
+    params = build_method(name, None, "paper")[1].get_params()
+    assert {k: params[k] for k in PAPER_PARAMS[name]} == PAPER_PARAMS[name]
+
+
+@pytest.mark.parametrize("name", sorted(set(ITERATIVE) - {"cfsa"}))
+def test_the_tuning_ranges_stay_valid_at_the_cpu_budget(name):
+    from benchmark.contract import IntRange
+    from benchmark.registry import available_methods
+
+    cls = available_methods()[name][0]
+    for param, space in cls.search_space.items():
+        if isinstance(space, IntRange) and param in ("epochs", "min_steps"):
+            assert space.low <= CPU_PARAMS[name][param] <= space.high, (name, param)
+
+
+def test_zsbench_run_accepts_the_paper_budget_for_dadn(monkeypatch, capsys, tmp_path):
+    import json
+    import sys
+
+    from benchmark.cli import main
+
+    args = ["zsbench", "run", "--methods", "dadn", "--dataset", "wikipedia", "--synthetic", "--scale", "0.05",
+            "--budget", "paper", "--param", "dadn.hidden=16", "--param", "dadn.critic_hidden=[16, 8]",
+            "--param", "dadn.epochs=1", "--results", str(tmp_path), "--json"]
+    monkeypatch.setattr(sys, "argv", args)
+    try:
+        main()
+    except SystemExit as stop:
+        assert stop.code in (0, None), capsys.readouterr().err
+    (path,) = tmp_path.rglob("dadn/*.json")
+    record = json.loads(path.read_text())
+    assert record["budget"] == "paper" and record["config"]["max_steps_per_epoch"] is None
 
 
 def test_the_record_and_the_report_keep_budgets_apart(tmp_path, tiny_sketch):
