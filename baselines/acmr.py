@@ -109,7 +109,6 @@ class ACMR(Method):
         "margin": LogUniform(0.01, 1.0),
         "beta1": Uniform(0.5, 0.9),
         "common_dim": IntRange(16, 128, log=True),
-        "epochs": IntRange(10, 40),
     }
     common_dim: int = 40
     image_hidden: tuple[int, ...] = (512, 100)

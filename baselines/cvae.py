@@ -132,7 +132,6 @@ class CVAE(Method):
         "dropout": Uniform(0.0, 0.5),
         "hidden_dim": IntRange(128, 1024, log=True),
         "latent_dim": IntRange(16, 256, log=True),
-        "min_steps": IntRange(100, 800, log=True),
     }
     hidden_dim: int = 2048  # the encoder's first layer is 2 x hidden_dim
     latent_dim: int = 1024

@@ -151,7 +151,6 @@ class DADN(Method):
         "margin": LogUniform(2.0, 100.0),
         "keep_prob": Uniform(0.5, 1.0),
         "hidden": IntRange(128, 512, log=True),
-        "epochs": IntRange(3, 10),
     }
     hidden: int = 4096
     critic_hidden: tuple[int, ...] = (4096, 2048)

@@ -106,7 +106,6 @@ class DSCMR(Method):
         "beta": LogUniform(1e-3, 1.0),
         "hidden": IntRange(256, 2048, log=True),
         "common_dim": IntRange(128, 1024, log=True),
-        "epochs": IntRange(10, 30),
     }
     hidden: int = 2048
     common_dim: int = 1024

@@ -144,7 +144,6 @@ class SemPCYC(Method):
         "weight_classification": LogUniform(0.1, 10.0),
         "weight_regression": LogUniform(0.01, 1.0),
         "semantic_dim": IntRange(32, 256, log=True),
-        "epochs": IntRange(3, 10),
     }
     semantic_dim: int = 128  # the paper's dim_out
     feature_dim: int | None = 512  # the paper's feature size; inputs are PCA-reduced to it

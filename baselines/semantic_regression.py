@@ -51,7 +51,6 @@ class SemanticRegression(Method):
         "weight_decay": LogUniform(1e-6, 1e-2),
         "dropout": Uniform(0.0, 0.5),
         "hidden": IntRange(128, 1024, log=True),
-        "epochs": IntRange(10, 80),
         "standardize_embeddings": Choice((False, True)),
     }
     hidden: int = 512
