@@ -210,3 +210,18 @@ def test_the_report_marks_rows_whose_training_did_not_converge():
     assert labels == ["cca", "m-unregistered", f"semantic-regression {UNCONVERGED_MARK}"]
     assert any("semantic-regression: 1 of 2 runs" in note for note in table.notes)
     assert f"| semantic-regression {UNCONVERGED_MARK} |" in to_markdown(table)
+
+
+def test_without_a_budget_asked_for_a_gpu_run_gets_paper_and_a_cpu_run_cpu(monkeypatch):
+    import benchmark.execution.plan as plan_module
+    from benchmark.core.spec import default_budget
+
+    assert (default_budget("cuda"), default_budget("cuda:1"), default_budget("cpu")) == ("paper", "paper", "cpu")
+    cpu = grid_from_cli(None, "semantic-regression", "wikipedia", True, None, 0.05, "0", None)
+    assert cpu.budget is None and [s.budget for s in plan_grid(cpu).specs] == ["cpu"]
+    monkeypatch.setattr(plan_module, "resolve_device", lambda device: "cuda:0")  # no GPU here: pretend
+    gpu = grid_from_cli(None, "semantic-regression", "wikipedia", True, None, 0.05, "0", "cuda")
+    assert check_grid(gpu) == "cuda:0" and gpu.budget == "paper"
+    asked = grid_from_cli(None, "semantic-regression", "wikipedia", True, None, 0.05, "0", "cuda", budget="cpu")
+    check_grid(asked)
+    assert asked.budget == "cpu"  # asked for: kept

@@ -19,7 +19,7 @@ from benchmark.cli.progress import RunProgress, TuneProgress, _build_embedded
 from benchmark.contract import ZSBenchError
 from benchmark.core.data import SCENARIOS
 from benchmark.core.env import DEFAULT_THREADS
-from benchmark.core.spec import BUDGETS, DEFAULT_BUDGET
+from benchmark.core.spec import BUDGETS
 from benchmark.core.store import DEFAULT_RESULTS, DEFAULT_TUNING
 
 
@@ -57,8 +57,8 @@ from benchmark.core.store import DEFAULT_RESULTS, DEFAULT_TUNING
 @click.option("--tuning", default=None, help=f"Folder of the tuning studies (default: the grid file's, else "
                                              f"{DEFAULT_TUNING}).")
 @click.option("--budget", type=click.Choice(BUDGETS), default=None,
-              help="Training budget: cpu (lengths and widths a CPU affords, the default) or paper (the authors' "
-                   "released ones, where a method declares them); part of a run's identity.")
+              help="Training budget: cpu (lengths and widths a CPU affords; the default on a CPU) or paper (the "
+                   "authors' released ones; the default on a GPU); part of a run's identity.")
 @click.option("--scenario", type=click.Choice([*SCENARIOS, "all"]), default=None,
               help="zero-shot: score the unseen classes (default); standard: the seen classes' held-out test items; "
                    "generalized: both together, with seen, unseen and harmonic-mean scores; all: the three (one "
@@ -221,8 +221,9 @@ def _print_outcomes(outcomes) -> None:
 @click.option("--threads", default=DEFAULT_THREADS, show_default=True, type=int,
               help="torch/BLAS threads per trial run (part of its identity, as for run).")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, or auto.")
-@click.option("--training-budget", "training", type=click.Choice(BUDGETS), default=DEFAULT_BUDGET, show_default=True,
-              help="The training budget every trial runs at (as run --budget); its studies are kept apart.")
+@click.option("--training-budget", "training", type=click.Choice(BUDGETS), default=None,
+              help="The training budget every trial runs at (as run --budget; default paper on a GPU, cpu on a "
+                   "CPU); its studies are kept apart.")
 @click.option("--folds", type=int, default=1, show_default=True,
               help="Score every trial on the split's first K class-disjoint validation folds (objective: the mean "
                    "over folds and seeds); K-fold studies are kept apart (run --tuned --tuning-folds K reads them).")

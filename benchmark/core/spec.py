@@ -34,6 +34,12 @@ BUDGETS = ("cpu", "paper")
 DEFAULT_BUDGET = "cpu"
 
 
+def default_budget(device: str) -> str:
+    """The training budget a run gets when none is asked for: ``paper`` (the released lengths and widths) on a
+    GPU, ``cpu`` on a CPU."""
+    return "paper" if device_class(device) == "cuda" else DEFAULT_BUDGET
+
+
 def safe_name(text: str) -> str:
     """``text`` as one file or folder name: letters, digits, ``-``, ``_`` and ``.`` kept, the rest ``_``."""
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)

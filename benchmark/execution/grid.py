@@ -47,7 +47,6 @@ from typing import Any
 from benchmark.contract import ZSBenchError
 from benchmark.core.data import DEFAULT_SCENARIO, SCENARIOS, DatasetRequest
 from benchmark.core.env import DEFAULT_THREADS
-from benchmark.core.spec import DEFAULT_BUDGET
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -79,7 +78,7 @@ class Grid:
     threads: int = DEFAULT_THREADS
     stage: str = "test"
     #: The training budget of every run: ``cpu`` (default) or ``paper`` (see ``Method.budgets``).
-    budget: str = DEFAULT_BUDGET
+    budget: str | None = None  # None: paper on a GPU, cpu on a CPU (resolved by plan.check_grid)
     #: Score the test classes every N epochs into each record's ``oracle`` field (0: never; never a result).
     oracle_every: int = 0
     #: Validation stage: the validation fold scored (0: the split's validation classes).
@@ -295,7 +294,7 @@ def load_grid(path: str | Path) -> Grid:
                 device=_expect(data.get("device", "cpu"), str, where, "device"),
                 threads=_expect(data.get("threads", DEFAULT_THREADS), int, where, "threads"),
                 stage=_expect(data.get("stage", "test"), str, where, "stage"),
-                budget=_expect(data.get("budget", DEFAULT_BUDGET), str, where, "budget"),
+                budget=None if data.get("budget") is None else _expect(data["budget"], str, where, "budget"),
                 scenarios=parse_scenarios(_expect(data.get("scenario", DEFAULT_SCENARIO), (str, list), where,
                                                   "scenario"), f"{where}: scenario"),
                 oracle_every=_expect(data.get("oracle_every", 0), int, where, "oracle_every"),

@@ -16,7 +16,7 @@ from typing import Any
 from benchmark.contract import ZSBenchError
 from benchmark.core.data import DEFAULT_SCENARIO, STAGES, DatasetRequest
 from benchmark.core.env import resolve_device
-from benchmark.core.spec import BUDGETS, DEFAULT_BUDGET, RunSpec
+from benchmark.core.spec import BUDGETS, DEFAULT_BUDGET, RunSpec, default_budget
 from benchmark.core.store import DEFAULT_TUNING
 from benchmark.execution.executors import GridReport, execute, make_executor
 from benchmark.execution.grid import Grid, check_seeds, coerce_param
@@ -39,6 +39,9 @@ def check_grid(grid: Grid) -> str:
     device the grid runs on (resolved here, once)."""
     from benchmark.datasets import check_available
 
+    device = resolve_device(grid.device)
+    if grid.budget is None:  # not asked for: the released lengths on a GPU, the cpu budget on a CPU
+        grid.budget = default_budget(device)
     if grid.budget not in BUDGETS:
         raise ZSBenchError(f"--budget must be one of {', '.join(BUDGETS)}, got {grid.budget!r}")
     for i, entry in enumerate(grid.methods):
@@ -57,7 +60,6 @@ def check_grid(grid: Grid) -> str:
                            f"{grid.oracle_every} on the {grid.stage} stage (it scores test classes: never use it "
                            f"for selection)")
     check_seeds(grid.seeds)
-    device = resolve_device(grid.device)
     problems = []
     for request in grid.datasets:
         if request.scale is not None and not 0 < request.scale <= 1:

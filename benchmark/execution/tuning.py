@@ -46,7 +46,7 @@ from benchmark.contract import ZSBenchError
 from benchmark.core.data import DEFAULT_SCENARIO, DatasetRequest, ZSDataset
 from benchmark.core.env import DEFAULT_THREADS, resolve_device
 from benchmark.core.lengths import LENGTH_RULE, best_epoch, length_param, validation_curve
-from benchmark.core.spec import DEFAULT_BUDGET, safe_name
+from benchmark.core.spec import DEFAULT_BUDGET, default_budget, safe_name
 from benchmark.core.store import ResultStore
 from benchmark.execution.search_space import _in_space, _optuna, checked_space  # noqa: F401 - checked_space re-exported
 from benchmark.registry import build_method, resolve_method
@@ -245,7 +245,7 @@ def tune_all(specs: list[str], request: DatasetRequest, budget: int, seeds: list
              timeout_s: float = DEFAULT_TIMEOUT_S, threads: int = DEFAULT_THREADS, device: str = "cpu",
              seed: int = 0, params: dict[str, dict[str, Any]] | None = None, executor: str = "serial",
              jobs: int = 1, address: str | None = None, on_trial=None,
-             on_done: Callable[[TuneResult], None] | None = None, training: str = DEFAULT_BUDGET,
+             on_done: Callable[[TuneResult], None] | None = None, training: str | None = None,
              folds: int = 1, scenario: str = DEFAULT_SCENARIO) -> list[TuneResult]:
     """Tune every method with the same budget and cap on the validation classes of ``request``.
 
@@ -258,6 +258,7 @@ def tune_all(specs: list[str], request: DatasetRequest, budget: int, seeds: list
     if budget < 1:
         raise ZSBenchError(f"--budget must be at least 1 trial, got {budget}")
     device = resolve_device(device)
+    training = training or default_budget(device)  # not asked for: paper on a GPU, cpu on a CPU
     params = params or {}
     ds = dataset_for(request).in_scenario(scenario)
     for spec in specs:  # a bad search space fails before any trial, for every method
