@@ -65,6 +65,10 @@ def test_the_oracle_is_refused_for_validation_runs(tiny_sketch):
                          oracle_every=1)
     with pytest.raises(ZSBenchError, match="--oracle-every must be a positive number of epochs on the test stage"):
         check_grid(grid)
+    generalized = grid_from_cli(None, "semantic-regression", "wikipedia", True, None, 0.05, "0", None,
+                                oracle_every=1, scenario="generalized")
+    with pytest.raises(ZSBenchError, match="run it with --scenario zero-shot"):
+        check_grid(generalized)
     with pytest.raises(ZSBenchError, match="applies to the test stage only"):
         run_method("semantic-regression", tiny_sketch.selection_view(), 0, ResultStore("unused"), params=QUICK,
                    oracle_every=1)
