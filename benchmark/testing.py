@@ -71,6 +71,18 @@ class RaisesMidTraining(RidgeProjection):
 
 
 @dataclass
+class FailsWhenNarrow(RidgeProjection):
+    """Raises in ``fit`` below 24 projection dimensions: some trials of a tuning study fail, the others score."""
+
+    name = "fails-when-narrow"
+
+    def fit(self, train: TrainView, seed: int) -> FailsWhenNarrow:
+        if self.proj_dim < 24:
+            raise RuntimeError(f"simulated failure at proj_dim {self.proj_dim}")
+        return super().fit(train, seed)
+
+
+@dataclass
 class NaNEmbeddings(RidgeProjection):
     """Trains, then embeds some items as NaN (a diverged network that no loss check caught)."""
 

@@ -3,7 +3,9 @@ public layouts the converters read (names, keys, dtypes)."""
 
 from __future__ import annotations
 
+import os
 import pickle
+import re
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +14,33 @@ import pytest
 from benchmark.core.data import Split
 from benchmark.core.protocol import ZSDataset
 from benchmark.datasets.specs import get_spec
+
+#: Set by .ci/run: CI installs every optional extra, so a test skipped for a missing one is a failure there.
+REQUIRE_EXTRAS_ENV = "ZSBENCH_REQUIRE_EXTRAS"
+#: Every skip for a missing optional package says how to install it, in these words.
+_EXTRA_HINT = re.compile(r"pip install 'zsbench\[(\w+)\]'")
+
+
+def missing_extra(reason: str) -> str | None:
+    """The extra a skip reason says is missing (``pip install 'zsbench[ray]'`` -> ``ray``), else None."""
+    found = _EXTRA_HINT.search(reason)
+    return found[1] if found else None
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Under ZSBENCH_REQUIRE_EXTRAS=1 a skip for a missing optional package fails the test: CI installs the
+    extras, so such a skip there means a test it counts on did not run. Other skips (no CUDA device) stand."""
+    outcome = yield
+    report = outcome.get_result()
+    if not report.skipped or os.environ.get(REQUIRE_EXTRAS_ENV) != "1" or not isinstance(report.longrepr, tuple):
+        return
+    reason = str(report.longrepr[2])
+    extra = missing_extra(reason)
+    if extra is not None:
+        report.outcome = "failed"
+        report.longrepr = (f"{REQUIRE_EXTRAS_ENV}=1 and this test was skipped for a missing extra [{extra}]: "
+                           f"{reason}")
 
 
 @pytest.fixture(autouse=True)

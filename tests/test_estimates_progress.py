@@ -186,3 +186,31 @@ def test_the_grid_time_left_falls_while_worker_processes_run_and_nothing_finishe
     assert clock.left() == 75.0  # 300 s x 0.5 / 2 jobs, counted from this finish
     now[0] = 40.0
     assert clock.left() == 65.0
+
+
+@pytest.mark.parametrize("run_s, jobs, warned, shown", [
+    (1900.0, 1, True, "1 h 03 min"),  # two runs of 1900 s one after the other: 3800 s
+    (1900.0, 2, False, "31.7 min"),  # the same two at once: 1900 s
+    (1700.0, 1, False, "56.7 min"),  # 3400 s
+])
+def test_run_warns_before_a_grid_the_cost_model_puts_over_an_hour(tmp_path, monkeypatch, run_s, jobs, warned, shown):
+    """A fake cost model where a run of `random` costs exactly ``run_s`` (no step or pair cost): the CLI's estimate
+    step warns when the wall time (runs over --jobs) is over 3600 s, and only then."""
+    from rich.console import Console
+
+    import benchmark.execution.estimates as estimates
+    from benchmark.cli.run import _estimate
+    from benchmark.execution.costs import load_cost_model
+
+    model = load_cost_model()
+    fake = {**model, "devices": {name: {**device, "run_s": run_s, "pair_s": 0.0}
+                                 for name, device in model["devices"].items()}}
+    assert fake["methods"]["random"]["cpu"]["cpu"]["step_s"] == 0.0
+    monkeypatch.setattr(estimates, "load_cost_model", lambda *a, **k: fake)
+    plan = plan_grid(grid_from_cli(None, "random", "wikipedia", True, None, 0.05, "0,1", None))
+    out = io.StringIO()
+    estimate = _estimate(plan, str(tmp_path), False, jobs, Console(file=out, width=400))
+    assert (estimate.modelled, estimate.seconds) == (2, 2 * run_s)
+    text = " ".join(out.getvalue().split())
+    assert f"estimated wall time {shown}" in text
+    assert ("warning: this grid runs for over an hour" in text) is warned

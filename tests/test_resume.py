@@ -187,3 +187,35 @@ def test_claim_on_a_lock_file_removed_meanwhile_is_refused(tmp_path, monkeypatch
     monkeypatch.setattr("benchmark.core.store.fcntl.flock", flock_after_removal)
     with store.claim(path) as claimed:
         assert not claimed
+
+
+@pytest.mark.slow  # a grid on two worker processes interrupted, then rerun: about 20 s on two busy cores
+def test_ctrl_c_under_jobs_2_keeps_finished_records_leaves_no_partial_one_and_a_rerun_finishes(tmp_path, grid_file):
+    """Ctrl-C reaches the whole process group (the driver and its two workers), as a terminal sends it."""
+    reference = run_grid_with(load_grid(grid_file), tmp_path / "uninterrupted")
+    assert [r.status for r in reference.results] == ["done"] * N_SEEDS
+    results = tmp_path / "interrupted"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "benchmark.cli", "run", "--config", str(grid_file), "--results",
+                             str(results), "--jobs", "2"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    _wait_for_records(results, 2, proc)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted: " in err and "rerun to finish the rest" in err
+    finished = _records(results)
+    assert 0 < len(finished) < N_SEEDS, "the interrupt must land halfway through the grid"
+    # No partial record: every file under the folder is a whole record with both its sidecars (no temp, no lock,
+    # no sidecar without its record), and each finished record is the uninterrupted run's, embeddings included.
+    names = sorted(str(p.relative_to(results)) for p in results.rglob("*") if p.is_file())
+    assert names == sorted(f"{stem[:-5]}{s}" for stem in finished for s in (".json", ".npz", ".queries.parquet"))
+    reference_records = _records(tmp_path / "uninterrupted")
+    for name, record in finished.items():
+        for key in ("metrics", "config", "identity", "embeddings_file"):
+            assert json.dumps(record.get(key)) == json.dumps(reference_records[name].get(key)), (name, key)
+    rerun = run_grid_with(load_grid(grid_file), results, executor="processes", jobs=2)
+    statuses = [r.status for r in rerun.results]
+    assert statuses.count("skipped") == len(finished) and statuses.count("done") == N_SEEDS - len(finished)
+    _same_records(tmp_path / "uninterrupted", results)
+    assert not list(results.rglob("*.lock")) and not list(results.rglob(".*.tmp"))

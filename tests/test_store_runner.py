@@ -8,7 +8,7 @@ import os
 import pytest
 
 from benchmark.contract import ZSBenchError
-from benchmark.core.store import SCHEMA_VERSION, ResultStore
+from benchmark.core.store import SCHEMA_VERSION, SIDECAR_SUFFIXES, ResultStore
 from tests.conftest import run_method
 
 
@@ -27,17 +27,33 @@ def test_record_has_the_schema_fields(tmp_path, tiny_sketch):
     assert (outcome.path.parent / record["embeddings_file"]).is_file()
 
 
-def test_rerun_skips_and_force_keeps_the_old_record(tmp_path, tiny_sketch):
+def _record_files(path) -> dict[str, bytes]:
+    """A record and its sidecars, by suffix, as bytes."""
+    return {suffix: path.with_name(path.stem + suffix).read_bytes() for suffix in (".json", *SIDECAR_SUFFIXES)}
+
+
+def test_rerun_skips_and_force_keeps_the_old_record_and_its_sidecars(tmp_path, tiny_sketch):
     store = ResultStore(tmp_path)
     first = run_method("random", tiny_sketch, 0, store)
+    originals = [_record_files(first.path)]
+    assert set(originals[0]) == {".json", ".npz", ".queries.parquet"}
     again = run_method("random", tiny_sketch, 0, store)
     assert again.status == "skipped" and again.path == first.path
-    forced = run_method("random", tiny_sketch, 0, store, force=True)
-    assert forced.status == "done"
-    superseded = list((first.path.parent / "superseded").glob("*.json"))
-    assert len(superseded) == 1
-    assert json.loads(superseded[0].read_text())["started"] == first.record.started
-    assert len(list(store.records())) == 1
+    # Forced twice within the same second: each older record keeps its own files, none overwrites another.
+    for _ in range(2):
+        forced = run_method("random", tiny_sketch, 0, store, force=True)
+        assert forced.status == "done" and forced.path == first.path
+        originals.append(_record_files(forced.path))
+    folder = first.path.parent / "superseded"
+    kept = sorted(folder.glob("*.json"))
+    assert len(kept) == 2, sorted(p.name for p in folder.iterdir())
+    # Every superseded record has its own embeddings and per-query results beside it, as they were written (two
+    # runs within one second can write identical bytes, hence a comparison of sorted lists).
+    assert sorted(sorted(_record_files(path).items()) for path in kept) == sorted(sorted(o.items())
+                                                                                 for o in originals[:2])
+    assert sorted(p.name for p in folder.iterdir()) == sorted(p.stem + s for p in kept for s in (".json",
+                                                                                             *SIDECAR_SUFFIXES))
+    assert len(list(store.records())) == 1 and _record_files(first.path) == originals[-1]
 
 
 def test_different_configuration_gets_its_own_record(tmp_path, tiny_sketch):

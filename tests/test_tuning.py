@@ -3,6 +3,7 @@ SIGKILL, bad search spaces refused before any trial, and --tuned runs that recor
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -34,10 +35,35 @@ def wiki():
     return load_request(WIKI)
 
 
-def _trial_params(result) -> list[dict]:
+NARROW = "benchmark.testing:FailsWhenNarrow"
+
+
+def _trials(result) -> list:
+    """Every trial of ``result``'s study, read from its SQLite file."""
     storage = optuna.storages.RDBStorage(f"sqlite:///{result.storage}")
-    study = optuna.load_study(study_name=result.study, storage=storage)
-    return [t.params for t in study.get_trials() if t.state == optuna.trial.TrialState.COMPLETE]
+    return optuna.load_study(study_name=result.study, storage=storage).get_trials()
+
+
+def _trial_params(result) -> list[dict]:
+    return [t.params for t in _trials(result) if t.state == optuna.trial.TrialState.COMPLETE]
+
+
+def _values_from_records(out: Path, trial_params: dict, seeds: list[int]) -> float | None:
+    """The mean validation mAP@all over tasks and seeds of the trial run with ``trial_params``, read from the
+    trial records themselves (None when the trial left no record)."""
+    per_seed = {}
+    for path in (out / "trials").rglob("*.json"):
+        if "superseded" in path.parts:
+            continue
+        record = json.loads(path.read_text())
+        if record["stage"] != "validation" or any(record["config"][k] != v for k, v in trial_params.items()):
+            continue
+        maps = [task["mAP@all"] for task in record["metrics"].values()]
+        per_seed[record["seed"]] = sum(maps) / len(maps)
+    if not per_seed:
+        return None
+    assert sorted(per_seed) == sorted(seeds), per_seed
+    return sum(per_seed.values()) / len(per_seed)
 
 
 @pytest.mark.slow
@@ -47,7 +73,11 @@ def test_the_same_seed_and_budget_give_the_same_trials_and_best(tmp_path, wiki):
     assert a.trials == b.trials == 5 and a.best_params == b.best_params and a.best_value == b.best_value
     assert _trial_params(a) == _trial_params(b)
     assert _trial_params(a)[0] == {"ridge": 1.0, "proj_dim": 64}  # trial 0: the method's defaults
-    assert a.default_value is not None and a.best_value >= a.default_value
+    # Each trial's value is the mean mAP@all over tasks and seeds of its own trial records; the defaults are trial 0.
+    values = [_values_from_records(tmp_path / "a", params, [0]) for params in _trial_params(a)]
+    assert [t.value for t in _trials(a)] == pytest.approx(values, abs=1e-12)
+    assert a.default_value == pytest.approx(values[0], abs=1e-12) and a.best_value == pytest.approx(max(values))
+    assert a.best_params == _trial_params(a)[values.index(max(values))]
     again = tune_all([RIDGE], WIKI, 5, [0], tmp_path / "a")[0]  # a finished study is not rerun
     assert again.trials == 5 and _trial_params(again) == _trial_params(a)
     other = tune_all([RIDGE], WIKI, 5, [0], tmp_path / "c", seed=1)[0]
@@ -196,3 +226,57 @@ def test_a_variant_without_a_study_takes_its_base_methods_choice_minus_its_overr
     assert variant.base == "ridge-base" and variant.best_params == {"proj_dim": base.best_params["proj_dim"]}
     assert build_method("ridge-fixed", variant.best_params)[1].ridge == 2.0  # the ablation's override stands
     assert variant.selection(wiki)["study_of"].startswith("ridge-base")
+
+
+def test_a_trial_that_raises_is_recorded_as_failed_and_the_study_goes_on(tmp_path, wiki):
+    result = tune_all([NARROW], WIKI, 6, [0, 1], tmp_path)[0]
+    trials = _trials(result)
+    assert len(trials) == result.trials == 6, "every trial of the budget ran, failed ones included"
+    failed = [t for t in trials if t.state == optuna.trial.TrialState.FAIL]
+    assert 0 < len(failed) < 6 and result.failed == len(failed)
+    for trial in trials:
+        narrow = trial.params["proj_dim"] < 24
+        assert (trial.state == optuna.trial.TrialState.FAIL) is narrow, trial.params
+        if narrow:
+            assert "simulated failure at proj_dim" in trial.user_attrs["error"] and trial.value is None
+            assert _values_from_records(tmp_path, trial.params, [0, 1]) is None, "a failed fit leaves no record"
+        else:
+            assert trial.value == pytest.approx(_values_from_records(tmp_path, trial.params, [0, 1]), abs=1e-12)
+    scored = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    best = max(scored, key=lambda t: t.value)
+    assert result.best_value == best.value and result.best_params == best.params
+
+
+def test_tune_timeout_stops_the_study_once_its_trials_have_used_the_cap(tmp_path, wiki):
+    """--timeout caps the wall time summed over a method's trials: no trial starts once the cap is spent (the
+    trial that crosses it finishes and counts), the study says it stopped by timeout, and a rerun adds nothing."""
+    out = tmp_path / "tuning"
+    args = ["tune", "--methods", RIDGE, "--dataset", "wikipedia", "--synthetic", "--scale", "0.05", "--budget", "8",
+            "--param", f"{RIDGE}.delay_s=0.4", "--timeout", "2", "--out", str(out)]
+    first = CliRunner().invoke(cli, args)
+    assert first.exit_code == 0, first.output
+    study = find_study(out, RIDGE, wiki)
+    walls = [t.user_attrs["wall_s"] for t in sorted(_trials(study), key=lambda t: t.number)]
+    assert 1 <= len(walls) < 8 and study.trials == len(walls)
+    assert min(walls) >= 0.4, "a trial's time is measured around its fit (0.4 s of it asleep)"
+    assert sum(walls[:-1]) < 2.0 <= sum(walls), walls
+    assert study.stopped_by == "timeout"
+    assert "timeout" in first.stdout.split("stopped by")[-1]
+    again = CliRunner().invoke(cli, args)
+    assert again.exit_code == 0, again.output
+    assert len(_trials(find_study(out, RIDGE, wiki))) == len(walls), "a rerun starts no trial past the cap"
+
+
+@pytest.mark.slow  # worker processes (and Ray, about 20 s to start on two cores)
+@pytest.mark.parametrize("executor", ["processes", pytest.param("ray", marks=pytest.mark.skipif(
+    importlib.util.find_spec("ray") is None,
+    reason="Ray is not installed (pip install 'zsbench[ray]'); tuning on Ray is untested here"))])
+def test_tuning_on_two_workers_gives_the_serial_studies(tmp_path, executor):
+    specs = [RIDGE, NARROW]  # two studies at once, one of them with failing trials
+    serial = tune_all(specs, WIKI, 4, [0, 1], tmp_path / "serial")
+    parallel = tune_all(specs, WIKI, 4, [0, 1], tmp_path / executor, executor=executor, jobs=2)
+    for a, b in zip(serial, parallel, strict=True):
+        assert a.method == b.method and (a.trials, a.failed) == (b.trials, b.failed)
+        assert [(t.params, t.state, t.value) for t in _trials(a)] == [(t.params, t.state, t.value) for t in _trials(b)]
+        assert (a.best_params, a.best_value, a.default_value) == (b.best_params, b.best_value, b.default_value)
+    assert sum(r.failed for r in serial) > 0, "the failing method failed some trials"

@@ -116,7 +116,12 @@ class ResultStore:
             return None
         target_dir = path.parent / "superseded"
         target_dir.mkdir(exist_ok=True)
-        stamp = time.strftime("%Y%m%dT%H%M%S")
+        stamp = base = time.strftime("%Y%m%dT%H%M%S")
+        n = 1
+        # Two forced reruns within one second must not overwrite the first one's superseded files.
+        while any((target_dir / f"{path.stem}.{stamp}{s}").exists() for s in (path.suffix, *SIDECAR_SUFFIXES)):
+            n += 1
+            stamp = f"{base}-{n}"
         moved = target_dir / f"{path.stem}.{stamp}{path.suffix}"
         for suffix in SIDECAR_SUFFIXES:
             sidecar = path.with_name(path.stem + suffix)

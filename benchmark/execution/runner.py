@@ -154,7 +154,7 @@ def run_one(spec: RunSpec, ds: ZSDataset, store: ResultStore, force: bool = Fals
                 written.append(sidecar)
                 record = dataclasses.replace(record, **{field_name: sidecar.name})
             store.save(path, record)
-        except ZSBenchError:
+        except BaseException:  # a failed write, or Ctrl-C / SIGTERM between a sidecar and its record
             for sidecar in written:  # a sidecar without its record would be a partial result
                 sidecar.unlink(missing_ok=True)
             raise
