@@ -214,3 +214,17 @@ def test_run_warns_before_a_grid_the_cost_model_puts_over_an_hour(tmp_path, monk
     text = " ".join(out.getvalue().split())
     assert f"estimated wall time {shown}" in text
     assert ("warning: this grid runs for over an hour" in text) is warned
+
+
+def test_a_zero_shot_record_does_not_count_as_done_for_another_scenario_or_an_oracle_run(tmp_path):
+    from benchmark.execution.estimates import estimate_plan
+    from benchmark.execution.plan import run_plan
+
+    def plan(**kw):
+        return plan_grid(grid_from_cli(None, "random", "wikipedia", True, None, 0.05, "0", None, **kw))
+
+    run_plan(plan(), tmp_path)  # the zero-shot record only
+    assert estimate_plan(plan(), tmp_path).recorded == 1
+    assert estimate_plan(plan(scenario="generalized"), tmp_path).recorded == 0
+    assert estimate_plan(plan(oracle_every=1), tmp_path).recorded == 0
+    assert estimate_plan(plan(stage="validation", fold=1), tmp_path).recorded == 0

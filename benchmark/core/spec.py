@@ -113,13 +113,22 @@ class RunSpec:
         """What the run's time depends on (the identity less seed, selection and data hashes): the key of the
         time estimate. ``dataset`` is the request as resolved without loading (name, synthetic, split, scale;
         see ``benchmark.datasets.requests.describe_request``)."""
-        split = dataset["split"] if self.stage == "test" else f"{dataset['split']}/validation"
+        split = dataset["split"] if self.stage == "test" else (f"{dataset['split']}/validation"
+                                                               + (f"-fold{self.fold}" if self.fold else ""))
         return configuration_key(self.method, self.params, dataset["name"], dataset["source"], split,
-                                 dataset["scale"], self.stage, self.threads, self.device)
+                                 dataset["scale"], self.stage, self.threads, self.device, self.scenario,
+                                 self.oracle_every)
 
 
 def configuration_key(method: str, config: Mapping[str, Any], dataset: str, source: str, split: str, scale: Any,
-                      stage: str, threads: Any, device: str | None) -> str:
-    """The shape of :meth:`RunSpec.configuration`, shared with the records it is matched against."""
-    return json.dumps([method, dict(config), dataset, source, split, scale, stage, threads, device_class(device)],
-                      sort_keys=True, default=str)
+                      stage: str, threads: Any, device: str | None, scenario: str | None = None,
+                      oracle_every: int | None = 0) -> str:
+    """The shape of :meth:`RunSpec.configuration`, shared with the records it is matched against. A scenario
+    other than zero-shot and an oracle curve are appended (they change what runs), so zero-shot keys stay as
+    the shipped cost model has them."""
+    key = [method, dict(config), dataset, source, split, scale, stage, threads, device_class(device)]
+    if scenario not in (None, "zero-shot"):
+        key.append({"scenario": scenario})
+    if oracle_every:
+        key.append({"oracle_every": int(oracle_every)})
+    return json.dumps(key, sort_keys=True, default=str)

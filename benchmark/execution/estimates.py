@@ -54,7 +54,8 @@ class GridEstimate:
 def record_configuration(record) -> str:
     """The configuration key (see :meth:`benchmark.core.spec.RunSpec.configuration`) of a written record."""
     return configuration_key(record.method, record.config, record.dataset["name"], record.source, record.split_name,
-                             record.dataset.get("scale"), record.stage, record.threads, record.device)
+                             record.dataset.get("scale"), record.stage, record.threads, record.device,
+                             record.scenario, (record.oracle or {}).get("every", 0))
 
 
 def _measured(results: str | Path) -> tuple[dict[str, list[float]], set[tuple[str, int]]] | None:
