@@ -58,3 +58,21 @@ def test_perf_markdown_names_the_machine_versions_and_medians(tmp_path):
     assert "- cpu: " in text and "- cores: " in text and "- numpy: 9.9" in text
     assert "| grid | 2 | s | 3, 1, 2 | lower is better |" in text
     assert "| training | 20 | samples/s | 10, 30, 20 | higher is better |" in text
+
+
+def test_perf_steps_times_the_requested_steps_and_reports_the_steps_of_a_whole_fit():
+    from benchmark.core.data import DatasetRequest
+    from benchmark.core.protocol import build_train_view
+    from benchmark.datasets.requests import load_request
+    from benchmark.perf.steps import step_rate
+    from benchmark.registry import build_method
+
+    request = DatasetRequest("wikipedia", synthetic=True, scale=0.05)
+    rate = step_rate("semantic-regression", request, steps=3)
+    # independently: a whole fit, counting the steps it reports as done
+    _, method = build_method("semantic-regression")
+    seen = []
+    method.progress_hook_ = lambda done, total: seen.append(done)
+    method.fit(build_train_view(load_request(request)), 0)
+    assert rate.steps_timed == 3 and rate.steps_per_fit == seen[-1] > 3
+    assert rate.seconds_per_step > 0 and rate.fit_hours == rate.seconds_per_step * rate.steps_per_fit / 3600

@@ -98,3 +98,20 @@ def perf_train_cmd(method_name, hidden, batch_size, dims, embedding_dim, steps, 
                  "rounds' range"],
                 [[f"{r.seconds_per_step:.4f}", f"{r.samples_per_s:.0f}", f"{r.gflop_per_step:.1f}",
                   f"{r.achieved_gflops:.1f}", f"{r.peak_gflops:.1f}", f"{100 * r.fraction_of_peak:.0f}%", spread]])
+
+
+@perf.command("steps")
+@click.option("--method", "method_name", required=True, help="A registered method (or module:Class).")
+@click.option("--dataset", required=True, help="A dataset name.")
+@click.option("--synthetic", is_flag=True, help="Its synthetic stand-in.")
+@click.option("--scale", type=float, default=None, help="Stand-in size as a fraction of the real counts.")
+@click.option("--budget", type=click.Choice(["cpu", "paper"]), default="cpu", show_default=True)
+@click.option("--steps", default=5, show_default=True, help="Steps timed after the first.")
+@click.option("--threads", default=1, show_default=True, help="torch/BLAS threads.")
+def perf_steps_cmd(method_name, dataset, synthetic, scale, budget, steps, threads) -> None:
+    """Seconds per optimisation step and steps of a whole fit: the time of a fit too long to run."""
+    from benchmark.core.data import DatasetRequest
+    from benchmark.perf.steps import step_rate
+
+    rate = step_rate(method_name, DatasetRequest(dataset, synthetic, scale=scale), budget, steps, threads)
+    console.print(rate.line(), highlight=False)
