@@ -39,15 +39,22 @@ def hash_mismatch(what: str, path: Path, digest: str, expected: str, manifest: P
                         f"manifest's split sha256 to {digest}")
 
 
+def _checked_digest(what: str, path: Path, expected_sha256: str | None, manifest: Path | None) -> str:
+    """The sha256 of the frozen file ``path``; a missing file or another hash than ``expected_sha256`` (None:
+    not checked) is a one-line error."""
+    if not path.is_file():
+        raise ZSBenchError(f"{what} {path} does not exist; reinstall zsbench or restore it from git")
+    digest = file_sha256(path)
+    if expected_sha256 is not None and digest != expected_sha256:
+        raise hash_mismatch(what, path, digest, expected_sha256, manifest)
+    return digest
+
+
 def load_split(path: Path, expected_sha256: str | None, manifest: Path | None = None) -> Split:
     """Read a split file; ``expected_sha256`` None skips the check. ``manifest``: the prepared folder's
     manifest that holds the expected hash (None: the registry)."""
     path = Path(path)
-    if not path.is_file():
-        raise ZSBenchError(f"split file {path} does not exist; reinstall zsbench or restore it from git")
-    digest = file_sha256(path)
-    if expected_sha256 is not None and digest != expected_sha256:
-        raise hash_mismatch("split file", path, digest, expected_sha256, manifest)
+    digest = _checked_digest("split file", path, expected_sha256, manifest)
     try:
         data = json.loads(path.read_text())
         return Split(
@@ -92,11 +99,7 @@ def load_validation(split: Split, path: Path, expected_sha256: str | None, manif
     """``split`` with its validation classes read from ``path`` (checked against ``expected_sha256``, against
     the split's own sha256 it names, and against the seen classes)."""
     path = Path(path)
-    if not path.is_file():
-        raise ZSBenchError(f"validation split file {path} does not exist; reinstall zsbench or restore it from git")
-    digest = file_sha256(path)
-    if expected_sha256 is not None and digest != expected_sha256:
-        raise hash_mismatch("validation split file", path, digest, expected_sha256, manifest)
+    digest = _checked_digest("validation split file", path, expected_sha256, manifest)
     try:
         data = json.loads(path.read_text())
         classes, of_split = tuple(data["validation"]), data["split_sha256"]
@@ -145,11 +148,7 @@ def load_folds(split: Split, path: Path, expected_sha256: str | None, manifest: 
     """``split`` (with its validation classes loaded) with validation folds 1..K-1 read from ``path``, checked
     against ``expected_sha256``, against the split and validation files it names, and for disjointness."""
     path = Path(path)
-    if not path.is_file():
-        raise ZSBenchError(f"validation folds file {path} does not exist; reinstall zsbench or restore it from git")
-    digest = file_sha256(path)
-    if expected_sha256 is not None and digest != expected_sha256:
-        raise hash_mismatch("validation folds file", path, digest, expected_sha256, manifest)
+    digest = _checked_digest("validation folds file", path, expected_sha256, manifest)
     try:
         data = json.loads(path.read_text())
         folds, of_split, of_validation = [tuple(f) for f in data["folds"]], data["split_sha256"], data["validation_sha256"]

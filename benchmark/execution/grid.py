@@ -314,20 +314,11 @@ def grid_from_cli(config: str | None, methods: str | None, datasets: str | None,
     """The grid of ``zsbench run``: a grid file, or the flags; flags that a file would contradict are errors.
     ``seeds``, ``device``, ``threads``, ``stage``, ``budget``, ``scenario`` and ``params`` apply to either."""
     grid = _grid_from_cli(config, methods, datasets, synthetic, split, scale, seeds, device, semantics)
-    if threads is not None:
-        grid.threads = threads
-    if stage is not None:
-        grid.stage = stage
-    if budget is not None:
-        grid.budget = budget
-    if scenario is not None:
-        grid.scenarios = parse_scenarios(scenario)
-    if oracle_every is not None:
-        grid.oracle_every = oracle_every
-    if fold is not None:
-        grid.fold = fold
-    if tuning_folds is not None:
-        grid.tuning_folds = tuning_folds
+    given = {"threads": threads, "stage": stage, "budget": budget, "oracle_every": oracle_every, "fold": fold,
+             "tuning_folds": tuning_folds, "scenarios": None if scenario is None else parse_scenarios(scenario)}
+    for name, value in given.items():
+        if value is not None:
+            setattr(grid, name, value)
     return grid.with_params(params)
 
 

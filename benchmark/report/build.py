@@ -133,27 +133,22 @@ def build_report(results: str | Path, out: str | Path, paper: bool = False, repo
 
     from benchmark.report.trust import trust_tables
 
-    trust = trust_tables(runs, runs + (load_runs(validation) if validation else []))
-    if trust:
-        part = Part("Can selection on validation classes be trusted?", "Kendall's tau between the methods' "
-                    "validation ranking (fold 0, and the mean over validation folds) and their test ranking, and each "
-                    "method's validation score across folds.")
-        for table in trust:
-            result.trust.append(table)
-            part.tables.append((table, write_table(table, tables_dir, folder)))
-        parts.append(part)
+    def add_part(title: str, text: str, tables: list[Table], kept: list[Table]) -> None:
+        if tables:
+            kept += tables
+            parts.append(Part(title, text, tables=[(t, write_table(t, tables_dir, folder)) for t in tables]))
 
+    add_part("Can selection on validation classes be trusted?", "Kendall's tau between the methods' validation "
+             "ranking (fold 0, and the mean over validation folds) and their test ranking, and each method's "
+             "validation score across folds.", trust_tables(runs, runs + (load_runs(validation) if validation else [])),
+             result.trust)
     if oracle_runs:
         from benchmark.report.oracle import oracle_table
 
-        part = Part("What test-set selection adds", "From oracle runs only (zsbench run --oracle-every N), which "
-                    "no other table, tuning or default reads: the honest number beside what choosing the epoch and "
-                    "a post-processing on the test classes, as some released codes do, would have reported.")
-        for key, members in group_runs(oracle_runs).items():
-            table = oracle_table(key, members)
-            result.oracle.append(table)
-            part.tables.append((table, write_table(table, tables_dir, folder)))
-        parts.append(part)
+        add_part("What test-set selection adds", "From oracle runs only (zsbench run --oracle-every N), which no "
+                 "other table, tuning or default reads: the honest number beside what choosing the epoch and a "
+                 "post-processing on the test classes, as some released codes do, would have reported.",
+                 [oracle_table(key, members) for key, members in group_runs(oracle_runs).items()], result.oracle)
 
     if paper:
         from benchmark.report.paper import load_reported, paper_tables
