@@ -89,7 +89,7 @@ def trust_tables(test_runs: list[Run], validation_runs: list[Run]) -> list[Table
                    f"folds and its range across them.")
         tables.append(Table(key=f"trust-{dataset}-{source}-{split}".replace("/", "_"),
                             title=f"{dataset} ({source}): does validation rank like the test?", caption=caption,
-                            columns=["Kendall tau (validation vs test)", "methods"],
+                            columns=["Kendall tau (validation vs test)", "methods"], row_header="validation on",
                             sections=[Section("", rows)], line="validation ranking against test ranking"))
         tables.append(Table(key=f"trust-{dataset}-{source}-{split}-spread".replace("/", "_"),
                             title=f"{dataset} ({source}): validation score across folds",
