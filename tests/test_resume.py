@@ -192,6 +192,9 @@ def test_claim_on_a_lock_file_removed_meanwhile_is_refused(tmp_path, monkeypatch
 @pytest.mark.slow  # a grid on two worker processes interrupted, then rerun: about 20 s on two busy cores
 def test_ctrl_c_under_jobs_2_keeps_finished_records_leaves_no_partial_one_and_a_rerun_finishes(tmp_path, grid_file):
     """Ctrl-C reaches the whole process group (the driver and its two workers), as a terminal sends it."""
+    # runs of a second each, so that the interrupt lands while runs are left (at 0.15 s an idle machine finished
+    # the grid before the signal arrived)
+    grid_file.write_text(GRID.replace("delay_s = 0.15", "delay_s = 1.0"))
     reference = run_grid_with(load_grid(grid_file), tmp_path / "uninterrupted")
     assert [r.status for r in reference.results] == ["done"] * N_SEEDS
     results = tmp_path / "interrupted"
