@@ -201,7 +201,10 @@ def test_ctrl_c_under_jobs_2_keeps_finished_records_leaves_no_partial_one_and_a_
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-m", "benchmark.cli", "run", "--config", str(grid_file), "--results",
                              str(results), "--jobs", "2"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            # as from a terminal: a suite started in the background (`cmd &`) ignores SIGINT, and
+                            # its children would inherit that and never see the Ctrl-C
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     _wait_for_records(results, 2, proc)
     os.killpg(proc.pid, signal.SIGINT)
     _, err = proc.communicate(timeout=120)
