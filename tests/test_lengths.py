@@ -45,14 +45,19 @@ def test_tuning_selects_the_best_validation_epoch_and_the_tuned_refit_uses_it(tm
     assert params["epochs"] == 4 and selection["length"]["epochs"] == 4
 
 
-@pytest.mark.parametrize("name", sorted(n for n, (cls, o) in available_methods().items() if not o))
+ITERATIVE = sorted(n for n, (cls, o) in available_methods().items() if not o and length_param(build_method(n)[1]))
+
+
+def test_closed_form_methods_have_no_length_and_iterative_ones_do():
+    assert {"cca", "random"}.isdisjoint(ITERATIVE) and {"cfsa", "dadn", "semantic-regression"} <= set(ITERATIVE)
+
+
+@pytest.mark.parametrize("name", ITERATIVE)
 def test_an_iterative_method_runs_exactly_the_length_it_is_given(name, tiny_sketch):
     from benchmark.core.protocol import build_train_view
 
     cls = available_methods()[name][0]
     _, method = build_method(name, dict(cls.quick_params))
-    if length_param(method) is None:
-        pytest.skip(f"{name} has no training length (closed form)")
     ds = tiny_sketch if cls.max_modalities is None else tiny_sketch.restrict(tiny_sketch.modalities[:2])
     _, method = build_method(name, {**cls.quick_params, **method.length_params(3)})
     method.fit(build_train_view(ds), 0)
