@@ -127,7 +127,7 @@ def configuration_key(method: str, config: Mapping[str, Any], dataset: str, sour
     other than zero-shot and an oracle curve are appended (they change what runs), so zero-shot keys stay as
     the shipped cost model has them."""
     key = [method, dict(config), dataset, source, split, scale, stage, threads, device_class(device)]
-    if scenario not in (None, "zero-shot"):
+    if scenario not in (None, DEFAULT_SCENARIO):
         key.append({"scenario": scenario})
     if oracle_every:
         key.append({"oracle_every": int(oracle_every)})

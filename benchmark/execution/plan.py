@@ -55,7 +55,7 @@ def check_grid(grid: Grid) -> str:
     if grid.fold < 0 or (grid.fold and grid.stage != "validation"):
         raise ZSBenchError(f"--fold picks a validation fold and needs --stage validation (got fold {grid.fold} on "
                            f"the {grid.stage} stage)")
-    if grid.oracle_every and any(scenario != "zero-shot" for scenario in grid.scenarios):
+    if grid.oracle_every and any(scenario != DEFAULT_SCENARIO for scenario in grid.scenarios):
         raise ZSBenchError("--oracle-every scores the zero-shot test classes; run it with --scenario zero-shot")
     if grid.oracle_every < 0 or (grid.oracle_every and grid.stage != "test"):
         raise ZSBenchError(f"--oracle-every must be a positive number of epochs on the test stage, got "
