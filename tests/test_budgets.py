@@ -108,7 +108,7 @@ def test_every_iterative_method_offers_the_released_budget():
 
 
 @pytest.mark.parametrize("name", sorted(CPU_PARAMS))
-def test_a_cpu_run_resolves_to_the_parameters_it_always_had(name):
+def test_a_cpu_run_resolves_to_the_parameters_written_out_by_hand(name):
     assert build_method(name, None, "cpu")[1].get_params() == CPU_PARAMS[name]
     assert build_method(name)[1].get_params() == CPU_PARAMS[name]  # cpu is the default budget
 
