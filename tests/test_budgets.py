@@ -150,6 +150,7 @@ def test_zsbench_run_accepts_the_paper_budget_for_dadn(monkeypatch, capsys, tmp_
 
 def test_the_record_and_the_report_keep_budgets_apart(tmp_path, tiny_sketch):
     from benchmark.report.records import group_runs, load_runs, sections_of
+    from benchmark.report.tables import comparison_table
 
     store = ResultStore(tmp_path)
     quick = {"hidden": 8, "epochs": 1, "epoch_steps": 2, "batch_size": 8, "n_critic": 1}
@@ -158,6 +159,12 @@ def test_the_record_and_the_report_keep_budgets_apart(tmp_path, tiny_sketch):
     assert cpu.budget is None and paper.budget == "paper" and paper.training_budget == "paper"
     (runs,) = group_runs(load_runs(tmp_path)).values()
     assert set(sections_of(runs)) == {"defaults", "defaults, paper training budget"}
+    ((key, grouped),) = group_runs(load_runs(tmp_path)).items()
+    table = comparison_table(key, grouped, "sketch->image")
+    assert [s.label for s in table.sections] == ["default hyper-parameters",
+                                                 "default hyper-parameters, paper training budget"]
+    assert "Training budgets (cpu, paper) are ranked in separate sections." in table.caption
+    assert "selected on validation classes" not in table.caption  # neither section was tuned
 
 
 def test_every_record_says_whether_training_converged(tmp_path, tiny_sketch):

@@ -303,6 +303,14 @@ class Stat:
         return cls(float(np.mean(values)), std, len(values))
 
 
+def section_title(label: str) -> str:
+    """A table section's heading for a selection label: ``defaults`` reads "default hyper-parameters" (with the
+    training budget when it is not cpu); a tuned label says that validation classes chose it."""
+    if label == "defaults" or label.startswith("defaults, "):
+        return "default hyper-parameters" + label[len("defaults"):]
+    return label if "validation" in label else f"{label} on validation classes"
+
+
 def sections_of(runs: list[Run]) -> dict[str, list[Run]]:
     """Runs by selection label, ``defaults`` first: tuned and default rows are never ranked together."""
     out: dict[str, list[Run]] = defaultdict(list)

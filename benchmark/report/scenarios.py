@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from benchmark.core.stats import N_RESAMPLES, bootstrap_ci
-from benchmark.report.records import GroupKey, Run, Stat, methods_of, sections_of
+from benchmark.report.records import GroupKey, Run, Stat, methods_of, section_title, sections_of
 from benchmark.report.tables import Cell, Row, Section, Table
 
 #: The metrics split by query role (those a record has).
@@ -71,8 +71,7 @@ def role_table(key: GroupKey, runs: list[Run], task: str, statistics: bool = Tru
             cells = [_cell(mine, task, metric, role, statistics, n_resamples or N_RESAMPLES)
                      for metric in metrics for role, _ in ROLES]
             rows.append(Row(label, cells, str(len(mine))))
-        title = "" if list(by_selection) == ["defaults"] else (
-            "default hyper-parameters" if selection == "defaults" else f"{selection} on validation classes")
+        title = "" if list(by_selection) == ["defaults"] else section_title(selection)
         sections.append(Section(title, rows))
     caption = (f"{task}, generalized zero-shot: each metric over the seen-class queries (S), the unseen-class "
                f"queries (U) and their harmonic mean H = 2SU / (S + U); mean over seeds, S and U with their 95 % "

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from benchmark.core.convergence import RULE
 from benchmark.report.queries import ceiling_text
-from benchmark.report.records import METRICS, GroupKey, Run, Stat, aggregate, methods_of, sections_of
+from benchmark.report.records import METRICS, GroupKey, Run, Stat, aggregate, methods_of, section_title, sections_of
 
 #: Marks a row that is not significantly worse than the best row of its column (the best is bold).
 TOP_MARK = "†"
@@ -161,8 +161,7 @@ def comparison_table(key: GroupKey, runs: list[Run], task: str, metrics: tuple[s
                 if interval is not None and not cell.empty:
                     cell.low, cell.high = interval.low, interval.high
             rows.append(Row(label, cells, seed_range(list(stats[label].values()))))
-        title = "" if list(by_selection) == ["defaults"] else (
-            "default hyper-parameters" if selection == "defaults" else f"{selection} on validation classes")
+        title = "" if list(by_selection) == ["defaults"] else section_title(selection)
         sections.append(Section(title, rows))
         if extra is not None:
             section_stats.append((sections[-1], extra))
@@ -253,11 +252,13 @@ def scale_text(runs: list[Run], task: str) -> str:
 
 def selection_text(runs: list[Run]) -> str:
     labels = sorted({run.selection_label for run in runs})
-    tuned = [label for label in labels if label != "defaults"]
-    if not tuned:
-        return "Every configuration at the method's defaults."
-    return ("Tuned rows were selected on validation classes only (" + "; ".join(tuned) + ") and are ranked apart "
+    tuned = [label for label in labels if not (label == "defaults" or label.startswith("defaults, "))]
+    budgets = sorted({run.training_budget for run in runs})
+    text = ("Every configuration at the method's defaults." if not tuned else
+            "Tuned rows were selected on validation classes only (" + "; ".join(tuned) + ") and are ranked apart "
             "from default rows.")
+    return text + (f" Training budgets ({', '.join(budgets)}) are ranked in separate sections."
+                   if len(budgets) > 1 else "")
 
 
 PAIRED_EXPLAINED = ("Paired comparisons: Δ is the row minus the best, with its 95 % bootstrap interval (seeds drawn "
