@@ -157,10 +157,9 @@ def test_the_record_and_the_report_keep_budgets_apart(tmp_path, tiny_sketch):
     cpu = run_method("cfsa", tiny_sketch, 0, store, params=quick).record
     paper = run_method("cfsa", tiny_sketch, 0, store, params=quick, budget="paper").record
     assert cpu.budget is None and paper.budget == "paper" and paper.training_budget == "paper"
-    (runs,) = group_runs(load_runs(tmp_path)).values()
+    ((key, runs),) = group_runs(load_runs(tmp_path)).items()
     assert set(sections_of(runs)) == {"defaults", "defaults, paper training budget"}
-    ((key, grouped),) = group_runs(load_runs(tmp_path)).items()
-    table = comparison_table(key, grouped, "sketch->image")
+    table = comparison_table(key, runs, "sketch->image")
     assert [s.label for s in table.sections] == ["default hyper-parameters",
                                                  "default hyper-parameters, paper training budget"]
     assert "Training budgets (cpu, paper) are ranked in separate sections." in table.caption
