@@ -216,7 +216,7 @@ def test_run_warns_before_a_grid_the_cost_model_puts_over_an_hour(tmp_path, monk
     assert ("warning: this grid runs for over an hour" in text) is warned
 
 
-def test_a_zero_shot_record_does_not_count_as_done_for_another_scenario_or_an_oracle_run(tmp_path):
+def test_a_record_does_not_count_as_done_for_another_scenario_an_oracle_run_or_another_selection(tmp_path):
     from benchmark.execution.estimates import estimate_plan
     from benchmark.execution.plan import run_plan
 
@@ -228,3 +228,8 @@ def test_a_zero_shot_record_does_not_count_as_done_for_another_scenario_or_an_or
     assert estimate_plan(plan(scenario="generalized"), tmp_path).recorded == 0
     assert estimate_plan(plan(oracle_every=1), tmp_path).recorded == 0
     assert estimate_plan(plan(stage="validation", fold=1), tmp_path).recorded == 0
+    # the same parameters chosen another way (a tuning over other folds) are another run
+    tuned = plan()
+    tuned.specs[:] = [dataclasses.replace(spec, selection={"protocol": "tuned on validation classes",
+                                                           "folds": [0, 1]}) for spec in tuned.specs]
+    assert estimate_plan(tuned, tmp_path).recorded == 0

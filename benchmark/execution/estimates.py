@@ -11,6 +11,7 @@ counted apart, never silently as zero.
 
 from __future__ import annotations
 
+import json
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,14 +59,20 @@ def record_configuration(record) -> str:
                              record.scenario, (record.oracle or {}).get("every", 0))
 
 
-def _measured(results: str | Path) -> tuple[dict[str, list[float]], set[tuple[str, int]]] | None:
+def _selection_key(selection) -> str:
+    """How a configuration was chosen, as text: a record of the same configuration chosen otherwise (a
+    tuning over other folds that picked the same parameters) is another run, not this one done."""
+    return json.dumps(json.loads(json.dumps(selection or {}, default=str)), sort_keys=True)
+
+
+def _measured(results: str | Path) -> tuple[dict[str, list[float]], set[tuple[str, int, str]]] | None:
     machine = this_machine()
     seconds: dict[str, list[float]] = {}
-    recorded: set[tuple[str, int]] = set()
+    recorded: set[tuple[str, int, str]] = set()
     try:
         for _, record in ResultStore(results).records():
             key = record_configuration(record)
-            recorded.add((key, record.seed))
+            recorded.add((key, record.seed, _selection_key(record.selection)))
             if record.machine == machine:
                 seconds.setdefault(key, []).append(record.total_s)
     except Exception:  # noqa: BLE001 - an estimate must never stop a grid; an unreadable record is reported later
@@ -83,7 +90,7 @@ def estimate_plan(plan, results: str | Path, force: bool = False, use_model: boo
     for spec in plan.specs:
         described = plan.datasets[spec.dataset]
         key = spec.configuration(described)
-        if not force and (key, spec.seed) in recorded:
+        if not force and (key, spec.seed, _selection_key(spec.chosen_by)) in recorded:
             estimate.recorded += 1
             continue
         if key in seconds:
