@@ -42,7 +42,7 @@ def per_query_values(level: float, seed: int, spread: float = 0.15, n: int = N_Q
 
 
 def write_run(root: Path, method: str, seed: int, level: float, *, sidecar=True, selection=None, stage=None,
-              dataset="emoji", source="embedded", finished="2026-01-01", config=None, values=None):
+              dataset="emoji", source="embedded", finished="2026-01-01", config=None, values=None, tag=""):
     split = ({"name": "emoji-v1", "sha256": SHA, "n_seen": 57, "n_unseen": 19} if stage != "validation" else
              {"name": "emoji-v1/validation", "sha256": "d" * 64, "n_seen": 46, "n_unseen": 11})
     """A record and, optionally, its per-query sidecar in the format the runner writes."""
@@ -76,7 +76,7 @@ def write_run(root: Path, method: str, seed: int, level: float, *, sidecar=True,
         record["stage"] = stage
     folder = root / f"{dataset}-{source}" / method
     folder.mkdir(parents=True, exist_ok=True)
-    stem = f"seed{seed}-{method}{'' if stage is None else stage}{'' if selection is None else 't'}"
+    stem = f"seed{seed}-{method}{'' if stage is None else stage}{'' if selection is None else 't'}{tag}"
     if sidecar:
         pd.concat(frames).to_parquet(folder / f"{stem}.queries.parquet")
         record["queries_file"] = f"{stem}.queries.parquet"
@@ -195,6 +195,24 @@ def test_tuned_and_default_rows_are_apart_with_the_budget_in_the_caption(tmp_pat
                       ("tuned, budget 8 trials on validation classes", ["cfsa (tuned)"])]
     assert "budget 8 trials" in table.caption
     assert table.sections[0].rows[0].cells[0].best  # cca is the best default row; the tuned row is not ranked with it
+
+
+def test_a_selection_over_several_folds_is_its_own_section_even_with_the_same_configuration(tmp_path):
+    root = tmp_path / "runs"
+    one = {"protocol": "tuned on validation classes", "budget": 8, "trials": 8}
+    two = {**one, "folds": [0, 1], "folds_sha256": ["a" * 64, "b" * 64]}
+    for seed in (0, 1):
+        write_run(root, "cfsa", seed, 0.50, selection=one, config={"lr": 0.01})
+        write_run(root, "cfsa", seed, 0.55, selection=two, config={"lr": 0.01}, tag="2", finished="2026-02-01")
+    table = _table(root)
+    labels = [(s.label, [r.label for r in s.rows]) for s in table.sections]
+    # the same configuration chosen over two folds neither replaces the one-fold rows nor is averaged with them
+    assert labels == [("tuned on validation classes over 2 folds, budget 8 trials",
+                       ["cfsa (tuned on validation classes over 2 folds)"]),
+                      ("tuned on validation classes, budget 8 trials", ["cfsa (tuned on validation classes)"])]
+    assert [s.rows[0].cells[0].mean for s in table.sections] == pytest.approx(
+        [np.mean([r.metrics["sketch->image"]["mAP@all"] for r in load_runs(root) if r.selection.get("folds")]),
+         np.mean([r.metrics["sketch->image"]["mAP@all"] for r in load_runs(root) if not r.selection.get("folds")])])
 
 
 def test_validation_stage_records_never_share_a_group_with_test_records(tmp_path):

@@ -130,6 +130,14 @@ class Run:
         return self.record.training_budget if self.record is not None else "cpu"
 
     @property
+    def protocol(self) -> str:
+        """How the configuration was chosen, in words: ``defaults``, or the tuning protocol with the number of
+        validation folds when it is more than one (selections over different folds are different rows)."""
+        selection = self.selection
+        folds = selection.get("folds") or []
+        return str(selection.get("protocol", "defaults")) + (f" over {len(folds)} folds" if len(folds) > 1 else "")
+
+    @property
     def selection_label(self) -> str:
         """``defaults``, or ``tuned, budget N trials``, with ``, paper training budget`` for runs at a training
         budget other than cpu (the rows of one label are kept in one table section: runs of different
@@ -139,8 +147,7 @@ class Run:
             label = "defaults"
         else:
             budget = selection.get("budget")
-            label = (f"{selection['protocol']}, budget {budget} trials" if budget is not None
-                     else str(selection["protocol"]))
+            label = (f"{self.protocol}, budget {budget} trials" if budget is not None else self.protocol)
         return label if self.training_budget == "cpu" else f"{label}, {self.training_budget} training budget"
 
     @property
@@ -279,7 +286,7 @@ def group_runs(runs: list[Run]) -> dict[GroupKey, list[Run]]:
             configs[(run.method, run.selection_label)].add(run.config_hash)
         for run in members:
             several = len(configs[(run.method, run.selection_label)]) > 1
-            protocol = run.selection.get("protocol", "defaults")
+            protocol = run.protocol
             run.label = run.method + ("" if protocol == "defaults" else f" ({protocol})") + (
                 f" [cfg {run.config_hash}]" if several else "") + ("" if run.device == "cpu" else f" [{run.device}]")
         out[key] = members
