@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
+from scipy.stats import kendalltau
 
-from benchmark.report.trust import trust_tables
+from benchmark.report.trust import kendall_tau_b, trust_tables
 from tests.test_report import record, runs_of
 
 TEST = {"a": 0.4, "b": 0.3, "c": 0.2, "d": 0.1}
@@ -39,3 +41,14 @@ def test_no_table_without_validation_records_or_with_fewer_than_three_methods():
     assert trust_tables(runs_of(*tests), []) == []
     two = [_with(m, 0, v, "dadn/validation", "validation") for m, v in list(FOLD0.items())[:2]]
     assert trust_tables(runs_of(*tests), runs_of(*two)) == []
+
+
+def test_kendall_tau_b_equals_scipys_with_and_without_ties():
+    rng = np.random.default_rng(0)
+    for n in (3, 5, 9):
+        for _ in range(50):
+            a, b = rng.integers(0, 4, n).astype(float), rng.normal(size=n)  # ties in a
+            c = rng.integers(0, 3, n).astype(float)  # ties in both
+            assert kendall_tau_b(a, b) == pytest.approx(kendalltau(a, b).statistic, nan_ok=True)
+            assert kendall_tau_b(a, c) == pytest.approx(kendalltau(a, c).statistic, nan_ok=True)
+    assert np.isnan(kendall_tau_b([1.0, 1.0, 1.0], [1.0, 2.0, 3.0]))  # a constant ranking has no tau
