@@ -11,13 +11,12 @@ counted apart, never silently as zero.
 
 from __future__ import annotations
 
-import json
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmark.core.env import this_machine
-from benchmark.core.spec import configuration_key
+from benchmark.core.spec import config_key, configuration_key
 from benchmark.core.store import ResultStore
 from benchmark.execution.costs import load_cost_model, spec_seconds
 
@@ -59,12 +58,6 @@ def record_configuration(record) -> str:
                              record.scenario, (record.oracle or {}).get("every", 0))
 
 
-def _selection_key(selection) -> str:
-    """How a configuration was chosen, as text: a record of the same configuration chosen otherwise (a
-    tuning over other folds that picked the same parameters) is another run, not this one done."""
-    return json.dumps(json.loads(json.dumps(selection or {}, default=str)), sort_keys=True)
-
-
 def _measured(results: str | Path) -> tuple[dict[str, list[float]], set[tuple[str, int, str]]] | None:
     machine = this_machine()
     seconds: dict[str, list[float]] = {}
@@ -72,7 +65,7 @@ def _measured(results: str | Path) -> tuple[dict[str, list[float]], set[tuple[st
     try:
         for _, record in ResultStore(results).records():
             key = record_configuration(record)
-            recorded.add((key, record.seed, _selection_key(record.selection)))
+            recorded.add((key, record.seed, config_key(record.selection or {})))
             if record.machine == machine:
                 seconds.setdefault(key, []).append(record.total_s)
     except Exception:  # noqa: BLE001 - an estimate must never stop a grid; an unreadable record is reported later
@@ -90,7 +83,8 @@ def estimate_plan(plan, results: str | Path, force: bool = False, use_model: boo
     for spec in plan.specs:
         described = plan.datasets[spec.dataset]
         key = spec.configuration(described)
-        if not force and (key, spec.seed, _selection_key(spec.chosen_by)) in recorded:
+        # the same configuration chosen another way (a tuning over other folds) is another run, not this one done
+        if not force and (key, spec.seed, config_key(spec.chosen_by)) in recorded:
             estimate.recorded += 1
             continue
         if key in seconds:

@@ -142,11 +142,10 @@ class Run:
         """``defaults``, or ``tuned, budget N trials``, with ``, paper training budget`` for runs at a training
         budget other than cpu (the rows of one label are kept in one table section: runs of different
         training budgets are never ranked together)."""
-        selection = self.selection
-        if selection.get("protocol", "defaults") == "defaults":
+        if self.protocol == "defaults":
             label = "defaults"
         else:
-            budget = selection.get("budget")
+            budget = self.selection.get("budget")
             label = (f"{self.protocol}, budget {budget} trials" if budget is not None else self.protocol)
         return label if self.training_budget == "cpu" else f"{label}, {self.training_budget} training budget"
 

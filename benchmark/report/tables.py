@@ -251,7 +251,7 @@ def scale_text(runs: list[Run], task: str) -> str:
 
 
 def selection_text(runs: list[Run]) -> str:
-    tuned = sorted({run.selection_label for run in runs if run.selection.get("protocol", "defaults") != "defaults"})
+    tuned = sorted({run.selection_label for run in runs if run.protocol != "defaults"})
     budgets = sorted({run.training_budget for run in runs})
     text = ("Every configuration at the method's defaults." if not tuned else
             "Tuned rows were selected on validation classes only (" + "; ".join(tuned) + ") and are ranked apart "
