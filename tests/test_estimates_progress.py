@@ -233,3 +233,37 @@ def test_a_record_does_not_count_as_done_for_another_scenario_an_oracle_run_or_a
     tuned.specs[:] = [dataclasses.replace(spec, selection={"protocol": "tuned on validation classes",
                                                            "folds": [0, 1]}) for spec in tuned.specs]
     assert estimate_plan(tuned, tmp_path).recorded == 0
+
+
+def test_a_cfsa_epoch_of_zero_steps_is_one_pass_over_the_largest_modality():
+    from benchmark.execution.costs import Fit, planned_steps
+
+    fit = Fit(dims=2560, rows={"sketch": 1000.0, "image": 130.0}, pairs=1000.0)
+    # 500 epochs of ceil(1000 / 64) = 16 batches; a fixed epoch_steps is taken as given
+    assert planned_steps("epochs_x_epoch_steps", {"epochs": 500, "epoch_steps": 0, "batch_size": 64}, fit) == 8000
+    assert planned_steps("epochs_x_epoch_steps", {"epochs": 40, "epoch_steps": 25, "batch_size": 64,
+                                                  "regressor_epochs": 2}, fit) == 1050
+
+
+@pytest.mark.parametrize("dataset", [
+    {"name": "emoji", "synthetic": False, "split": "emoji-v1", "scale": None},
+    {"name": "tu-berlin", "synthetic": True, "split": "sake-30", "scale": 0.05},
+])
+def test_every_budget_a_method_declares_has_a_cpu_estimate(dataset):
+    """A fresh clone estimates a run at either budget on the CPU, the variants through their base method."""
+    from benchmark.execution.costs import model_seconds
+    from benchmark.registry import available_methods, build_method
+
+    for name, (cls, _) in available_methods().items():
+        for budget in cls.budgets:
+            params = build_method(name, {}, budget=budget)[1].get_params()
+            assert model_seconds(name, params, dataset, budget=budget) is not None, (name, budget)
+
+
+def test_the_shipped_cost_model_is_what_its_derivation_gives_from_the_committed_records():
+    import json
+
+    from benchmark.execution.costs import COST_MODEL
+    from benchmark.perf.cost_model import derive
+
+    assert derive(ROOT / "results" / "records" / "emoji-embedded") == json.loads(COST_MODEL.read_text())

@@ -4,7 +4,8 @@
 optimisation step takes at a reference input width and how that grows with the width, plus the seconds
 per scored query-gallery pair and a fixed cost per run. It was derived (``benchmark.perf.cost_model``) from
 measured runs on the reference machine it names: the committed emoji records and the TU-Berlin stand-in
-at scale 1.0 of ``docs/scale.md``. A run's seconds are then::
+runs of ``docs/scale.md``. A method without an entry of its own at a budget and device (a variant) costs what
+its base method does there. A run's seconds are then::
 
     fits x steps(method, training pairs) x step_s x (input width / reference width) ** exponent
     + scored pairs x pair_s + run_s
@@ -105,8 +106,9 @@ def planned_steps(rule: str, params: Mapping[str, Any], fit: Fit) -> float:
         full = max(1, math.floor(rows / batch))
         return full if cap is None else min(full, cap)
 
-    if rule == "epochs_x_epoch_steps":  # CFSA: (epochs + regressor epochs) x epoch_steps
-        return (epochs + params.get("regressor_epochs", 0)) * params["epoch_steps"]
+    if rule == "epochs_x_epoch_steps":  # CFSA: (epochs + regressor epochs) x epoch_steps (0: one pass)
+        epoch_steps = params["epoch_steps"] or math.ceil(max(fit.rows.values()) / batch)
+        return (epochs + params.get("regressor_epochs", 0)) * epoch_steps
     if rule == "epochs_x_batches":  # SEM-PCYC: a fixed number of sampled batches per epoch
         return epochs * params["batches_per_epoch"]
     if rule == "epochs_x_pairs":  # sampled epochs over the training pairs, capped
@@ -128,11 +130,12 @@ def model_seconds(method: str, params: Mapping[str, Any], described: Mapping[str
 
     model = model or load_cost_model()
     _, cls, _ = resolve_method(method)
-    if method not in model["methods"]:  # a variant without measurements of its own costs what its base method does
+    entry = model["methods"].get(method, {}).get(budget, {}).get(device_class(device))
+    if entry is None:  # a variant without measurements of its own (at this budget) costs what its base method does
         from benchmark.execution.tuning import base_method
 
-        method = base_method(method) or method
-    entry = model["methods"].get(method, {}).get(budget, {}).get(device_class(device))
+        base = base_method(method)
+        entry = model["methods"].get(base, {}).get(budget, {}).get(device_class(device)) if base else None
     general = model["devices"].get(device_class(device))
     if entry is None or general is None:
         return None
